@@ -1,0 +1,1 @@
+"""estoque-service: catalog, stock and all-or-nothing reservations."""

@@ -1,0 +1,134 @@
+"""HTTP routes of estoque: validate, call one use case, serialize."""
+
+from flask import Blueprint, current_app
+
+from estoque import services
+from estoque.schemas import (
+    ItemCreate,
+    ItemOut,
+    ItemPatch,
+    ItemQuery,
+    ReservationCreate,
+    ReservationOut,
+    Restock,
+    SingleHold,
+    SingleHoldOut,
+    WriteOff,
+)
+from veloz.api import operation, respond
+from veloz.idempotency import key_from_request
+from veloz.paging import split_page
+
+bp = Blueprint("estoque", __name__)
+ITEMS, HOLDS = ("items",), ("reservations",)
+
+
+def _db():
+    return current_app.extensions["database"]
+
+
+def _settings():
+    return current_app.extensions["settings"]
+
+
+def _item(item) -> ItemOut:
+    return ItemOut.model_validate(item)
+
+
+def _reservation(reservation) -> ReservationOut:
+    return ReservationOut.model_validate(reservation)
+
+
+@bp.post("/items")
+@operation("Create an item", body=ItemCreate, responses={201: ItemOut, 409: None}, tags=ITEMS)
+def create_item(body: ItemCreate):
+    item = services.create_item(_db(), body)
+    return respond(_item(item), 201, {"Location": f"/items/{item.id}"})
+
+
+@bp.get("/items")
+@operation("List items (keyset paged)", query=ItemQuery, responses={200: [ItemOut]}, tags=ITEMS)
+def list_items(query: ItemQuery):
+    rows, headers = split_page(services.list_items(_db(), query), query)
+    return respond([_item(row) for row in rows], 200, headers)
+
+
+@bp.get("/items/<int:item_id>")
+@operation("Get an item", responses={200: ItemOut, 404: None}, tags=ITEMS)
+def get_item(item_id: int):
+    return respond(_item(services.get_item(_db(), item_id)))
+
+
+@bp.patch("/items/<int:item_id>")
+@operation("Change name, description, price or SKU", body=ItemPatch,
+           responses={200: ItemOut, 404: None, 409: None}, tags=ITEMS)
+def update_item(item_id: int, body: ItemPatch):
+    item = services.update_item(_db(), item_id, body.model_dump(exclude_unset=True))
+    return respond(_item(item))
+
+
+@bp.delete("/items/<int:item_id>")
+@operation("Delete an item (409 while it has held units)", responses={204: None, 404: None,
+                                                                     409: None}, tags=ITEMS)
+def delete_item(item_id: int):
+    services.delete_item(_db(), item_id)
+    return respond("", 204)
+
+
+@bp.post("/items/<int:item_id>/restock")
+@operation("Add units to what can be sold", body=Restock, responses={200: ItemOut, 404: None},
+           tags=ITEMS)
+def restock(item_id: int, body: Restock):
+    return respond(_item(services.restock(_db(), item_id, body.quantity)))
+
+
+@bp.patch("/items/<int:item_id>/reserve")
+@operation("Hold units of one item", body=SingleHold,
+           responses={200: SingleHoldOut, 404: None, 409: None}, tags=ITEMS)
+def hold_single_item(item_id: int, body: SingleHold):
+    item, reservation = services.hold_single_item(
+        _db(), item_id, body.quantity, _settings().default_hold_seconds)
+    return respond(SingleHoldOut(message=f"Reserved {body.quantity} of {item.name}",
+                                 item=_item(item), reservation_id=reservation.id))
+
+
+@bp.patch("/items/<int:item_id>/write-off")
+@operation("Commit a hold of this item (stock leaves for good)", body=WriteOff,
+           responses={200: ItemOut, 404: None, 409: None}, tags=ITEMS)
+def write_off(item_id: int, body: WriteOff):
+    return respond(_item(services.write_off(_db(), item_id, body.reservation_id)))
+
+
+@bp.post("/reservations")
+@operation("Hold every line of an order, all or nothing", body=ReservationCreate,
+           responses={201: ReservationOut, 200: ReservationOut, 409: None, 422: None},
+           tags=HOLDS)
+def create_reservation(body: ReservationCreate):
+    ttl = body.ttl_seconds or _settings().default_hold_seconds
+    key = key_from_request("POST /reservations", body)
+
+    def render(reservation, created: bool):
+        return respond(_reservation(reservation), 201 if created else 200,
+                       {"Location": f"/reservations/{reservation.id}"})
+
+    return services.reserve(_db(), body, ttl, key, render)
+
+
+@bp.get("/reservations/<int:reservation_id>")
+@operation("Get a reservation", responses={200: ReservationOut, 404: None}, tags=HOLDS)
+def get_reservation(reservation_id: int):
+    return respond(_reservation(services.get_reservation(_db(), reservation_id)))
+
+
+@bp.post("/reservations/<int:reservation_id>/commit")
+@operation("Commit a hold (idempotent)", responses={200: ReservationOut, 404: None, 409: None},
+           tags=HOLDS)
+def commit_reservation(reservation_id: int):
+    return respond(_reservation(services.commit_reservation(_db(), reservation_id)))
+
+
+@bp.post("/reservations/<int:reservation_id>/release")
+@operation("Release a hold (idempotent)", responses={200: ReservationOut, 404: None, 409: None},
+           tags=HOLDS)
+def release_reservation(reservation_id: int):
+    return respond(_reservation(services.release_reservation(_db(), reservation_id)))

@@ -1,0 +1,98 @@
+"""Tables of estoque_db. Stock moves only through conditional UPDATEs in services.py."""
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from veloz.idempotency import idempotency_table
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    })
+
+
+class Timestamps:
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow,
+                                                 onupdate=utcnow)
+
+
+class Item(Timestamps, Base):
+    """`quantity` is available to sell, `reserved` is held, `committed` has left for good."""
+
+    __tablename__ = "items"
+    __table_args__ = (
+        CheckConstraint("quantity >= 0", name="quantity_not_negative"),
+        CheckConstraint("reserved >= 0", name="reserved_not_negative"),
+        CheckConstraint("committed >= 0", name="committed_not_negative"),
+        CheckConstraint("price >= 0", name="price_not_negative"),
+        Index("uq_items_sku_live", "sku", unique=True, postgresql_where=text("deleted_at IS NULL")),
+        Index("ix_items_price_id", "price", "id"),
+        Index("ix_items_name_id", "name", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    sku: Mapped[str | None] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(Text)
+    quantity: Mapped[int] = mapped_column(Integer, default=0)
+    reserved: Mapped[int] = mapped_column(Integer, default=0)
+    committed: Mapped[int] = mapped_column(Integer, default=0)
+    price: Mapped[Decimal] = mapped_column(Numeric(12, 2), default=Decimal("0"))
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Reservation(Timestamps, Base):
+    __tablename__ = "reservations"
+    __table_args__ = (
+        CheckConstraint("status IN ('held', 'committed', 'released', 'expired')",
+                        name="known_status"),
+        Index("ix_reservations_held_expiry", "expires_at",
+              postgresql_where=text("status = 'held'")),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    order_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    status: Mapped[str] = mapped_column(String(16), default="held")
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    lines: Mapped[list["ReservationLine"]] = relationship(
+        order_by="ReservationLine.item_id", lazy="selectin")
+
+
+class ReservationLine(Base):
+    __tablename__ = "reservation_items"
+    __table_args__ = (CheckConstraint("quantity > 0", name="quantity_positive"),)
+
+    reservation_id: Mapped[int] = mapped_column(ForeignKey("reservations.id"), primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id"), primary_key=True, index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    quantity: Mapped[int] = mapped_column(Integer)
+    unit_price: Mapped[Decimal] = mapped_column(Numeric(12, 2))
+
+
+idempotency_keys = idempotency_table(Base.metadata)
+metadata = Base.metadata

@@ -1,0 +1,115 @@
+"""Request and response bodies. The same models validate requests and document OpenAPI."""
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, field_validator
+
+from veloz.jsonio import wire_decimal
+from veloz.paging import PageQuery
+
+Money = Annotated[
+    Decimal,
+    Field(ge=0, le=Decimal("9999999999.99"), max_digits=12, decimal_places=2),
+    PlainSerializer(wire_decimal, return_type=Decimal),
+]
+Quantity = Annotated[int, Field(ge=1, le=1_000_000)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class ItemCreate(Strict):
+    name: str = Field(min_length=1, max_length=200)
+    quantity: int = Field(default=0, ge=0, le=1_000_000_000)
+    price: Money = Decimal(0)
+    description: str | None = Field(default=None, max_length=5000)
+    sku: str | None = Field(default=None, min_length=1, max_length=64)
+
+
+class ItemPatch(Strict):
+    """Only the fields sent change; name and price may be omitted but not null."""
+
+    name: str = Field(default=None, min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=5000)
+    price: Money = None
+    sku: str | None = Field(default=None, min_length=1, max_length=64)
+
+
+class Restock(Strict):
+    quantity: Quantity
+
+
+class SingleHold(Strict):
+    quantity: Quantity
+
+
+class WriteOff(Strict):
+    reservation_id: int = Field(ge=1)
+
+
+class HoldLine(Strict):
+    item_id: int = Field(ge=1)
+    quantity: Quantity
+
+
+class ReservationCreate(Strict):
+    order_id: int = Field(ge=1)
+    items: list[HoldLine] = Field(min_length=1, max_length=100)
+    ttl_seconds: int | None = Field(default=None, ge=1, le=86400)
+
+    @field_validator("items")
+    @classmethod
+    def item_ids_unique(cls, lines: list[HoldLine]) -> list[HoldLine]:
+        if len({line.item_id for line in lines}) != len(lines):
+            raise ValueError("each item_id may appear once")
+        return lines
+
+
+class ItemQuery(PageQuery):
+    q: str | None = Field(default=None, max_length=200, description="Name contains (any case)")
+    in_stock: bool | None = Field(default=None, description="Only items with quantity > 0")
+    sort: Literal["id", "price", "-price", "name"] = "id"
+
+
+class ItemOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    sku: str | None
+    name: str
+    description: str | None
+    quantity: int
+    reserved: int
+    price: Money
+    created_at: datetime
+    updated_at: datetime
+
+
+class ReservationLineOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    item_id: int
+    name: str
+    quantity: int
+    unit_price: Money
+
+
+class ReservationOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    order_id: int | None
+    status: str
+    expires_at: datetime
+    items: list[ReservationLineOut] = Field(validation_alias="lines")
+    created_at: datetime
+    updated_at: datetime
+
+
+class SingleHoldOut(BaseModel):
+    message: str
+    item: ItemOut
+    reservation_id: int

@@ -1,0 +1,44 @@
+import pytest
+
+from estoque.app import create_app
+from estoque.config import EstoqueSettings
+from veloz.testing import migrated_test_database, wipe_tables
+
+
+@pytest.fixture(scope="session")
+def database_url(postgres_server_url):
+    return migrated_test_database(postgres_server_url, "estoque")
+
+
+@pytest.fixture
+def settings(database_url):
+    return EstoqueSettings(database_url=database_url, db_pool_size=40)
+
+
+@pytest.fixture
+def app(settings, database_url):
+    app = create_app(settings)
+    yield app
+    app.extensions["database"].dispose()
+    wipe_tables(database_url)
+
+
+@pytest.fixture
+def db(app):
+    return app.extensions["database"]
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def make_item(client):
+    def make(quantity=10, price=10, **fields):
+        response = client.post("/items", json={"name": "Camiseta", "quantity": quantity,
+                                               "price": price, **fields})
+        assert response.status_code == 201, response.json
+        return response.json
+
+    return make

@@ -1,0 +1,1 @@
+"""Code every Pedidos Veloz service shares: config, logs, errors, database, HTTP, metrics."""

@@ -1,0 +1,78 @@
+"""Database engine and sessions, created lazily in each process (never shared across a fork)."""
+
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+
+def sqlalchemy_url(url: str) -> str:
+    """Accept plain `postgresql://` URLs and drive them with psycopg 3."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgres", "postgresql"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
+
+
+class Database:
+    def __init__(self, url: str, *, name: str, pool_size: int = 5, pool_timeout: float = 5.0,
+                 statement_timeout_ms: int = 5000):
+        self.url = sqlalchemy_url(url)
+        self._options = {
+            "pool_size": pool_size,
+            "max_overflow": pool_size,
+            "pool_timeout": pool_timeout,
+            "pool_pre_ping": True,
+            "connect_args": {
+                "connect_timeout": 3,
+                "application_name": name,
+                "options": f"-c statement_timeout={statement_timeout_ms}",
+            },
+        }
+        self._lock = threading.Lock()
+        self._owner_pid: int | None = None
+        self._engine: Engine | None = None
+        self._sessions: sessionmaker | None = None
+
+    @property
+    def engine(self) -> Engine:
+        # A pool inherited through fork would share sockets between workers: build our own.
+        if self._owner_pid != os.getpid():
+            with self._lock:
+                if self._owner_pid != os.getpid():
+                    self._engine = create_engine(self.url, **self._options)
+                    self._sessions = sessionmaker(self._engine, expire_on_commit=False)
+                    self._owner_pid = os.getpid()
+        return self._engine
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """One unit of work: commits when the block ends, rolls back if it raises."""
+        self.engine  # noqa: B018 - makes sure this process has its sessionmaker
+        with self._sessions() as session, session.begin():
+            yield session
+
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A session for reads; nothing it does is committed."""
+        self.engine  # noqa: B018
+        with self._sessions() as session:
+            yield session
+
+    def is_reachable(self) -> bool:
+        try:
+            with self.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except SQLAlchemyError:
+            return False
+        return True
+
+    def dispose(self) -> None:
+        if self._engine is not None and self._owner_pid == os.getpid():
+            self._engine.dispose()
+        self._owner_pid = self._engine = self._sessions = None

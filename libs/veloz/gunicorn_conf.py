@@ -1,0 +1,27 @@
+"""Gunicorn settings shared by every service: `gunicorn -c python:veloz.gunicorn_conf APP`.
+
+Workers and threads come from the environment. No `preload_app`: each worker builds its own
+app, engine and pools after the fork, so no connection is ever shared between processes.
+"""
+
+import os
+
+bind = os.environ.get("BIND", "127.0.0.1:8000")
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+worker_class = "gthread" if threads > 1 else "sync"
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
+graceful_timeout = 10
+keepalive = 5
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "0"))
+max_requests_jitter = max_requests // 10
+accesslog = None  # the app writes one JSON access line per request
+preload_app = False
+
+
+def child_exit(server, worker):
+    """Drop a dead worker's live gauges from the shared multiprocess metrics."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

@@ -1,0 +1,53 @@
+"""Alembic for every service: `python -m veloz.migrate <service package>` upgrades to head.
+
+Each service keeps its revisions in `<package>/migrations/versions`; its `env.py` calls
+`run_migrations(metadata)` from here, so the Alembic wiring exists once.
+"""
+
+import argparse
+import importlib
+import os
+from pathlib import Path
+
+from alembic import command, context
+from alembic.config import Config
+from sqlalchemy import create_engine, pool
+
+from veloz.db import sqlalchemy_url
+
+
+def alembic_config(package: str, database_url: str) -> Config:
+    module = importlib.import_module(package)
+    config = Config()
+    config.set_main_option("script_location", str(Path(module.__file__).parent / "migrations"))
+    config.attributes["database_url"] = sqlalchemy_url(database_url)
+    return config
+
+
+def upgrade(package: str, database_url: str, revision: str = "head") -> None:
+    command.upgrade(alembic_config(package, database_url), revision)
+
+
+def run_migrations(metadata) -> None:
+    """Body of every service's migrations/env.py (online mode only: we always have a DB)."""
+    url = context.config.attributes.get("database_url") or sqlalchemy_url(
+        os.environ["DATABASE_URL"])
+    engine = create_engine(url, poolclass=pool.NullPool)
+    with engine.connect() as connection:
+        context.configure(connection=connection, target_metadata=metadata,
+                          compare_type=True, transaction_per_migration=True)
+        with context.begin_transaction():
+            context.run_migrations()
+    engine.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Upgrade a service's database to head.")
+    parser.add_argument("package", help="service package, e.g. estoque")
+    parser.add_argument("--revision", default="head")
+    args = parser.parse_args()
+    upgrade(args.package, os.environ["DATABASE_URL"], args.revision)
+
+
+if __name__ == "__main__":
+    main()

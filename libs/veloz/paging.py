@@ -1,0 +1,61 @@
+"""Keyset paging: `?limit=&after=<id>`, and a `Link: rel="next"` header when more rows exist.
+
+`after` names the last row of the previous page; when the list is sorted by another column,
+the page continues from that row's position in the sort, so a page never costs more with
+table size (an index on (sort column, id) serves it).
+"""
+
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+from flask import request
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import Select, and_, or_
+
+
+class PageQuery(BaseModel):
+    """Query parameters every list endpoint accepts; list queries extend it with filters."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    limit: int = Field(default=50, ge=1, le=500, description="Rows per page (max 500)")
+    after: int | None = Field(default=None, ge=0, description="Id of the last row already seen")
+
+
+@dataclass(frozen=True)
+class SortKey:
+    column: object
+    descending: bool = False
+
+    def beyond(self, value):
+        return self.column < value if self.descending else self.column > value
+
+    def ordered(self):
+        return self.column.desc() if self.descending else self.column.asc()
+
+
+def keyset_page(statement: Select, keys: list[SortKey], page: PageQuery,
+                cursor: tuple | None) -> Select:
+    """Rows strictly after `cursor` (the sort-key values of the `after` row), plus one extra
+    row that tells whether a next page exists. The last key must be the unique id."""
+    if cursor is not None:
+        statement = statement.where(_after_cursor(keys, cursor))
+    return statement.order_by(*(key.ordered() for key in keys)).limit(page.limit + 1)
+
+
+def _after_cursor(keys: list[SortKey], cursor: tuple):
+    branches = []
+    for position, key in enumerate(keys):
+        ties = [earlier.column == cursor[i] for i, earlier in enumerate(keys[:position])]
+        branches.append(and_(*ties, key.beyond(cursor[position])))
+    return or_(*branches)
+
+
+def split_page(rows: list, page: PageQuery) -> tuple[list, dict]:
+    """Cut the extra row and build the Link header that points at the next page."""
+    if len(rows) <= page.limit:
+        return rows, {}
+    rows = rows[: page.limit]
+    query = request.args.to_dict()
+    query.update(after=rows[-1].id, limit=page.limit)
+    return rows, {"Link": f'<{request.base_url}?{urlencode(query)}>; rel="next"'}

@@ -1,0 +1,93 @@
+"""The Flask app every service is built on: JSON, request ids, logs, errors, health, docs."""
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterable
+
+from flask import Blueprint, Flask, g, request
+from prometheus_client import CollectorRegistry
+from prometheus_flask_exporter import PrometheusMetrics
+
+from veloz.api import OpenApiDocument, docs_blueprint
+from veloz.jsonio import DecimalJSONProvider
+from veloz.logs import configure_logging, request_id_var
+from veloz.problems import register_problem_handlers
+
+REQUEST_ID_HEADER = "X-Request-ID"
+_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_QUIET_PATHS = frozenset({"/livez", "/readyz", "/metrics", "/health"})
+access_log = logging.getLogger("veloz.access")
+
+
+def create_service_app(*, name: str, version: str, log_level: str, max_body_bytes: int,
+                       blueprints: Iterable[Blueprint], readiness: Callable[[], dict[str, bool]],
+                       description: str = "") -> Flask:
+    """Assemble a service. `readiness` returns {dependency: reachable} for /health and /readyz."""
+    configure_logging(name, log_level)
+    app = Flask(name)
+    app.json = DecimalJSONProvider(app)
+    app.config.update(MAX_CONTENT_LENGTH=max_body_bytes, SERVICE_NAME=name)
+    _track_requests(app)
+    register_problem_handlers(app)
+    app.extensions["metrics_registry"] = CollectorRegistry()
+    PrometheusMetrics(app, registry=app.extensions["metrics_registry"], group_by="url_rule",
+                      excluded_paths=["/metrics", "/livez", "/readyz"],
+                      default_labels={"service": name})
+    app.register_blueprint(health_blueprint(name, readiness))
+    for blueprint in blueprints:
+        app.register_blueprint(blueprint)
+    app.register_blueprint(docs_blueprint(OpenApiDocument(name, version, description)))
+    return app
+
+
+def incoming_request_id() -> str:
+    candidate = request.headers.get(REQUEST_ID_HEADER, "")
+    return candidate if _VALID_REQUEST_ID.match(candidate) else str(uuid.uuid4())
+
+
+def _track_requests(app: Flask) -> None:
+    @app.before_request
+    def start():
+        g.request_id = incoming_request_id()
+        g.started = time.perf_counter()
+        request_id_var.set(g.request_id)
+
+    @app.after_request
+    def finish(response):
+        response.headers[REQUEST_ID_HEADER] = g.get("request_id", "")
+        if request.path not in _QUIET_PATHS:
+            elapsed_ms = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
+            access_log.info("request", extra={
+                "method": request.method, "path": request.path,
+                "status": response.status_code, "duration_ms": round(elapsed_ms, 2)})
+        return response
+
+    @app.teardown_request
+    def forget(_error):
+        request_id_var.set(None)
+
+
+def health_blueprint(name: str, readiness: Callable[[], dict[str, bool]]) -> Blueprint:
+    blueprint = Blueprint("health", __name__)
+
+    @blueprint.get("/health")
+    def health():
+        checks = readiness()
+        healthy = all(checks.values())
+        body = {"status": "healthy" if healthy else "unhealthy", "service": name,
+                "checks": {dep: "ok" if up else "unreachable" for dep, up in checks.items()}}
+        return body, 200 if healthy else 503
+
+    @blueprint.get("/livez")
+    def livez():
+        return {"status": "alive", "service": name}
+
+    @blueprint.get("/readyz")
+    def readyz():
+        checks = readiness()
+        ready = all(checks.values())
+        return {"status": "ready" if ready else "not ready", "service": name}, 200 if ready else 503
+
+    return blueprint

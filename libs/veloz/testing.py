@@ -1,0 +1,44 @@
+"""Pytest fixtures shared by every service's tests: a real PostgreSQL, migrated, wiped per test.
+
+Uses TEST_DATABASE_URL (a server URL; each service gets its own `<service>_test` database on
+it) or else starts the embedded server under `.local/test-pgdata`.
+"""
+
+import os
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from veloz.db import sqlalchemy_url
+from veloz.devdb import recreate_database, start_embedded_server
+from veloz.migrate import upgrade
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> str:
+    configured = os.environ.get("TEST_DATABASE_URL")
+    if configured:
+        return configured
+    return start_embedded_server(REPO_ROOT / ".local" / "test-pgdata")
+
+
+def migrated_test_database(server_url: str, package: str) -> str:
+    """A fresh `<package>_test` database at the newest migration; returns its URL."""
+    url = recreate_database(server_url, f"{package}_test")
+    upgrade(package, url)
+    return url
+
+
+def wipe_tables(database_url: str) -> None:
+    """Empty every table the service owns (not Alembic's), restarting ids."""
+    engine = create_engine(sqlalchemy_url(database_url))
+    with engine.begin() as connection:
+        tables = connection.execute(text(
+            "SELECT quote_ident(tablename) FROM pg_tables "
+            "WHERE schemaname = 'public' AND tablename <> 'alembic_version'")).scalars().all()
+        if tables:
+            connection.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+    engine.dispose()

@@ -1,0 +1,26 @@
+"""Application factory: `gunicorn "pagamentos.app:create_app()"`."""
+
+from flask import Flask
+from veloz.db import Database
+from veloz.service_app import create_service_app
+
+from pagamentos import __version__, api
+from pagamentos.config import PagamentosSettings
+from pagamentos.services import Payments
+
+SERVICE_NAME = "pagamentos-service"
+
+
+def create_app(settings: PagamentosSettings | None = None) -> Flask:
+    settings = settings or PagamentosSettings.from_env()
+    db = Database(settings.database_url, name=SERVICE_NAME, pool_size=settings.db_pool_size,
+                  pool_timeout=settings.db_pool_timeout_seconds,
+                  statement_timeout_ms=settings.db_statement_timeout_ms)
+    app = create_service_app(
+        name=SERVICE_NAME, version=__version__, log_level=settings.log_level,
+        max_body_bytes=settings.max_body_bytes, blueprints=[api.blueprint],
+        readiness=lambda: {"database": db.is_reachable()},
+        description="Payments of Pedidos Veloz: charges, declines and refunds.")
+    app.extensions["database"] = db
+    app.extensions["payments"] = Payments(db, settings)
+    return app

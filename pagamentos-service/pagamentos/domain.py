@@ -1,0 +1,97 @@
+"""Payment rules: how a charge turns out, what is kept of a card, when a refund is allowed.
+
+Pure Python: no Flask, no SQLAlchemy. Random draws come in as numbers in [0, 1).
+"""
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from veloz.errors import Conflict, PaymentRequired, ServiceUnavailable
+
+
+class PaymentStatus(StrEnum):
+    APPROVED = "approved"
+    DECLINED = "declined"
+    REFUNDED = "refunded"
+
+
+class PaymentMethod(StrEnum):
+    CREDIT_CARD = "credit_card"
+    DEBIT_CARD = "debit_card"
+    PIX = "pix"
+    BOLETO = "boleto"
+
+
+class DeclineReason(StrEnum):
+    CARD_DECLINED = "card_declined"
+    INSUFFICIENT_FUNDS = "insufficient_funds"
+    # A decline drawn by PAYMENT_DECLINE_RATE: the simulated acquirer's risk check said no.
+    RISK_DECLINED = "risk_declined"
+
+
+CARD_METHODS = frozenset({PaymentMethod.CREDIT_CARD, PaymentMethod.DEBIT_CARD})
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: PaymentStatus
+    decline_reason: DeclineReason | None = None
+
+    @property
+    def approved(self) -> bool:
+        return self.status == PaymentStatus.APPROVED
+
+
+APPROVED = Outcome(PaymentStatus.APPROVED)
+TEST_CARDS = {
+    "4000000000000002": Outcome(PaymentStatus.DECLINED, DeclineReason.CARD_DECLINED),
+    "4000000000009995": Outcome(PaymentStatus.DECLINED, DeclineReason.INSUFFICIENT_FUNDS),
+    "4242424242424242": APPROVED,
+}
+
+
+class PaymentDeclined(PaymentRequired):
+    """Carries the stored payment as the `payment` member of the problem body."""
+
+    title = "Payment Declined"
+
+
+class OrderAlreadyPaid(Conflict):
+    slug, title = "order-already-paid", "Order Already Paid"
+
+
+class PaymentNotRefundable(Conflict):
+    slug, title = "payment-not-refundable", "Payment Not Refundable"
+
+
+class ProcessorUnavailable(ServiceUnavailable):
+    slug, title = "payment-processor-unavailable", "Payment Processor Unavailable"
+
+
+def accepts_card(method: PaymentMethod) -> bool:
+    return method in CARD_METHODS
+
+
+def card_last4(card_number: str | None) -> str | None:
+    """The only part of a card number that may be kept."""
+    return card_number[-4:] if card_number else None
+
+
+def charge_outcome(card_number: str | None, decline_rate: float, draw: float) -> Outcome:
+    """Test cards decide; otherwise approve with probability 1 - decline_rate."""
+    if card_number in TEST_CARDS:
+        return TEST_CARDS[card_number]
+    if draw < decline_rate:
+        return Outcome(PaymentStatus.DECLINED, DeclineReason.RISK_DECLINED)
+    return APPROVED
+
+
+def processor_fails(failure_rate: float, draw: float) -> bool:
+    return draw < failure_rate
+
+
+def refunded_status(status: PaymentStatus) -> PaymentStatus:
+    """Refunding is idempotent; money never taken cannot be given back."""
+    if status == PaymentStatus.DECLINED:
+        raise PaymentNotRefundable("A declined payment took no money, so it cannot be refunded.")
+    return PaymentStatus.REFUNDED

@@ -1,0 +1,60 @@
+"""Tables of pagamentos_db. The database itself allows one approved payment per order."""
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from sqlalchemy import BigInteger, CheckConstraint, DateTime, Index, MetaData, Numeric, String, text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from veloz.idempotency import idempotency_table
+
+from pagamentos.domain import PaymentMethod, PaymentStatus
+
+ONE_APPROVED_PER_ORDER = "uq_payments_order_id_approved"
+
+
+def sql_values(enum) -> str:
+    return ", ".join(f"'{member}'" for member in enum)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    })
+
+
+class Payment(Base):
+    __tablename__ = "payments"
+    __table_args__ = (
+        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint(f"status IN ({sql_values(PaymentStatus)})", name="known_status"),
+        CheckConstraint(f"method IN ({sql_values(PaymentMethod)})", name="known_method"),
+        CheckConstraint("(status = 'declined') = (decline_reason IS NOT NULL)",
+                        name="reason_iff_declined"),
+        Index("ix_payments_order_id", "order_id"),
+        Index("ix_payments_status_id", "status", "id"),
+        Index(ONE_APPROVED_PER_ORDER, "order_id", unique=True,
+              postgresql_where=text("status = 'approved'")),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    order_id: Mapped[int] = mapped_column(BigInteger)
+    amount: Mapped[Decimal] = mapped_column(Numeric(12, 2))
+    method: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    card_last4: Mapped[str | None] = mapped_column(String(4))
+    decline_reason: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow,
+                                                 onupdate=utcnow)
+
+
+idempotency_keys = idempotency_table(Base.metadata)
+metadata = Base.metadata

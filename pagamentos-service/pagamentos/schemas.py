@@ -1,0 +1,66 @@
+"""Payloads of the payments API: they validate requests, type the code and feed OpenAPI."""
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Annotated
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationInfo,
+    field_validator,
+)
+from veloz.jsonio import wire_decimal
+from veloz.paging import PageQuery
+
+from pagamentos.domain import PaymentMethod, PaymentStatus, accepts_card
+
+Money = Annotated[
+    Decimal,
+    Field(gt=0, le=Decimal("9999999999.99"), max_digits=12, decimal_places=2,
+          description="BRL, at most 2 decimals"),
+    PlainSerializer(wire_decimal),
+]
+UtcTimestamp = Annotated[datetime, PlainSerializer(lambda moment: moment.astimezone(UTC))]
+CardNumber = Annotated[str, Field(pattern=r"^[0-9]{12,19}$",
+                                  description="12 to 19 digits; only the last 4 are kept")]
+
+
+class ChargeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    order_id: int = Field(ge=1)
+    amount: Money
+    method: PaymentMethod = PaymentMethod.CREDIT_CARD
+    card_number: CardNumber | None = None
+
+    @field_validator("card_number")
+    @classmethod
+    def only_cards_have_numbers(cls, card_number: str | None, info: ValidationInfo):
+        method = info.data.get("method")
+        if card_number is not None and method is not None and not accepts_card(method):
+            raise ValueError(f"a card number is only accepted with a card method, not {method}")
+        return card_number
+
+
+class PaymentOut(BaseModel):
+    """A payment as clients see it; never more of a card than its last 4 digits."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    order_id: int
+    amount: Money
+    method: PaymentMethod
+    status: PaymentStatus
+    card_last4: str | None
+    decline_reason: str | None
+    created_at: UtcTimestamp
+    updated_at: UtcTimestamp
+
+
+class PaymentListQuery(PageQuery):
+    order_id: int | None = Field(default=None, ge=1)
+    status: PaymentStatus | None = None

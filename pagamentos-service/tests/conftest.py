@@ -1,0 +1,62 @@
+from decimal import Decimal
+
+import pytest
+from veloz.testing import migrated_test_database, wipe_tables
+
+from pagamentos.app import create_app
+from pagamentos.config import PagamentosSettings
+
+
+@pytest.fixture(scope="session")
+def database_url(postgres_server_url):
+    return migrated_test_database(postgres_server_url, "pagamentos")
+
+
+@pytest.fixture
+def settings(database_url):
+    """Deterministic by default: no random declines, no faults. Tests override fields."""
+    return PagamentosSettings(database_url=database_url, payment_decline_rate=0.0,
+                              db_pool_size=20)
+
+
+@pytest.fixture
+def app(settings, database_url):
+    app = create_app(settings)
+    yield app
+    app.extensions["database"].dispose()
+    wipe_tables(database_url)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def stored_payments(app):
+    """Count rows straight from the database, not through the API under test."""
+    from sqlalchemy import func, select
+
+    from pagamentos.models import Payment
+
+    def count(**filters) -> int:
+        with app.extensions["database"].reading() as session:
+            return session.scalar(select(func.count()).select_from(Payment).filter_by(**filters))
+
+    return count
+
+
+APPROVING_CARD = "4242424242424242"
+DECLINED_CARD = "4000000000000002"
+NO_FUNDS_CARD = "4000000000009995"
+
+
+@pytest.fixture
+def charge(client):
+    """POST /payments with a valid body; keyword arguments replace or add fields."""
+
+    def post(headers=None, **fields):
+        body = {"order_id": 1, "amount": 59.90, **fields}
+        return client.post("/payments", json=body, headers=headers or {})
+
+    return post
