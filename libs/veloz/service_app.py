@@ -23,8 +23,10 @@ access_log = logging.getLogger("veloz.access")
 
 def create_service_app(*, name: str, version: str, log_level: str, max_body_bytes: int,
                        blueprints: Iterable[Blueprint], readiness: Callable[[], dict[str, bool]],
-                       description: str = "") -> Flask:
-    """Assemble a service. `readiness` returns {dependency: reachable} for /health and /readyz."""
+                       description: str = "", health: Blueprint | None = None,
+                       document: OpenApiDocument | None = None) -> Flask:
+    """Assemble a service. `readiness` returns {dependency: reachable} for /health and /readyz;
+    `health` replaces the standard health routes, `document` the OpenAPI document (gateway)."""
     configure_logging(name, log_level)
     app = Flask(name)
     app.json = DecimalJSONProvider(app)
@@ -35,10 +37,10 @@ def create_service_app(*, name: str, version: str, log_level: str, max_body_byte
     PrometheusMetrics(app, registry=app.extensions["metrics_registry"], group_by="url_rule",
                       excluded_paths=["/metrics", "/livez", "/readyz"],
                       default_labels={"service": name})
-    app.register_blueprint(health_blueprint(name, readiness))
+    app.register_blueprint(health or health_blueprint(name, readiness))
     for blueprint in blueprints:
         app.register_blueprint(blueprint)
-    app.register_blueprint(docs_blueprint(OpenApiDocument(name, version, description)))
+    app.register_blueprint(docs_blueprint(document or OpenApiDocument(name, version, description)))
     return app
 
 

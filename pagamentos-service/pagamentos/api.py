@@ -1,12 +1,12 @@
 """Routes of pagamentos: validate, call one use case, serialize."""
 
 from flask import Blueprint, current_app
-from veloz.api import operation, respond
-from veloz.idempotency import key_from_request
-from veloz.paging import split_page
 
 from pagamentos.schemas import ChargeRequest, PaymentListQuery, PaymentOut
 from pagamentos.services import Payments
+from veloz.api import operation, respond
+from veloz.idempotency import key_from_request
+from veloz.paging import split_page
 
 blueprint = Blueprint("payments", __name__)
 TAGS = ("payments",)

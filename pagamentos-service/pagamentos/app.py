@@ -1,12 +1,12 @@
 """Application factory: `gunicorn "pagamentos.app:create_app()"`."""
 
 from flask import Flask
-from veloz.db import Database
-from veloz.service_app import create_service_app
 
 from pagamentos import __version__, api
 from pagamentos.config import PagamentosSettings
 from pagamentos.services import Payments
+from veloz.db import Database
+from veloz.service_app import create_service_app
 
 SERVICE_NAME = "pagamentos-service"
 

@@ -1,4 +1,5 @@
 from pydantic import Field
+
 from veloz.settings import ServiceSettings
 
 

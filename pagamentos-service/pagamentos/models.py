@@ -5,9 +5,9 @@ from decimal import Decimal
 
 from sqlalchemy import BigInteger, CheckConstraint, DateTime, Index, MetaData, Numeric, String, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
-from veloz.idempotency import idempotency_table
 
 from pagamentos.domain import PaymentMethod, PaymentStatus
+from veloz.idempotency import idempotency_table
 
 ONE_APPROVED_PER_ORDER = "uq_payments_order_id_approved"
 

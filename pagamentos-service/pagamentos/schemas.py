@@ -12,10 +12,10 @@ from pydantic import (
     ValidationInfo,
     field_validator,
 )
-from veloz.jsonio import wire_decimal
-from veloz.paging import PageQuery
 
 from pagamentos.domain import PaymentMethod, PaymentStatus, accepts_card
+from veloz.jsonio import wire_decimal
+from veloz.paging import PageQuery
 
 Money = Annotated[
     Decimal,

@@ -9,18 +9,18 @@ from flask import Response
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
-from veloz.api import respond
-from veloz.db import Database
-from veloz.errors import NotFound
-from veloz.idempotency import IdempotencyKey, replay_or_run
-from veloz.paging import SortKey, keyset_page
-from veloz.problems import problem_response
 
 from pagamentos import domain
 from pagamentos.config import PagamentosSettings
 from pagamentos.domain import PaymentStatus
 from pagamentos.models import ONE_APPROVED_PER_ORDER, Payment, idempotency_keys
 from pagamentos.schemas import ChargeRequest, PaymentListQuery, PaymentOut
+from veloz.api import respond
+from veloz.db import Database
+from veloz.errors import NotFound
+from veloz.idempotency import IdempotencyKey, replay_or_run
+from veloz.paging import SortKey, keyset_page
+from veloz.problems import problem_response
 
 log = logging.getLogger(__name__)
 

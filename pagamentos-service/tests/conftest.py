@@ -1,10 +1,8 @@
-from decimal import Decimal
-
 import pytest
-from veloz.testing import migrated_test_database, wipe_tables
 
 from pagamentos.app import create_app
 from pagamentos.config import PagamentosSettings
+from veloz.testing import migrated_test_database, wipe_tables
 
 
 @pytest.fixture(scope="session")
@@ -30,6 +28,20 @@ def app(settings, database_url):
 @pytest.fixture
 def client(app):
     return app.test_client()
+
+
+@pytest.fixture
+def client_with(settings):
+    """A client of an app whose settings differ from the default ones by `overrides`."""
+    apps = []
+
+    def build(**overrides):
+        apps.append(create_app(settings.model_copy(update=overrides)))
+        return apps[-1].test_client()
+
+    yield build
+    for app in apps:
+        app.extensions["database"].dispose()
 
 
 @pytest.fixture

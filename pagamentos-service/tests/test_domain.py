@@ -45,8 +45,10 @@ def test_only_the_last_four_digits_of_a_card_are_kept():
 
 
 def test_only_card_methods_accept_a_card_number():
-    assert accepts_card(PaymentMethod.CREDIT_CARD) and accepts_card(PaymentMethod.DEBIT_CARD)
-    assert not accepts_card(PaymentMethod.PIX) and not accepts_card(PaymentMethod.BOLETO)
+    assert accepts_card(PaymentMethod.CREDIT_CARD)
+    assert accepts_card(PaymentMethod.DEBIT_CARD)
+    assert not accepts_card(PaymentMethod.PIX)
+    assert not accepts_card(PaymentMethod.BOLETO)
 
 
 def test_processor_fails_only_when_the_draw_is_below_the_failure_rate():

@@ -1,0 +1,39 @@
+# Pedidos Veloz — the two commands a newcomer needs: `make up` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: up test lint unit e2e token migrate bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip==26.3
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+## Run the whole platform locally (embedded PostgreSQL unless DATABASE_URL is set).
+up: $(STAMP)
+	$(BIN)/python -m veloz.devstack up
+
+## Lint, then every test (unit, service, end-to-end) against a real PostgreSQL.
+test: $(STAMP) lint
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+## Mint a development token: make token ROLE=admin (or ROLE=customer SUB=alice).
+ROLE ?= admin
+SUB ?=
+token: $(STAMP)
+	@JWT_SECRET="$$($(BIN)/python -c 'from veloz.devstack import jwt_secret; print(jwt_secret())')" \
+		$(BIN)/python -m gateway.token --role $(ROLE) $(if $(SUB),--sub $(SUB))
+
+## Create and migrate the databases without starting the services.
+migrate: $(STAMP)
+	$(BIN)/python -m veloz.devstack migrate
+
+clean:
+	rm -rf $(VENV) .local .pytest_cache .ruff_cache

@@ -1,0 +1,159 @@
+"""Items: the catalog contract of API.md, seen over HTTP."""
+
+from decimal import Decimal
+
+
+def test_new_item_is_created_with_its_price_as_an_exact_number(client):
+    response = client.post("/items", json={"name": "Camiseta", "quantity": 50, "price": 59.90})
+
+    assert response.status_code == 201
+    assert response.headers["Location"] == f"/items/{response.json['id']}"
+    assert b'"price": 59.9' in response.data
+    assert response.json["quantity"] == 50
+    assert response.json["reserved"] == 0
+
+
+def test_item_defaults_to_no_stock_and_zero_price(client):
+    response = client.post("/items", json={"name": "Brinde"})
+
+    assert response.status_code == 201
+    assert (response.json["quantity"], response.json["price"]) == (0, 0)
+
+
+def test_largest_allowed_price_is_kept_to_the_cent(client):
+    response = client.post("/items", json={"name": "Iate", "price": 9999999999.99})
+
+    assert response.json["price"] == Decimal("9999999999.99")
+
+
+def test_unknown_item_answers_404_problem(client):
+    response = client.get("/items/999")
+
+    assert response.status_code == 404
+    assert response.content_type == "application/problem+json"
+    assert response.json["instance"] == "/items/999"
+
+
+def test_patch_changes_only_the_fields_sent(client, make_item):
+    item = make_item(quantity=5, price=10, description="algodão")
+
+    response = client.patch(f"/items/{item['id']}", json={"price": 12.5})
+
+    assert response.status_code == 200
+    assert response.json["price"] == Decimal("12.5")
+    assert response.json["description"] == "algodão"
+    assert response.json["quantity"] == 5
+
+
+def test_patch_cannot_change_stock_directly(client, make_item):
+    item = make_item(quantity=5)
+
+    response = client.patch(f"/items/{item['id']}", json={"quantity": 500})
+
+    assert response.status_code == 422
+    assert client.get(f"/items/{item['id']}").json["quantity"] == 5
+
+
+def test_sku_is_unique_among_live_items(client, make_item):
+    first = make_item(sku="CAM-01")
+
+    assert client.post("/items", json={"name": "Outra", "sku": "CAM-01"}).status_code == 409
+    client.delete(f"/items/{first['id']}")
+    assert client.post("/items", json={"name": "Outra", "sku": "CAM-01"}).status_code == 201
+
+
+def test_restock_adds_to_available_stock(client, make_item):
+    item = make_item(quantity=3)
+
+    response = client.post(f"/items/{item['id']}/restock", json={"quantity": 7})
+
+    assert response.status_code == 200
+    assert response.json["quantity"] == 10
+
+
+def test_restock_of_zero_units_is_refused(client, make_item):
+    item = make_item(quantity=3)
+
+    assert client.post(f"/items/{item['id']}/restock", json={"quantity": 0}).status_code == 422
+
+
+def test_deleted_item_disappears_from_reads(client, make_item):
+    item = make_item()
+
+    assert client.delete(f"/items/{item['id']}").status_code == 204
+    assert client.get(f"/items/{item['id']}").status_code == 404
+    assert client.get("/items").json == []
+
+
+def test_item_with_held_units_cannot_be_deleted(client, make_item):
+    item = make_item(quantity=5)
+    client.patch(f"/items/{item['id']}/reserve", json={"quantity": 2})
+
+    response = client.delete(f"/items/{item['id']}")
+
+    assert response.status_code == 409
+    assert client.get(f"/items/{item['id']}").status_code == 200
+
+
+def test_list_filters_by_name_and_stock(client, make_item):
+    make_item(name="Camiseta azul", quantity=0)
+    make_item(name="Camiseta verde", quantity=4)
+    make_item(name="Boné", quantity=9)
+
+    names = [i["name"] for i in client.get("/items?q=camiseta&in_stock=true").json]
+
+    assert names == ["Camiseta verde"]
+
+
+def test_name_search_treats_percent_literally(client, make_item):
+    make_item(name="Desconto 50%")
+    make_item(name="Camiseta")
+
+    assert [i["name"] for i in client.get("/items?q=%25").json] == ["Desconto 50%"]
+
+
+def test_list_sorts_by_price_descending(client, make_item):
+    for price in (5, 30, 12):
+        make_item(price=price)
+
+    prices = [i["price"] for i in client.get("/items?sort=-price").json]
+
+    assert prices == [30, 12, 5]
+
+
+def test_pages_follow_the_link_header_until_the_end(client, make_item):
+    for index in range(7):
+        make_item(name=f"Item {index}")
+
+    seen, url = [], "/items?limit=3"
+    while url:
+        response = client.get(url)
+        seen += [item["id"] for item in response.json]
+        link = response.headers.get("Link")
+        url = link[link.index("/items"):link.index(">")] if link else None
+
+    assert seen == list(range(1, 8))
+
+
+def test_pages_sorted_by_price_keep_their_order_across_pages(client, make_item):
+    for price in (9, 1, 5, 5, 3):
+        make_item(price=price)
+
+    first = client.get("/items?sort=price&limit=2")
+    second = client.get(f"/items?sort=price&limit=2&after={first.json[-1]['id']}")
+    third = client.get(f"/items?sort=price&limit=2&after={second.json[-1]['id']}")
+
+    prices = [i["price"] for page in (first, second, third) for i in page.json]
+    assert prices == [1, 3, 5, 5, 9]
+    assert "Link" not in third.headers
+
+
+def test_limit_above_500_is_refused(client):
+    response = client.get("/items?limit=501")
+
+    assert response.status_code == 422
+    assert response.json["errors"][0]["field"] == "limit"
+
+
+def test_unknown_query_parameter_is_refused(client):
+    assert client.get("/items?colour=blue").status_code == 422

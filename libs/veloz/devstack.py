@@ -1,0 +1,235 @@
+"""The whole platform as local processes, no Docker: `python -m veloz.devstack up`.
+
+Starts a private PostgreSQL (unless DATABASE_URL names a server), creates and migrates one
+database per service, then runs every service under gunicorn on its port, plus the
+background workers, and streams their JSON logs. Ctrl-C stops everything. The e2e tests
+drive the same `Platform` on free ports.
+"""
+
+import argparse
+import contextlib
+import importlib.util
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+from veloz.devdb import ensure_database, start_embedded_server
+from veloz.migrate import upgrade
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+LOCAL = REPO_ROOT / ".local"
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    package: str
+    port: int
+    database: str | None = None
+    workers: tuple[str, ...] = ()
+    backends: dict[str, str] = field(default_factory=dict)  # env var -> service name
+
+    @property
+    def available(self) -> bool:
+        return importlib.util.find_spec(f"{self.package}.app") is not None
+
+
+SERVICES = (
+    ServiceSpec("estoque-service", "estoque", 5003, "estoque_db", ("estoque.sweeper",)),
+    ServiceSpec("pagamentos-service", "pagamentos", 5002, "pagamentos_db"),
+    ServiceSpec("pedidos-service", "pedidos", 5001, "pedidos_db", ("pedidos.recovery",),
+                {"ESTOQUE_URL": "estoque-service", "PAGAMENTOS_URL": "pagamentos-service"}),
+    ServiceSpec("api-gateway", "gateway", 5000, None, (),
+                {"ESTOQUE_URL": "estoque-service", "PEDIDOS_URL": "pedidos-service",
+                 "PAGAMENTOS_URL": "pagamentos-service"}),
+)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def jwt_secret() -> str:
+    """JWT_SECRET from the environment, else a random one kept in .local/jwt-secret."""
+    if os.environ.get("JWT_SECRET"):
+        return os.environ["JWT_SECRET"]
+    path = LOCAL / "jwt-secret"
+    if not path.exists():
+        LOCAL.mkdir(exist_ok=True)
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+class Platform:
+    """Every available service as real processes. Use as a context manager."""
+
+    def __init__(self, *, server_url: str, ports: dict[str, int] | None = None,
+                 env: dict[str, str] | None = None, database_suffix: str = "",
+                 log_dir: Path | None = None, run_dir: Path = LOCAL / "run"):
+        self.specs = [spec for spec in SERVICES if spec.available]
+        self.server_url = server_url
+        self.ports = ports or {spec.name: spec.port for spec in self.specs}
+        self.extra_env = env or {}
+        self.database_suffix = database_suffix
+        self.log_dir = log_dir
+        self.run_dir = run_dir
+        self.database_urls: dict[str, str] = {}
+        self.processes: dict[str, subprocess.Popen] = {}
+
+    def url(self, service: str) -> str:
+        return f"http://127.0.0.1:{self.ports[service]}"
+
+    def migrate(self) -> None:
+        for spec in self.specs:
+            if spec.database:
+                url = ensure_database(self.server_url, spec.database + self.database_suffix)
+                upgrade(spec.package, url)
+                self.database_urls[spec.name] = url
+
+    def start(self) -> None:
+        for spec in self.specs:
+            self.start_service(spec.name)
+        for spec in self.specs:
+            self.wait_until_live(spec.name)
+
+    def start_service(self, name: str) -> None:
+        spec = self._spec(name)
+        env = self._environment(spec)
+        self._launch(name, [sys.executable, "-m", "gunicorn", "-c", "python:veloz.gunicorn_conf",
+                            f"{spec.package}.app:create_app()"], env)
+        for worker in spec.workers:
+            self._launch(worker, [sys.executable, "-m", worker], env)
+
+    def signal(self, name: str, signum: int) -> None:
+        self.processes[name].send_signal(signum)
+
+    def stop_service(self, name: str, timeout: float = 10) -> None:
+        process = self.processes.pop(name)
+        if process.poll() is None:
+            process.send_signal(signal.SIGCONT)
+            process.terminate()
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+    def stop(self) -> None:
+        for name in reversed(list(self.processes)):
+            self.stop_service(name)
+
+    def wait_until_live(self, name: str, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.processes[name].poll() is not None:
+                raise RuntimeError(f"{name} exited with {self.processes[name].returncode}")
+            with contextlib.suppress(requests.RequestException):
+                if requests.get(f"{self.url(name)}/livez", timeout=1).ok:
+                    return
+            time.sleep(0.2)
+        raise RuntimeError(f"{name} did not come up within {timeout:.0f}s")
+
+    def exited(self) -> list[str]:
+        return [name for name, process in self.processes.items() if process.poll() is not None]
+
+    def __enter__(self) -> "Platform":
+        self.migrate()
+        self.start()
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.stop()
+
+    def _spec(self, name: str) -> ServiceSpec:
+        return next(spec for spec in self.specs if spec.name == name)
+
+    def _environment(self, spec: ServiceSpec) -> dict[str, str]:
+        metrics_dir = self.run_dir / "metrics" / spec.name
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        env = {**os.environ, "BIND": f"127.0.0.1:{self.ports[spec.name]}",
+               "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), "JWT_SECRET": jwt_secret(),
+               "PYTHONUNBUFFERED": "1"}
+        env.update({var: self.url(target) for var, target in spec.backends.items()})
+        if spec.name in self.database_urls:
+            env["DATABASE_URL"] = self.database_urls[spec.name]
+        env.update(self.extra_env)
+        return env
+
+    def _launch(self, name: str, command: list[str], env: dict[str, str]) -> None:
+        output = None
+        if self.log_dir is not None:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            output = (self.log_dir / f"{name}.log").open("ab")
+        self.processes[name] = subprocess.Popen(command, env=env, cwd=REPO_ROOT,
+                                                stdout=output, stderr=subprocess.STDOUT
+                                                if output else None)
+
+
+def admin_token() -> str | None:
+    if importlib.util.find_spec("gateway.token") is None:
+        return None
+    result = subprocess.run([sys.executable, "-m", "gateway.token", "--role", "admin"],
+                            env={**os.environ, "JWT_SECRET": jwt_secret()}, cwd=REPO_ROOT,
+                            capture_output=True, text=True, timeout=30, check=True)
+    return result.stdout.strip()
+
+
+def server_url_from_environment() -> str:
+    return os.environ.get("DATABASE_URL") or start_embedded_server(LOCAL / "pgdata")
+
+
+def _announce(platform: Platform) -> None:
+    lines = ["", "Pedidos Veloz is up:"]
+    lines += [f"  {spec.name:<20} {platform.url(spec.name)}  (docs: {platform.url(spec.name)}/docs)"
+              for spec in platform.specs]
+    token = admin_token()
+    if token:
+        lines += ["", "Admin token (1 h):", f"  export TOKEN={token}"]
+    lines += ["", "Ctrl-C stops everything.", ""]
+    print("\n".join(lines), flush=True)
+
+
+def up() -> int:
+    platform = Platform(server_url=server_url_from_environment())
+    stopping = False
+
+    def request_stop(*_args):
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    with platform:
+        _announce(platform)
+        while not stopping and not platform.exited():
+            time.sleep(0.5)
+        for name in platform.exited():
+            print(f"{name} exited unexpectedly; stopping the platform", file=sys.stderr)
+    return 0 if stopping else 1
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Run Pedidos Veloz locally.")
+    parser.add_argument("command", choices=["up", "migrate"])
+    args = parser.parse_args()
+    if args.command == "migrate":
+        Platform(server_url=server_url_from_environment()).migrate()
+        return
+    sys.exit(up())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""pedidos-service: orders and the purchase saga."""
