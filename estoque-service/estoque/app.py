@@ -12,7 +12,7 @@ NAME, VERSION = "estoque-service", "1.0.0"
 
 def create_app(settings: EstoqueSettings | None = None) -> Flask:
     settings = settings or EstoqueSettings.from_env()
-    db = database(settings)
+    db = Database.for_service(NAME, settings)
     app = create_service_app(
         name=NAME, version=VERSION, description="Catalog, stock and reservations",
         log_level=settings.log_level, max_body_bytes=settings.max_body_bytes,
@@ -20,9 +20,3 @@ def create_app(settings: EstoqueSettings | None = None) -> Flask:
     )
     app.extensions.update(database=db, settings=settings)
     return app
-
-
-def database(settings: EstoqueSettings) -> Database:
-    return Database(settings.database_url, name=NAME, pool_size=settings.db_pool_size,
-                    pool_timeout=settings.db_pool_timeout_seconds,
-                    statement_timeout_ms=settings.db_statement_timeout_ms)

@@ -1,9 +1,9 @@
 from pydantic import Field
 
-from veloz.settings import ServiceSettings
+from veloz.settings import DatabaseSettings
 
 
-class EstoqueSettings(ServiceSettings):
+class EstoqueSettings(DatabaseSettings):
     default_hold_seconds: int = Field(default=900, ge=1, le=86400)
     sweep_interval_seconds: float = Field(default=5.0, gt=0)
     sweep_batch_size: int = Field(default=100, ge=1)

@@ -4,16 +4,11 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from veloz.jsonio import wire_decimal
+from veloz.money import Money
 from veloz.paging import PageQuery
 
-Money = Annotated[
-    Decimal,
-    Field(ge=0, le=Decimal("9999999999.99"), max_digits=12, decimal_places=2),
-    PlainSerializer(wire_decimal, return_type=Decimal),
-]
 Quantity = Annotated[int, Field(ge=1, le=1_000_000)]
 
 

@@ -3,7 +3,6 @@ taken in item-id order so concurrent holds never deadlock."""
 
 from collections.abc import Callable
 from dataclasses import asdict
-from datetime import UTC, datetime
 
 from flask import Response
 from sqlalchemy import func, select, update
@@ -26,7 +25,7 @@ from estoque.domain import (
 )
 from estoque.models import Item, Reservation, ReservationLine, idempotency_keys
 from estoque.schemas import ItemCreate, ItemQuery, ReservationCreate
-from veloz.db import Database
+from veloz.db import Database, utcnow
 from veloz.errors import NotFound, Unprocessable
 from veloz.idempotency import IdempotencyKey, replay_or_run
 from veloz.paging import SortKey, keyset_page
@@ -37,10 +36,6 @@ _SORTS = {
     "-price": [SortKey(Item.price, descending=True), SortKey(Item.id)],
     "name": [SortKey(Item.name), SortKey(Item.id)],
 }
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 # --- items -------------------------------------------------------------------------------

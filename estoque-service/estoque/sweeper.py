@@ -8,7 +8,7 @@ import threading
 from sqlalchemy.exc import SQLAlchemyError
 
 from estoque import services
-from estoque.app import NAME, database
+from estoque.app import NAME
 from estoque.config import EstoqueSettings
 from veloz.db import Database
 from veloz.logs import configure_logging
@@ -25,7 +25,7 @@ def sweep_once(db: Database, batch_size: int) -> int:
 
 
 def run(settings: EstoqueSettings, stop: threading.Event) -> None:
-    db = database(settings)
+    db = Database.for_service(f"{NAME}-sweeper", settings)
     log.info("sweeper started", extra={"interval_s": settings.sweep_interval_seconds})
     while not stop.is_set():
         try:

@@ -18,6 +18,7 @@ def _count_items(client):
     ({"name": "Camiseta", "price": 1.999}, "price"),
     ({"name": "Camiseta", "price": 10000000000}, "price"),
     ({"name": "Camiseta", "price": "abc"}, "price"),
+    ({"name": "Camiseta", "price": "59.90"}, "price"),
     ({"name": "Camiseta", "colour": "blue"}, "colour"),
     ({"name": None}, "name"),
 ])

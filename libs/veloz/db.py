@@ -4,11 +4,35 @@ import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
+
+# Constraint and index names every service's MetaData uses, so migrations name them the same.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+# Constraint names every service's tables share, so migrations name things predictably.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
 def sqlalchemy_url(url: str) -> str:
@@ -31,13 +55,21 @@ class Database:
             "connect_args": {
                 "connect_timeout": 3,
                 "application_name": name,
-                "options": f"-c statement_timeout={statement_timeout_ms}",
+                # UTC sessions: timestamps leave the database already in UTC.
+                "options": f"-c statement_timeout={statement_timeout_ms} -c timezone=UTC",
             },
         }
         self._lock = threading.Lock()
         self._owner_pid: int | None = None
         self._engine: Engine | None = None
         self._sessions: sessionmaker | None = None
+
+    @classmethod
+    def for_service(cls, name: str, settings) -> "Database":
+        """The database described by a service's ServiceSettings."""
+        return cls(settings.database_url, name=name, pool_size=settings.db_pool_size,
+                   pool_timeout=settings.db_pool_timeout_seconds,
+                   statement_timeout_ms=settings.db_statement_timeout_ms)
 
     @property
     def engine(self) -> Engine:

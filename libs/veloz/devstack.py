@@ -22,7 +22,7 @@ from pathlib import Path
 
 import requests
 
-from veloz.devdb import ensure_database, start_embedded_server
+from veloz.devdb import ensure_database, recreate_database, start_embedded_server
 from veloz.migrate import upgrade
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -77,8 +77,10 @@ class Platform:
 
     def __init__(self, *, server_url: str, ports: dict[str, int] | None = None,
                  env: dict[str, str] | None = None, database_suffix: str = "",
-                 log_dir: Path | None = None, run_dir: Path = LOCAL / "run"):
-        self.specs = [spec for spec in SERVICES if spec.available]
+                 log_dir: Path | None = None, run_dir: Path = LOCAL / "run",
+                 only: set[str] | None = None):
+        self.specs = [spec for spec in SERVICES
+                      if spec.available and (only is None or spec.name in only)]
         self.server_url = server_url
         self.ports = ports or {spec.name: spec.port for spec in self.specs}
         self.extra_env = env or {}
@@ -91,10 +93,12 @@ class Platform:
     def url(self, service: str) -> str:
         return f"http://127.0.0.1:{self.ports[service]}"
 
-    def migrate(self) -> None:
+    def migrate(self, fresh: bool = False) -> None:
+        """Create (or, when `fresh`, recreate) each service's database and upgrade it."""
+        prepare = recreate_database if fresh else ensure_database
         for spec in self.specs:
             if spec.database:
-                url = ensure_database(self.server_url, spec.database + self.database_suffix)
+                url = prepare(self.server_url, spec.database + self.database_suffix)
                 upgrade(spec.package, url)
                 self.database_urls[spec.name] = url
 

@@ -33,6 +33,9 @@ class ClientPolicy:
     retries: int = 2
     backoff_seconds: float = 0.2
     pool_size: int = 20
+    # False: retry only calls that never reached the service (refused, connect timeout), so a
+    # frozen service costs one read timeout and the service's own 5xx answer is passed on.
+    retry_after_send: bool = True
 
 
 class ServiceClient:
@@ -83,13 +86,12 @@ class ServiceClient:
         return self._sessions[retry_safe]
 
     def _new_session(self, retry_safe: bool) -> requests.Session:
+        retries = self.policy.retries if retry_safe else 0
+        after_send = retries if self.policy.retry_after_send else 0
         retry = Retry(
-            total=self.policy.retries if retry_safe else 0,
-            connect=self.policy.retries if retry_safe else 0,
-            read=self.policy.retries if retry_safe else 0,
-            status=self.policy.retries if retry_safe else 0,
+            total=retries, connect=retries, read=after_send, status=after_send,
             allowed_methods=None,  # the caller decided the call is safe to repeat
-            status_forcelist=RETRYABLE_STATUSES if retry_safe else (),
+            status_forcelist=RETRYABLE_STATUSES if after_send else (),
             backoff_factor=self.policy.backoff_seconds, backoff_jitter=0.1,
             respect_retry_after_header=True, raise_on_status=False,
         )

@@ -5,6 +5,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 from flask import Blueprint, Flask, g, request
 from prometheus_client import CollectorRegistry
@@ -28,7 +29,7 @@ def create_service_app(*, name: str, version: str, log_level: str, max_body_byte
     """Assemble a service. `readiness` returns {dependency: reachable} for /health and /readyz;
     `health` replaces the standard health routes, `document` the OpenAPI document (gateway)."""
     configure_logging(name, log_level)
-    app = Flask(name)
+    app = Flask(name, root_path=str(Path(__file__).parent))  # no static files or templates
     app.json = DecimalJSONProvider(app)
     app.config.update(MAX_CONTENT_LENGTH=max_body_bytes, SERVICE_NAME=name)
     _track_requests(app)

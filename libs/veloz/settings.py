@@ -11,11 +11,7 @@ class ServiceSettings(BaseSettings):
 
     model_config = SettingsConfigDict(frozen=True, extra="ignore")
 
-    database_url: str = Field(description="SQLAlchemy URL of this service's own database")
     log_level: str = "INFO"
-    db_pool_size: int = Field(default=5, ge=1, le=100)
-    db_pool_timeout_seconds: float = Field(default=5.0, gt=0)
-    db_statement_timeout_ms: int = Field(default=5000, ge=0)
     max_body_bytes: int = 1024 * 1024
 
     @classmethod
@@ -28,3 +24,12 @@ class ServiceSettings(BaseSettings):
                 f"{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in error.errors()
             )
             sys.exit(f"configuration error ({cls.__name__}): {problems}")
+
+
+class DatabaseSettings(ServiceSettings):
+    """What a service that owns a database needs on top (the gateway has none)."""
+
+    database_url: str = Field(description="SQLAlchemy URL of this service's own database")
+    db_pool_size: int = Field(default=5, ge=1, le=100)
+    db_pool_timeout_seconds: float = Field(default=5.0, gt=0)
+    db_statement_timeout_ms: int = Field(default=5000, ge=0)

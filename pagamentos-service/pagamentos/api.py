@@ -2,6 +2,7 @@
 
 from flask import Blueprint, current_app
 
+from pagamentos.domain import card_last4
 from pagamentos.schemas import ChargeRequest, PaymentListQuery, PaymentOut
 from pagamentos.services import Payments
 from veloz.api import operation, respond
@@ -20,7 +21,9 @@ def payments() -> Payments:
 @operation("Charge an order", body=ChargeRequest, tags=TAGS,
            responses={201: PaymentOut, 402: None, 409: None, 503: None})
 def charge(body: ChargeRequest):
-    return payments().charge(body, key_from_request("POST /payments", body))
+    # The stored fingerprint must not let anyone brute-force the card number back out of it.
+    fingerprinted = body.model_copy(update={"card_number": card_last4(body.card_number)})
+    return payments().charge(body, key_from_request("POST /payments", fingerprinted))
 
 
 @blueprint.get("/payments")

@@ -13,9 +13,7 @@ SERVICE_NAME = "pagamentos-service"
 
 def create_app(settings: PagamentosSettings | None = None) -> Flask:
     settings = settings or PagamentosSettings.from_env()
-    db = Database(settings.database_url, name=SERVICE_NAME, pool_size=settings.db_pool_size,
-                  pool_timeout=settings.db_pool_timeout_seconds,
-                  statement_timeout_ms=settings.db_statement_timeout_ms)
+    db = Database.for_service(SERVICE_NAME, settings)
     app = create_service_app(
         name=SERVICE_NAME, version=__version__, log_level=settings.log_level,
         max_body_bytes=settings.max_body_bytes, blueprints=[api.blueprint],

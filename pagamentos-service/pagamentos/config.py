@@ -1,9 +1,9 @@
 from pydantic import Field
 
-from veloz.settings import ServiceSettings
+from veloz.settings import DatabaseSettings
 
 
-class PagamentosSettings(ServiceSettings):
+class PagamentosSettings(DatabaseSettings):
     """Fault switches for experiments are off by default, except the usual 10 % declines."""
 
     payment_decline_rate: float = Field(default=0.1, ge=0, le=1)

@@ -1,12 +1,13 @@
 """Tables of pagamentos_db. The database itself allows one approved payment per order."""
 
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import BigInteger, CheckConstraint, DateTime, Index, MetaData, Numeric, String, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from pagamentos.domain import PaymentMethod, PaymentStatus
+from veloz.db import NAMING_CONVENTION, utcnow
 from veloz.idempotency import idempotency_table
 
 ONE_APPROVED_PER_ORDER = "uq_payments_order_id_approved"
@@ -16,18 +17,8 @@ def sql_values(enum) -> str:
     return ", ".join(f"'{member}'" for member in enum)
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 class Base(DeclarativeBase):
-    metadata = MetaData(naming_convention={
-        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-        "ck": "ck_%(table_name)s_%(constraint_name)s",
-        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-        "pk": "pk_%(table_name)s",
-    })
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
 class Payment(Base):

@@ -1,29 +1,20 @@
 """Payloads of the payments API: they validate requests, type the code and feed OpenAPI."""
 
-from datetime import UTC, datetime
-from decimal import Decimal
+from datetime import datetime
 from typing import Annotated
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    PlainSerializer,
     ValidationInfo,
     field_validator,
 )
 
 from pagamentos.domain import PaymentMethod, PaymentStatus, accepts_card
-from veloz.jsonio import wire_decimal
+from veloz.money import Money, PositiveMoney
 from veloz.paging import PageQuery
 
-Money = Annotated[
-    Decimal,
-    Field(gt=0, le=Decimal("9999999999.99"), max_digits=12, decimal_places=2,
-          description="BRL, at most 2 decimals"),
-    PlainSerializer(wire_decimal),
-]
-UtcTimestamp = Annotated[datetime, PlainSerializer(lambda moment: moment.astimezone(UTC))]
 CardNumber = Annotated[str, Field(pattern=r"^[0-9]{12,19}$",
                                   description="12 to 19 digits; only the last 4 are kept")]
 
@@ -32,7 +23,7 @@ class ChargeRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     order_id: int = Field(ge=1)
-    amount: Money
+    amount: PositiveMoney
     method: PaymentMethod = PaymentMethod.CREDIT_CARD
     card_number: CardNumber | None = None
 
@@ -57,8 +48,8 @@ class PaymentOut(BaseModel):
     status: PaymentStatus
     card_last4: str | None
     decline_reason: str | None
-    created_at: UtcTimestamp
-    updated_at: UtcTimestamp
+    created_at: datetime
+    updated_at: datetime
 
 
 class PaymentListQuery(PageQuery):

@@ -36,6 +36,7 @@ def test_a_body_that_is_not_json_is_a_415(post_raw, stored_payments):
 
 @pytest.mark.parametrize(("change", "field"), [
     ({"amount": "abc"}, "amount"),
+    ({"amount": "10.5"}, "amount"),
     ({"amount": -5}, "amount"),
     ({"amount": 0}, "amount"),
     ({"amount": 10.123}, "amount"),

@@ -1,0 +1,82 @@
+"""estoque and pagamentos as real multi-worker gunicorn processes, driven over HTTP."""
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+
+pytestmark = pytest.mark.e2e
+
+
+def _post_all(url, bodies):
+    def send(body):
+        return requests.post(url, json=body, timeout=30).status_code
+
+    with ThreadPoolExecutor(max_workers=len(bodies)) as pool:
+        return list(pool.map(send, bodies))
+
+
+def test_both_services_report_healthy_with_their_database(stock_and_payments, http):
+    for name in ("estoque-service", "pagamentos-service"):
+        answer = http.get(f"{stock_and_payments.url(name)}/health", timeout=5)
+        assert answer.status_code == 200
+        assert answer.json()["service"] == name
+
+
+def test_sixty_concurrent_buyers_across_workers_get_exactly_ten_units(stock_and_payments, http):
+    estoque = stock_and_payments.url("estoque-service")
+    item = http.post(f"{estoque}/items", json={"name": "Último lote", "quantity": 10,
+                                               "price": 19.9}, timeout=5).json()
+    bodies = [{"order_id": 1000 + n, "items": [{"item_id": item["id"], "quantity": 1}]}
+              for n in range(60)]
+
+    statuses = _post_all(f"{estoque}/reservations", bodies)
+
+    assert statuses.count(201) == 10
+    assert statuses.count(409) == 50
+    after = http.get(f"{estoque}/items/{item['id']}", timeout=5).json()
+    assert (after["quantity"], after["reserved"]) == (0, 10)
+
+
+def test_sweeper_process_returns_an_expired_hold_to_stock(stock_and_payments, http):
+    estoque = stock_and_payments.url("estoque-service")
+    item = http.post(f"{estoque}/items", json={"name": "Perecível", "quantity": 4},
+                     timeout=5).json()
+    hold = http.post(f"{estoque}/reservations", json={
+        "order_id": 5000, "ttl_seconds": 1, "items": [{"item_id": item["id"], "quantity": 3}]},
+        timeout=5).json()
+
+    deadline, status = time.monotonic() + 15, hold["status"]
+    while status == "held" and time.monotonic() < deadline:
+        time.sleep(0.3)
+        status = http.get(f"{estoque}/reservations/{hold['id']}", timeout=5).json()["status"]
+
+    assert status == "expired"
+    assert http.get(f"{estoque}/items/{item['id']}", timeout=5).json()["quantity"] == 4
+
+
+def test_twenty_racing_charges_of_one_order_approve_exactly_one(stock_and_payments, http):
+    pagamentos = stock_and_payments.url("pagamentos-service")
+    charge = {"order_id": 777, "amount": 119.8, "card_number": "4242424242424242"}
+
+    statuses = _post_all(f"{pagamentos}/payments", [charge] * 20)
+
+    assert statuses.count(201) == 1
+    assert statuses.count(409) == 19
+    payments = http.get(f"{pagamentos}/payments?order_id=777", timeout=5).json()
+    assert [p["status"] for p in payments] == ["approved"]
+
+
+def test_metrics_add_up_requests_from_every_worker(stock_and_payments, http):
+    estoque = stock_and_payments.url("estoque-service")
+    for _ in range(20):
+        http.get(f"{estoque}/items", timeout=5)
+
+    metrics = http.get(f"{estoque}/metrics", timeout=5).text
+
+    assert "flask_http_request_duration_seconds_count" in metrics
+    served = sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
+                 if line.startswith("flask_http_request_total{") and 'method="GET"' in line
+                 and 'status="200"' in line)
+    assert served >= 20
