@@ -30,6 +30,7 @@ def start_embedded_server(data_dir: Path) -> str:
         # Four services with pooled workers need more than the default 100 connections.
         _execute(url, f"ALTER SYSTEM SET max_connections = {MAX_CONNECTIONS}")
         _commands.pg_ctl(["-w", "restart"], pgdata=data_dir, user=server.system_user, timeout=30)
+        server.ensure_postgres_running()  # learn the new postmaster, so exit still stops it
     return url
 
 

@@ -165,7 +165,7 @@ class Platform:
         metrics_dir.mkdir(parents=True)
         env = {**os.environ, "BIND": f"127.0.0.1:{self.ports[spec.name]}",
                "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), "JWT_SECRET": jwt_secret(),
-               "PYTHONUNBUFFERED": "1"}
+               "PYTHONUNBUFFERED": "1", "SERVICE_NAME": spec.name}
         env.update({var: self.url(target) for var, target in spec.backends.items()})
         if spec.name in self.database_urls:
             env["DATABASE_URL"] = self.database_urls[spec.name]

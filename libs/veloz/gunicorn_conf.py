@@ -18,6 +18,17 @@ max_requests_jitter = max_requests // 10
 accesslog = None  # the app writes one JSON access line per request
 preload_app = False
 
+# The master's own lines (start, signals, worker exits) as JSON too.
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": "veloz.logs.JsonFormatter",
+                            "service": os.environ.get("SERVICE_NAME", "gunicorn")}},
+    "handlers": {"stdout": {"class": "veloz.logs.StdoutHandler", "formatter": "json"}},
+    "root": {"level": "INFO", "handlers": ["stdout"]},
+    "loggers": {"gunicorn.error": {"level": "INFO", "handlers": [], "propagate": True}},
+}
+
 
 def child_exit(server, worker):
     """Drop a dead worker's live gauges from the shared multiprocess metrics."""

@@ -1,0 +1,73 @@
+"""The three services behind the gateway: one pooled client and one breaker each."""
+
+import contextvars
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TypeVar
+
+import requests
+
+from gateway.breaker import CircuitBreaker
+from gateway.config import GatewaySettings
+from veloz.http_client import ServiceClient, UpstreamTimeout, UpstreamUnavailable
+
+T = TypeVar("T")
+# First path segment -> the service that owns it.
+ROUTES = {"items": "estoque", "reservations": "estoque", "orders": "pedidos",
+          "payments": "pagamentos"}
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    client: ServiceClient
+    breaker: CircuitBreaker
+    check_timeout: float
+
+    def send(self, method: str, path: str, **kwargs) -> requests.Response:
+        """One proxied call, behind this backend's circuit breaker."""
+        return self.breaker.call(lambda: self.client.request(method, path, **kwargs))
+
+    def health(self) -> str:
+        try:
+            response = self._quick_get("/health")
+        except (UpstreamUnavailable, UpstreamTimeout):
+            return "unreachable"
+        return "healthy" if response.status_code == 200 else "unhealthy"
+
+    def openapi(self) -> dict | None:
+        """This service's OpenAPI document, or None when it cannot give one right now."""
+        try:
+            response = self._quick_get("/openapi.json")
+            return response.json() if response.status_code == 200 else None
+        except (UpstreamUnavailable, UpstreamTimeout, requests.JSONDecodeError):
+            return None
+
+    def _quick_get(self, path: str) -> requests.Response:
+        timeout = (self.check_timeout, self.check_timeout)
+        return self.client.request("GET", path, idempotent=False, timeout=timeout)
+
+
+def build_backends(settings: GatewaySettings) -> dict[str, Backend]:
+    return {
+        config.name: Backend(
+            config.name, ServiceClient(config.name, config.url, config.policy),
+            CircuitBreaker(config.name, settings.breaker_failure_threshold,
+                           settings.breaker_reset_seconds),
+            settings.backend_check_timeout_seconds)
+        for config in settings.backends()
+    }
+
+
+def owner_of(path: str) -> str | None:
+    """The service a path is routed to: '/items/3' -> 'estoque'."""
+    return ROUTES.get(path.lstrip("/").split("/", 1)[0])
+
+
+def ask_all(backends: dict[str, Backend], question: Callable[[Backend], T]) -> dict[str, T]:
+    """Ask every backend at once (carrying the request id), so the slowest sets the pace."""
+    with ThreadPoolExecutor(max_workers=len(backends)) as pool:
+        futures = {name: pool.submit(contextvars.copy_context().run, question, backend)
+                   for name, backend in backends.items()}
+        return {name: future.result() for name, future in futures.items()}

@@ -1,0 +1,75 @@
+"""The gateway's typed settings: backends, JWT verification, breakers and rate limits."""
+
+from dataclasses import dataclass
+
+from limits import parse_many
+from pydantic import Field, SecretStr, field_validator
+
+from veloz.http_client import ClientPolicy
+from veloz.settings import ServiceSettings
+
+_URL = r"^https?://\S+$"
+
+
+class JwtSettings(ServiceSettings):
+    """What verifying (and, for development, minting) a bearer token needs."""
+
+    jwt_secret: SecretStr = Field(min_length=32, description="HS256 key; no default on purpose")
+    jwt_issuer: str = "pedidos-veloz"
+    jwt_audience: str = "pedidos-veloz-api"
+
+
+@dataclass(frozen=True)
+class BackendConfig:
+    name: str
+    url: str
+    policy: ClientPolicy
+
+
+class GatewaySettings(JwtSettings):
+    estoque_url: str = Field(pattern=_URL)
+    pedidos_url: str = Field(pattern=_URL)
+    pagamentos_url: str = Field(pattern=_URL)
+
+    estoque_connect_timeout_seconds: float = Field(default=1.0, gt=0)
+    estoque_read_timeout_seconds: float = Field(default=5.0, gt=0)
+    # The purchase saga runs inside POST /orders, so pedidos may take longer to answer.
+    pedidos_connect_timeout_seconds: float = Field(default=1.0, gt=0)
+    pedidos_read_timeout_seconds: float = Field(default=15.0, gt=0)
+    pagamentos_connect_timeout_seconds: float = Field(default=1.0, gt=0)
+    pagamentos_read_timeout_seconds: float = Field(default=5.0, gt=0)
+    upstream_retries: int = Field(default=1, ge=0, le=5)
+    upstream_pool_size: int = Field(default=20, ge=1)
+
+    breaker_failure_threshold: int = Field(default=5, ge=1)
+    breaker_reset_seconds: float = Field(default=10.0, gt=0)
+    backend_check_timeout_seconds: float = Field(default=1.0, gt=0)
+    openapi_cache_seconds: float = Field(default=60.0, ge=0)
+
+    rate_limit_default: str = "300/minute"
+    rate_limit_anonymous: str = "120/minute"
+    ratelimit_storage_uri: str = "memory://"
+    trusted_proxy_hops: int = Field(default=0, ge=0, le=5)
+
+    @field_validator("rate_limit_default", "rate_limit_anonymous")
+    @classmethod
+    def _is_a_rate_limit(cls, value: str) -> str:
+        parse_many(value)
+        return value
+
+    def backends(self) -> list[BackendConfig]:
+        return [
+            self._backend("pedidos", self.pedidos_url, self.pedidos_connect_timeout_seconds,
+                          self.pedidos_read_timeout_seconds),
+            self._backend("pagamentos", self.pagamentos_url,
+                          self.pagamentos_connect_timeout_seconds,
+                          self.pagamentos_read_timeout_seconds),
+            self._backend("estoque", self.estoque_url, self.estoque_connect_timeout_seconds,
+                          self.estoque_read_timeout_seconds),
+        ]
+
+    def _backend(self, name: str, url: str, connect: float, read: float) -> BackendConfig:
+        policy = ClientPolicy(connect_timeout=connect, read_timeout=read,
+                              retries=self.upstream_retries, backoff_seconds=0.1,
+                              pool_size=self.upstream_pool_size, retry_after_send=False)
+        return BackendConfig(name, url, policy)

@@ -1,0 +1,87 @@
+"""Routes each call to the service that owns its path, unchanged but for hop-by-hop headers
+and the caller's identity, which only the gateway may assert."""
+
+from urllib.parse import quote
+
+import requests
+from flask import Blueprint, Response, current_app, request
+
+from gateway.auth import Identity, authorize
+from gateway.backends import ROUTES, Backend
+from veloz.errors import NotFound
+
+METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
+HOP_BY_HOP = frozenset({"connection", "keep-alive", "te", "trailer", "trailers",
+                        "transfer-encoding", "upgrade"})
+# The gateway terminates auth and asserts identity itself; the shared client sets the
+# request id; the length is recomputed and bodies travel uncompressed between services.
+NOT_FORWARDED = HOP_BY_HOP | {"host", "content-length", "authorization", "x-user-id",
+                              "x-user-roles", "x-request-id", "accept-encoding"}
+NOT_RETURNED = HOP_BY_HOP | {"content-length", "content-encoding", "server", "date",
+                             "x-request-id"}
+
+
+def proxy_blueprint() -> Blueprint:
+    blueprint = Blueprint("proxy", __name__)
+    collection = f"<any({', '.join(ROUTES)}):collection>"
+    blueprint.add_url_rule(f"/{collection}", "forward", forward, methods=METHODS)
+    blueprint.add_url_rule(f"/{collection}/<path:rest>", "forward", forward, methods=METHODS)
+    return blueprint
+
+
+def forward(collection: str, rest: str = "") -> Response:
+    if any(segment in ("", ".", "..") for segment in request.path.split("/")[1:]):
+        raise NotFound("No such path.")
+    identity = authorize(request.method, request.path)
+    backend: Backend = current_app.extensions["backends"][ROUTES[collection]]
+    upstream = backend.send(request.method, _target(), headers=_outgoing_headers(identity),
+                            data=request.get_data(), idempotent=_retry_safe(),
+                            allow_redirects=False)
+    return _relayed(upstream, backend)
+
+
+def _target() -> str:
+    query = request.query_string.decode("utf-8", "replace")
+    return quote(request.path) + (f"?{query}" if query else "")
+
+
+def _retry_safe() -> bool:
+    """Repeating is harmless for reads and for a POST the service deduplicates by key."""
+    return request.method in ("GET", "HEAD") or (
+        request.method == "POST" and "Idempotency-Key" in request.headers)
+
+
+def _outgoing_headers(identity: Identity | None) -> dict[str, str]:
+    dropped = NOT_FORWARDED | _connection_listed(request.headers.get("Connection", ""))
+    headers = {name: value for name, value in request.headers.items()
+               if not _is_dropped(name, dropped)}
+    client = request.remote_addr or "unknown"
+    forwarded_for = request.headers.get("X-Forwarded-For")
+    headers["X-Forwarded-For"] = f"{forwarded_for}, {client}" if forwarded_for else client
+    headers["Accept-Encoding"] = "identity"
+    if identity is not None:
+        headers["X-User-Id"] = identity.subject
+        headers["X-User-Roles"] = ",".join(sorted(identity.roles))
+    return headers
+
+
+def _relayed(upstream: requests.Response, backend: Backend) -> Response:
+    dropped = NOT_RETURNED | _connection_listed(upstream.headers.get("Connection", ""))
+    headers = [(name, _gateway_links(value, backend) if name.lower() == "link" else value)
+               for name, value in upstream.raw.headers.items()
+               if not _is_dropped(name, dropped)]
+    return Response(upstream.content, status=upstream.status_code, headers=headers)
+
+
+def _gateway_links(value: str, backend: Backend) -> str:
+    """A service builds paging links from its own address; point them at the gateway."""
+    return value.replace(f"<{backend.client.base_url}/", f"<{request.host_url}")
+
+
+def _connection_listed(connection: str) -> set[str]:
+    return {token.strip().lower() for token in connection.split(",") if token.strip()}
+
+
+def _is_dropped(name: str, dropped: set[str] | frozenset[str]) -> bool:
+    lowered = name.lower()
+    return lowered in dropped or lowered.startswith("proxy-")

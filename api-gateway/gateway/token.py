@@ -1,0 +1,41 @@
+"""Mint a development token: `python -m gateway.token --role admin [--sub ID] [--ttl 3600]`.
+
+JWT_SECRET (and JWT_ISSUER, JWT_AUDIENCE) come from the environment; without JWT_SECRET the
+secret the local start wrote to `.local/jwt-secret` is used. Prints only the token.
+"""
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from gateway.auth import KNOWN_ROLES, TokenAuthority
+from gateway.config import JwtSettings
+
+SECRET_FILE = Path(__file__).resolve().parents[2] / ".local" / "jwt-secret"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    authority = TokenAuthority(jwt_settings())
+    print(authority.mint(args.sub or f"dev-{args.role[0]}", sorted(set(args.role)), args.ttl))
+    return 0
+
+
+def jwt_settings(secret_file: Path = SECRET_FILE) -> JwtSettings:
+    if "JWT_SECRET" not in os.environ and secret_file.exists():
+        return JwtSettings.from_env(jwt_secret=secret_file.read_text().strip())
+    return JwtSettings.from_env()
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m gateway.token", description=__doc__)
+    parser.add_argument("--role", action="append", required=True, choices=sorted(KNOWN_ROLES),
+                        help="repeat for several roles")
+    parser.add_argument("--sub", help="subject (user id); default dev-<role>")
+    parser.add_argument("--ttl", type=int, default=3600, help="seconds until it expires")
+    return parser
+
+
+if __name__ == "__main__":
+    sys.exit(main())
