@@ -93,6 +93,9 @@ class Platform:
     def url(self, service: str) -> str:
         return f"http://127.0.0.1:{self.ports[service]}"
 
+    def clear_metrics(self) -> None:
+        shutil.rmtree(self.run_dir / "metrics", ignore_errors=True)
+
     def migrate(self, fresh: bool = False) -> None:
         """Create (or, when `fresh`, recreate) each service's database and upgrade it."""
         prepare = recreate_database if fresh else ensure_database
@@ -105,29 +108,34 @@ class Platform:
     def start(self) -> None:
         for spec in self.specs:
             self.start_service(spec.name)
+            for worker in spec.workers:
+                self._launch(worker, [sys.executable, "-m", worker], self._environment(spec))
         for spec in self.specs:
             self.wait_until_live(spec.name)
 
     def start_service(self, name: str) -> None:
+        """The service's gunicorn (master and workers), in a process group of its own."""
         spec = self._spec(name)
-        env = self._environment(spec)
         self._launch(name, [sys.executable, "-m", "gunicorn", "-c", "python:veloz.gunicorn_conf",
-                            f"{spec.package}.app:create_app()"], env)
-        for worker in spec.workers:
-            self._launch(worker, [sys.executable, "-m", worker], env)
+                            f"{spec.package}.app:create_app()"], self._environment(spec))
 
     def signal(self, name: str, signum: int) -> None:
-        self.processes[name].send_signal(signum)
+        """Signal the whole group: SIGSTOP freezes, SIGKILL crashes master and workers alike."""
+        os.killpg(self.processes[name].pid, signum)
+
+    def crash(self, name: str) -> None:
+        self.signal(name, signal.SIGKILL)
+        self.processes.pop(name).wait()
 
     def stop_service(self, name: str, timeout: float = 10) -> None:
         process = self.processes.pop(name)
         if process.poll() is None:
-            process.send_signal(signal.SIGCONT)
+            os.killpg(process.pid, signal.SIGCONT)
             process.terminate()
             try:
                 process.wait(timeout)
             except subprocess.TimeoutExpired:
-                process.kill()
+                os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
 
     def stop(self) -> None:
@@ -150,6 +158,7 @@ class Platform:
 
     def __enter__(self) -> "Platform":
         self.migrate()
+        self.clear_metrics()
         self.start()
         return self
 
@@ -161,8 +170,7 @@ class Platform:
 
     def _environment(self, spec: ServiceSpec) -> dict[str, str]:
         metrics_dir = self.run_dir / "metrics" / spec.name
-        shutil.rmtree(metrics_dir, ignore_errors=True)
-        metrics_dir.mkdir(parents=True)
+        metrics_dir.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "BIND": f"127.0.0.1:{self.ports[spec.name]}",
                "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), "JWT_SECRET": jwt_secret(),
                "PYTHONUNBUFFERED": "1", "SERVICE_NAME": spec.name}
@@ -179,7 +187,7 @@ class Platform:
             output = (self.log_dir / f"{name}.log").open("ab")
         self.processes[name] = subprocess.Popen(command, env=env, cwd=REPO_ROOT,
                                                 stdout=output, stderr=subprocess.STDOUT
-                                                if output else None)
+                                                if output else None, start_new_session=True)
 
 
 def admin_token() -> str | None:

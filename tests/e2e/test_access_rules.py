@@ -1,0 +1,52 @@
+"""Who may do what, as the gateway enforces it (API.md access table)."""
+
+import pytest
+import requests
+
+pytestmark = pytest.mark.e2e
+
+
+def test_anonymous_may_browse_but_not_buy(gateway):
+    assert requests.get(f"{gateway}/items", timeout=10).status_code == 200
+    refused = requests.post(f"{gateway}/orders", json={}, timeout=10)
+    assert refused.status_code == 401
+    assert refused.headers["Content-Type"] == "application/problem+json"
+
+
+def test_invalid_token_is_refused(gateway):
+    headers = {"Authorization": "Bearer not-a-token"}
+    assert requests.get(f"{gateway}/orders/1", headers=headers, timeout=10).status_code == 401
+
+
+def test_customer_may_not_manage_the_catalog_or_list_all_orders(gateway, customer):
+    item = {"name": "Boné", "quantity": 1, "price": 10}
+    assert requests.post(f"{gateway}/items", json=item, headers=customer,
+                         timeout=10).status_code == 403
+    assert requests.get(f"{gateway}/orders", headers=customer, timeout=10).status_code == 403
+    assert requests.get(f"{gateway}/payments", headers=customer, timeout=10).status_code == 403
+
+
+def test_customer_sees_only_its_own_orders(gateway, admin, bearer):
+    item = requests.post(f"{gateway}/items", json={"name": "Meia", "quantity": 5, "price": 9},
+                         headers=admin, timeout=10).json()
+    alice, bob = bearer("customer", "alice"), bearer("customer", "bob")
+    order = requests.post(f"{gateway}/orders", headers=alice, timeout=30, json={
+        "customer": "Alice", "items": [{"item_id": item["id"], "quantity": 1}]}).json()
+    order_url = f"{gateway}/orders/{order['order']['id']}"
+
+    assert requests.get(order_url, headers=alice, timeout=10).status_code == 200
+    assert requests.get(order_url, headers=bob, timeout=10).status_code == 404
+    assert requests.post(f"{order_url}/cancel", headers=bob, timeout=10).status_code == 404
+
+
+def test_busy_customer_is_slowed_down_with_retry_after(gateway, customer):
+    statuses, last = [], None
+    for _ in range(60):
+        last = requests.get(f"{gateway}/orders/999999", headers=customer, timeout=10)
+        statuses.append(last.status_code)
+        if last.status_code == 429:
+            break
+
+    assert statuses[-1] == 429
+    assert int(last.headers["Retry-After"]) > 0
+    assert last.headers["Content-Type"] == "application/problem+json"
