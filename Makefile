@@ -35,5 +35,10 @@ token: $(STAMP)
 migrate: $(STAMP)
 	$(BIN)/python -m veloz.devstack migrate
 
+## Load the platform with Locust on this machine and print throughput and latency ratios.
+bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,bench]"
+	$(BIN)/python loadtest/bench.py $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) .local .pytest_cache .ruff_cache

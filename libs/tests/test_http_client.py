@@ -1,5 +1,6 @@
 """The shared HTTP client against a real local server: timeouts, retries, request ids."""
 
+import socket
 import threading
 import time
 from collections import Counter
@@ -85,3 +86,20 @@ def test_post_declared_idempotent_is_retried(upstream):
 
     assert response.status_code == 200
     assert upstream[1]["keyed"] == 3
+
+
+def test_answer_cut_off_mid_body_raises_unavailable():
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def answer_half_and_hang_up():
+        connection, _ = listener.accept()
+        connection.recv(65536)
+        connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"partial")
+        connection.close()
+
+    threading.Thread(target=answer_half_and_hang_up, daemon=True).start()
+    base_url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+
+    with pytest.raises(UpstreamUnavailable):
+        _client(base_url, retries=0).request("GET", "/dying")
+    listener.close()

@@ -69,6 +69,11 @@ class ServiceClient:
             log.warning("upstream unreachable", extra={"upstream": self.name,
                                                        "error_type": type(error).__name__})
             raise UpstreamUnavailable(f"{self.name} is unreachable.") from None
+        except requests.RequestException as error:
+            # e.g. the connection dropped mid-body because the service died while answering.
+            log.warning("upstream answer broken", extra={"upstream": self.name,
+                                                         "error_type": type(error).__name__})
+            raise UpstreamUnavailable(f"{self.name} broke off its answer.") from None
 
     def _headers(self, extra: dict | None) -> dict:
         headers = dict(extra or {})

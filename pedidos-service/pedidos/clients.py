@@ -1,0 +1,167 @@
+"""The saga's participants over HTTP, through veloz's ServiceClient. Their answers become typed
+results or typed errors here, so the saga never looks at a status code."""
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import requests
+import simplejson
+
+from pedidos.config import PedidosSettings
+from pedidos.domain import StockShort, UnknownItems, charge_key
+from pedidos.schemas import PaymentIn
+from veloz.errors import Conflict
+from veloz.http_client import ClientPolicy, ServiceClient, UpstreamTimeout, UpstreamUnavailable
+
+# What "a participant stayed unavailable after bounded retries" looks like to the saga.
+UPSTREAM_DOWN = (UpstreamUnavailable, UpstreamTimeout)
+
+
+class HoldNotHeld(Conflict):
+    title, slug = "Stock hold is no longer held", "hold-not-held"
+
+
+class HoldCommitted(Conflict):
+    title, slug = "Stock hold is committed", "hold-committed"
+
+
+@dataclass(frozen=True)
+class HeldLine:
+    item_id: int
+    name: str
+    quantity: int
+    unit_price: Decimal
+
+
+@dataclass(frozen=True)
+class Hold:
+    id: int
+    status: str
+    lines: tuple[HeldLine, ...]
+
+    @classmethod
+    def of(cls, body: dict) -> "Hold":
+        lines = tuple(HeldLine(line["item_id"], line["name"], line["quantity"],
+                               Decimal(line["unit_price"])) for line in body["items"])
+        return cls(body["id"], body["status"], lines)
+
+
+@dataclass(frozen=True)
+class Charge:
+    approved: bool
+    payment: dict[str, Any]
+
+
+def client_policy(settings: PedidosSettings) -> ClientPolicy:
+    return ClientPolicy(connect_timeout=settings.upstream_connect_timeout_seconds,
+                        read_timeout=settings.upstream_read_timeout_seconds,
+                        retries=settings.upstream_retries,
+                        backoff_seconds=settings.upstream_backoff_seconds)
+
+
+def _json_body(payload: dict) -> dict:
+    """Keyword arguments that send `payload` as JSON with money kept Decimal."""
+    return {"data": simplejson.dumps(payload, use_decimal=True),
+            "headers": {"Content-Type": "application/json"}}
+
+
+def _parsed(response: requests.Response):
+    return simplejson.loads(response.content or b"null", use_decimal=True)
+
+
+def _problem_of(response: requests.Response) -> dict:
+    body = _parsed(response)
+    return body if isinstance(body, dict) else {}
+
+
+def _expect(name: str, response: requests.Response, *accepted: int):
+    """The parsed body of an accepted answer; any other answer counts as the participant failing
+    (a 5xx left after retries, or a 4xx the contract does not allow)."""
+    if response.status_code not in accepted:
+        raise UpstreamUnavailable(f"{name} answered {response.status_code}.")
+    return _parsed(response)
+
+
+class EstoqueClient:
+    name = "estoque"
+
+    def __init__(self, http: ServiceClient, hold_seconds: int):
+        self.http = http
+        self.hold_seconds = hold_seconds
+
+    def reserve(self, order_id: int, lines: list[tuple[int, int]]) -> Hold:
+        """All-or-nothing hold; estoque answers the same hold for the same order_id, so retries
+        and look-ups are safe."""
+        body = {"order_id": order_id, "ttl_seconds": self.hold_seconds,
+                "items": [{"item_id": item, "quantity": quantity} for item, quantity in lines]}
+        response = self.http.request("POST", "/reservations", idempotent=True, **_json_body(body))
+        if response.status_code == 409:
+            problem = _problem_of(response)
+            raise StockShort(problem.get("detail"), errors=problem.get("errors"))
+        if response.status_code == 422:
+            problem = _problem_of(response)
+            raise UnknownItems(problem.get("detail"), errors=problem.get("errors"))
+        return Hold.of(_expect(self.name, response, 200, 201))
+
+    def commit(self, reservation_id: int) -> Hold:
+        response = self.http.request("POST", f"/reservations/{reservation_id}/commit",
+                                     idempotent=True)
+        if response.status_code == 409:
+            raise HoldNotHeld(_problem_of(response).get("detail"))
+        return Hold.of(_expect(self.name, response, 200))
+
+    def release(self, reservation_id: int) -> Hold:
+        response = self.http.request("POST", f"/reservations/{reservation_id}/release",
+                                     idempotent=True)
+        if response.status_code == 409:
+            raise HoldCommitted(_problem_of(response).get("detail"))
+        return Hold.of(_expect(self.name, response, 200))
+
+    def restock(self, item_id: int, quantity: int) -> bool:
+        """Put sold units back on sale. Not repeatable, so never retried; False when the item
+        no longer exists (nothing to return the units to)."""
+        response = self.http.request("POST", f"/items/{item_id}/restock", idempotent=False,
+                                     **_json_body({"quantity": quantity}))
+        if response.status_code == 404:
+            return False
+        _expect(self.name, response, 200)
+        return True
+
+
+class PagamentosClient:
+    name = "pagamentos"
+
+    def __init__(self, http: ServiceClient):
+        self.http = http
+
+    def charge(self, order_id: int, amount: Decimal, payment: PaymentIn | None) -> Charge:
+        """One charge per order: the Idempotency-Key makes a retried call replay the first."""
+        body = {"order_id": order_id, "amount": amount,
+                **(payment.model_dump(exclude_none=True) if payment else {})}
+        sent = _json_body(body)
+        sent["headers"]["Idempotency-Key"] = charge_key(order_id)
+        response = self.http.request("POST", "/payments", idempotent=True, **sent)
+        if response.status_code == 402:
+            return Charge(False, _problem_of(response).get("payment") or {})
+        if response.status_code == 409:  # the order already has an approved payment: use it
+            return Charge(True, self._approved(order_id))
+        return Charge(True, _expect(self.name, response, 201))
+
+    def payments_for(self, order_id: int) -> list[dict]:
+        response = self.http.request("GET", "/payments",
+                                     params={"order_id": order_id, "limit": 500})
+        return _expect(self.name, response, 200)
+
+    def approved_payment(self, order_id: int) -> dict | None:
+        return next((p for p in self.payments_for(order_id) if p["status"] == "approved"), None)
+
+    def refund(self, payment_id: int) -> dict:
+        response = self.http.request("POST", f"/payments/{payment_id}/refund", idempotent=True)
+        return _expect(self.name, response, 200)
+
+    def _approved(self, order_id: int) -> dict:
+        payment = self.approved_payment(order_id)
+        if payment is None:
+            raise UpstreamUnavailable("pagamentos refused a charge but shows no approved payment.")
+        return payment

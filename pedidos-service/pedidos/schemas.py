@@ -1,0 +1,124 @@
+"""Request and response bodies. The same models validate requests and document OpenAPI."""
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    computed_field,
+    field_validator,
+)
+
+from pedidos.domain import OrderStatus, line_subtotal
+from veloz.money import Money
+from veloz.paging import PageQuery
+
+PaymentMethod = Literal["credit_card", "debit_card", "pix", "boleto"]
+CARD_METHODS = frozenset({"credit_card", "debit_card"})
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class OrderLineIn(Strict):
+    item_id: int = Field(ge=1)
+    quantity: int = Field(ge=1, le=1000)
+
+
+class PaymentIn(Strict):
+    method: PaymentMethod
+    card_number: str | None = Field(default=None, pattern=r"^[0-9]{12,19}$",
+                                    description="12 to 19 digits; never stored here")
+
+    @field_validator("card_number")
+    @classmethod
+    def only_cards_have_numbers(cls, card_number: str | None, info: ValidationInfo):
+        method = info.data.get("method")
+        if card_number is not None and method is not None and method not in CARD_METHODS:
+            raise ValueError(f"a card number is only accepted with a card method, not {method}")
+        return card_number
+
+
+class OrderCreate(Strict):
+    customer: str = Field(min_length=1, max_length=200)
+    items: list[OrderLineIn] = Field(min_length=1, max_length=100)
+    payment: PaymentIn | None = None
+
+    @field_validator("customer")
+    @classmethod
+    def customer_not_blank(cls, customer: str) -> str:
+        if not customer.strip():
+            raise ValueError("customer must not be blank")
+        return customer
+
+    @field_validator("items")
+    @classmethod
+    def item_ids_unique(cls, lines: list[OrderLineIn]) -> list[OrderLineIn]:
+        if len({line.item_id for line in lines}) != len(lines):
+            raise ValueError("each item_id may appear once")
+        return lines
+
+    def redacted(self) -> "OrderCreate":
+        """The order without its card number (only the last 4 digits), for fingerprints."""
+        if self.payment is None or self.payment.card_number is None:
+            return self
+        card = self.payment.model_construct(method=self.payment.method,
+                                            card_number=self.payment.card_number[-4:])
+        return self.model_copy(update={"payment": card})
+
+
+class OrderQuery(PageQuery):
+    status: OrderStatus | None = None
+    customer: str | None = Field(default=None, min_length=1, max_length=255,
+                                 description="Customer name or customer_id, exactly")
+
+
+class OrderLineOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    item_id: int
+    item_name: str | None
+    quantity: int
+    unit_price: Money | None
+
+    @computed_field
+    @property
+    def subtotal(self) -> Money | None:
+        return None if self.unit_price is None else line_subtotal(self.unit_price, self.quantity)
+
+
+class OrderOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    customer: str
+    customer_id: str | None
+    status: OrderStatus
+    total: Money | None
+    currency: str
+    items: list[OrderLineOut]
+    reservation_id: int | None
+    payment_id: int | None
+    failure_reason: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class PlacedOrder(BaseModel):
+    """201 body of POST /orders; `payment` is pagamentos' payment as it answered (null when
+    the order cost nothing, so nothing was charged)."""
+
+    order: OrderOut
+    payment: dict[str, Any] | None
+
+
+class EventOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    status: OrderStatus
+    reason: str | None
+    at: datetime

@@ -1,0 +1,186 @@
+"""pedidos against the real estoque and pagamentos apps, each on a real port with its own
+migrated database (named apart from those services' own test databases)."""
+
+import threading
+
+import pytest
+import simplejson
+from sqlalchemy import func, select
+from werkzeug.serving import make_server
+
+from estoque.app import create_app as create_estoque
+from estoque.config import EstoqueSettings
+from pagamentos.app import create_app as create_pagamentos
+from pagamentos.config import PagamentosSettings
+from pedidos.app import create_app
+from pedidos.config import PedidosSettings
+from pedidos.models import Order
+from veloz.devdb import recreate_database
+from veloz.migrate import upgrade
+from veloz.testing import migrated_test_database, wipe_tables
+
+
+class RunningService:
+    """A Flask app served over HTTP on 127.0.0.1 from a background thread."""
+
+    def __init__(self, app):
+        self.server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,),
+                                       daemon=True)
+        self.thread.start()
+        self.running = True
+
+    def stop(self):
+        if self.running:
+            self.server.shutdown()
+            self.server.server_close()
+            self.running = False
+
+
+def migrated_participant_database(server_url: str, package: str) -> str:
+    url = recreate_database(server_url, f"pedidos_{package}_test")
+    upgrade(package, url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def database_url(postgres_server_url):
+    return migrated_test_database(postgres_server_url, "pedidos")
+
+
+@pytest.fixture(scope="session")
+def estoque_database_url(postgres_server_url):
+    return migrated_participant_database(postgres_server_url, "estoque")
+
+
+@pytest.fixture(scope="session")
+def pagamentos_database_url(postgres_server_url):
+    return migrated_participant_database(postgres_server_url, "pagamentos")
+
+
+@pytest.fixture(scope="session")
+def estoque_app(estoque_database_url):
+    app = create_estoque(EstoqueSettings(database_url=estoque_database_url, db_pool_size=30))
+    yield app
+    app.extensions["database"].dispose()
+
+
+@pytest.fixture(scope="session")
+def pagamentos_app(pagamentos_database_url):
+    app = create_pagamentos(PagamentosSettings(database_url=pagamentos_database_url,
+                                               payment_decline_rate=0.0, db_pool_size=30))
+    yield app
+    app.extensions["database"].dispose()
+
+
+@pytest.fixture
+def estoque(estoque_app):
+    service = RunningService(estoque_app)
+    yield service
+    service.stop()
+
+
+@pytest.fixture
+def pagamentos(pagamentos_app):
+    service = RunningService(pagamentos_app)
+    yield service
+    service.stop()
+
+
+@pytest.fixture
+def serve():
+    """Serve another app (or the same one on a new port) for the rest of the test."""
+    started = []
+
+    def start(app) -> RunningService:
+        started.append(RunningService(app))
+        return started[-1]
+
+    yield start
+    for service in started:
+        service.stop()
+
+
+@pytest.fixture
+def settings(database_url, estoque, pagamentos):
+    return PedidosSettings(database_url=database_url, estoque_url=estoque.url,
+                           pagamentos_url=pagamentos.url, db_pool_size=30,
+                           upstream_retries=1, upstream_backoff_seconds=0.05,
+                           recovery_grace_seconds=0)
+
+
+@pytest.fixture
+def app(settings, database_url, estoque_database_url, pagamentos_database_url):
+    app = create_app(settings)
+    yield app
+    app.extensions["database"].dispose()
+    for url in (database_url, estoque_database_url, pagamentos_database_url):
+        wipe_tables(url)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def orders(app):
+    return app.extensions["orders"]
+
+
+@pytest.fixture
+def stock(estoque_app):
+    return estoque_app.test_client()
+
+
+@pytest.fixture
+def payments(pagamentos_app):
+    return pagamentos_app.test_client()
+
+
+@pytest.fixture
+def make_item(stock):
+    def make(quantity=10, price="10", name="Camiseta"):
+        response = stock.post("/items", data=f'{{"name": "{name}", "quantity": {quantity}, '
+                                             f'"price": {price}}}',
+                              content_type="application/json")
+        assert response.status_code == 201, response.json
+        return response.json["id"]
+
+    return make
+
+
+@pytest.fixture
+def wire():
+    """A response's JSON with money as Decimal, exactly as the wire carries it."""
+    return lambda response: simplejson.loads(response.data, use_decimal=True)
+
+
+@pytest.fixture
+def item(stock, wire):
+    """An item as estoque sees it now."""
+    return lambda item_id: wire(stock.get(f"/items/{item_id}"))
+
+
+@pytest.fixture
+def buy(client):
+    """POST /orders for `lines` ({item_id: quantity}); keyword arguments add body fields."""
+
+    def post(lines, headers=None, **fields):
+        payload = {"customer": "João Silva",
+                   "items": [{"item_id": i, "quantity": q} for i, q in lines.items()], **fields}
+        return client.post("/orders", json=payload, headers=headers or {})
+
+    return post
+
+
+@pytest.fixture
+def stored_orders(app):
+    """Count order rows straight from the database."""
+
+    def count() -> int:
+        with app.extensions["database"].reading() as session:
+            return session.scalar(select(func.count()).select_from(Order))
+
+    return count

@@ -1,0 +1,45 @@
+import pytest
+
+CUSTOMER = {"X-User-Id": "user-1", "X-User-Roles": "customer"}
+STRANGER = {"X-User-Id": "user-2", "X-User-Roles": "customer"}
+ADMIN = {"X-User-Id": "root", "X-User-Roles": "customer,admin"}
+
+
+@pytest.fixture
+def order_of_user_1(buy, make_item):
+    response = buy({make_item(): 1}, headers=CUSTOMER)
+    assert response.status_code == 201
+    return response.json["order"]
+
+
+def test_an_order_belongs_to_the_user_who_placed_it(order_of_user_1, client):
+    assert order_of_user_1["customer_id"] == "user-1"
+    assert client.get(f"/orders/{order_of_user_1['id']}", headers=CUSTOMER).status_code == 200
+
+
+@pytest.mark.parametrize(("method", "path"), [
+    ("get", "/orders/{id}"), ("get", "/orders/{id}/events"), ("post", "/orders/{id}/cancel")])
+def test_another_customer_cannot_tell_the_order_exists(order_of_user_1, client, method, path):
+    url = path.format(id=order_of_user_1["id"])
+
+    response = getattr(client, method)(url, headers=STRANGER)
+
+    assert response.status_code == 404
+    missing = getattr(client, method)(path.format(id=999999), headers=STRANGER)
+    assert response.json["detail"] == missing.json["detail"].replace("999999", url.split("/")[2])
+    assert client.get(f"/orders/{order_of_user_1['id']}").json["status"] == "paid"
+
+
+def test_admins_and_internal_callers_see_every_order(order_of_user_1, client):
+    url = f"/orders/{order_of_user_1['id']}"
+
+    assert client.get(url, headers=ADMIN).status_code == 200
+    assert client.get(url).status_code == 200
+
+
+def test_a_customer_listing_orders_sees_only_their_own(order_of_user_1, buy, make_item, client):
+    buy({make_item(): 1}, headers=STRANGER)
+
+    assert [o["id"] for o in client.get("/orders", headers=CUSTOMER).json] == \
+        [order_of_user_1["id"]]
+    assert len(client.get("/orders", headers=ADMIN).json) == 2

@@ -1,0 +1,59 @@
+def test_cancelling_a_paid_order_refunds_it_and_puts_the_stock_back_on_sale(buy, make_item,
+                                                                           item, client,
+                                                                           payments):
+    shirt = make_item(quantity=5)
+    order = buy({shirt: 2}).json["order"]
+
+    response = client.post(f"/orders/{order['id']}/cancel")
+
+    assert response.status_code == 200
+    assert response.json["status"] == "cancelled"
+    assert payments.get(f"/payments/{order['payment_id']}").json["status"] == "refunded"
+    # estoque cannot un-commit: the 2 sold units come back through a restock.
+    assert (item(shirt)["quantity"], item(shirt)["reserved"]) == (5, 0)
+
+
+def test_cancelling_twice_answers_the_same_cancelled_order_and_returns_stock_once(
+        buy, make_item, item, client):
+    shirt = make_item(quantity=5)
+    order_id = buy({shirt: 2}).json["order"]["id"]
+
+    first = client.post(f"/orders/{order_id}/cancel")
+    second = client.post(f"/orders/{order_id}/cancel")
+
+    assert second.status_code == 200
+    assert second.json == first.json
+    assert item(shirt)["quantity"] == 5
+
+
+def test_cancelling_an_order_with_stock_held_releases_the_hold(orders, make_item, item,
+                                                               client, stock, wire):
+    shirt = make_item(quantity=4)
+    order = orders.reserve_stock(orders.open(_request(shirt, 3), None, None))
+    assert item(shirt)["reserved"] == 3
+
+    response = client.post(f"/orders/{order.id}/cancel")
+
+    assert response.json["status"] == "cancelled"
+    assert (item(shirt)["quantity"], item(shirt)["reserved"]) == (4, 0)
+    assert stock.get(f"/reservations/{order.reservation_id}").json["status"] == "released"
+
+
+def test_cancelling_a_rejected_order_is_a_conflict(buy, make_item, client):
+    order_id = buy({make_item(quantity=0): 1}).json["order"]["id"]
+
+    response = client.post(f"/orders/{order_id}/cancel")
+
+    assert response.status_code == 409
+    assert response.content_type == "application/problem+json"
+    assert client.get(f"/orders/{order_id}").json["status"] == "rejected"
+
+
+def test_cancelling_an_unknown_order_is_not_found(client):
+    assert client.post("/orders/424242/cancel").status_code == 404
+
+
+def _request(item_id, quantity):
+    from pedidos.schemas import OrderCreate
+
+    return OrderCreate(customer="Ana", items=[{"item_id": item_id, "quantity": quantity}])
