@@ -71,5 +71,5 @@ class GatewaySettings(JwtSettings):
     def _backend(self, name: str, url: str, connect: float, read: float) -> BackendConfig:
         policy = ClientPolicy(connect_timeout=connect, read_timeout=read,
                               retries=self.upstream_retries, backoff_seconds=0.1,
-                              pool_size=self.upstream_pool_size, retry_after_send=False)
+                              pool_size=self.upstream_pool_size, retry_statuses=False)
         return BackendConfig(name, url, policy)

@@ -24,6 +24,7 @@ def upstream():
 
     @app.get("/slow")
     def slow():
+        calls["slow"] += 1
         time.sleep(1.5)
         return {}
 
@@ -53,13 +54,14 @@ def test_current_request_id_is_passed_on(upstream):
     assert answer["request_id"] == "req-42"
 
 
-def test_slow_upstream_raises_timeout_instead_of_hanging(upstream):
+def test_frozen_upstream_costs_one_timeout_not_one_per_retry(upstream):
     started = time.monotonic()
 
     with pytest.raises(UpstreamTimeout):
-        _client(upstream[0], retries=0).request("GET", "/slow")
+        _client(upstream[0], retries=2).request("GET", "/slow")
 
     assert time.monotonic() - started < 1.4  # gave up before the upstream answered
+    assert upstream[1]["slow"] == 1
 
 
 def test_dead_upstream_raises_unavailable(upstream):

@@ -33,9 +33,12 @@ class ClientPolicy:
     retries: int = 2
     backoff_seconds: float = 0.2
     pool_size: int = 20
-    # False: retry only calls that never reached the service (refused, connect timeout), so a
-    # frozen service costs one read timeout and the service's own 5xx answer is passed on.
-    retry_after_send: bool = True
+    # Calls that never reached the service (refused, connect timeout) are always retried.
+    # A read timeout is not by default: against a frozen service every retry costs another
+    # full timeout. A 502/503/504 answer is retried with backoff unless `retry_statuses` is
+    # False (the gateway passes the service's own answer on instead).
+    retry_read_timeouts: bool = False
+    retry_statuses: bool = True
 
 
 class ServiceClient:
@@ -92,11 +95,12 @@ class ServiceClient:
 
     def _new_session(self, retry_safe: bool) -> requests.Session:
         retries = self.policy.retries if retry_safe else 0
-        after_send = retries if self.policy.retry_after_send else 0
+        on_status = retries if self.policy.retry_statuses else 0
         retry = Retry(
-            total=retries, connect=retries, read=after_send, status=after_send,
+            total=retries, connect=retries, status=on_status,
+            read=retries if self.policy.retry_read_timeouts else 0,
             allowed_methods=None,  # the caller decided the call is safe to repeat
-            status_forcelist=RETRYABLE_STATUSES if after_send else (),
+            status_forcelist=RETRYABLE_STATUSES if on_status else (),
             backoff_factor=self.policy.backoff_seconds, backoff_jitter=0.1,
             respect_retry_after_header=True, raise_on_status=False,
         )
