@@ -28,11 +28,12 @@ def seed_items(gateway: str, headers: dict, count: int = 5) -> list[int]:
 
 def run_locust(host: str, tags: str, users: int, seconds: int, env: dict, out: Path) -> dict:
     prefix = out / f"{tags}-{host.rsplit(':', 1)[1]}"
-    subprocess.run([sys.executable, "-m", "locust", "-f", str(HERE / "locustfile.py"),
-                    "--headless", "--only-summary", "-u", str(users), "-r", str(users),
-                    "-t", f"{seconds}s", "--host", host, "--tags", tags, "--csv", str(prefix),
-                    "--stop-timeout", "5"],
-                   env=env, check=False, timeout=seconds + 60, stdout=subprocess.DEVNULL)
+    with open(f"{prefix}.log", "w") as log:
+        subprocess.run([sys.executable, "-m", "locust", "-f", str(HERE / "locustfile.py"),
+                        "--headless", "--only-summary", "-u", str(users), "-r", str(users),
+                        "-t", f"{seconds}s", "--host", host, "--tags", tags,
+                        "--csv", str(prefix), "--stop-timeout", "5"],
+                       env=env, check=False, timeout=seconds + 60, stdout=log, stderr=log)
     with open(f"{prefix}_stats.csv") as stats:
         aggregated = next(row for row in csv.DictReader(stats) if row["Name"] == "Aggregated")
     return {"rps": float(aggregated["Requests/s"]), "p50": float(aggregated["50%"]),
@@ -84,6 +85,7 @@ def measure(platform: Platform, args, run_dir: Path) -> None:
     report("POST /orders through the gateway", orders)
     print(f"\ngateway throughput ratio (through / direct): {proxied['rps'] / direct['rps']:.2f}")
     print(f"orders per second through the gateway: {orders['rps']:.1f}")
+    print(f"(Locust logs and CSVs: {run_dir})")
 
 
 if __name__ == "__main__":
