@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from veloz.fields import Id
 from veloz.money import Money
 from veloz.paging import PageQuery
 
@@ -42,16 +43,16 @@ class SingleHold(Strict):
 
 
 class WriteOff(Strict):
-    reservation_id: int = Field(ge=1)
+    reservation_id: Id
 
 
 class HoldLine(Strict):
-    item_id: int = Field(ge=1)
+    item_id: Id
     quantity: Quantity
 
 
 class ReservationCreate(Strict):
-    order_id: int = Field(ge=1)
+    order_id: Id
     items: list[HoldLine] = Field(min_length=1, max_length=100)
     ttl_seconds: int | None = Field(default=None, ge=1, le=86400)
 

@@ -42,3 +42,4 @@ def make_item(client):
         return response.json
 
     return make
+

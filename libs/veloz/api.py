@@ -10,10 +10,12 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic.json_schema import models_json_schema
 
 from veloz.errors import BadRequest, Unprocessable, UnsupportedMediaType
+from veloz.fields import MAX_ID
 from veloz.problems import ProblemDetails
 
 _RULE_PARAM = re.compile(r"<(?:(?P<converter>\w+):)?(?P<name>\w+)>")
-_PARAM_SCHEMAS = {"int": {"type": "integer", "minimum": 0}, "string": {"type": "string"}}
+_PARAM_SCHEMAS = {"int": {"type": "integer", "minimum": 0, "maximum": MAX_ID},
+                  "string": {"type": "string"}}
 
 
 @dataclass(frozen=True)

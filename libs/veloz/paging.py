@@ -12,6 +12,8 @@ from flask import request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Select, and_, or_
 
+from veloz.fields import MAX_ID
+
 
 class PageQuery(BaseModel):
     """Query parameters every list endpoint accepts; list queries extend it with filters."""
@@ -19,7 +21,8 @@ class PageQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     limit: int = Field(default=50, ge=1, le=500, description="Rows per page (max 500)")
-    after: int | None = Field(default=None, ge=0, description="Id of the last row already seen")
+    after: int | None = Field(default=None, ge=0, le=MAX_ID,
+                              description="Id of the last row already seen")
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,10 @@ from pathlib import Path
 from flask import Blueprint, Flask, g, request
 from prometheus_client import CollectorRegistry
 from prometheus_flask_exporter import PrometheusMetrics
+from werkzeug.routing import IntegerConverter
 
 from veloz.api import OpenApiDocument, docs_blueprint
+from veloz.fields import MAX_ID
 from veloz.jsonio import DecimalJSONProvider
 from veloz.logs import configure_logging, request_id_var
 from veloz.problems import register_problem_handlers
@@ -31,6 +33,7 @@ def create_service_app(*, name: str, version: str, log_level: str, max_body_byte
     configure_logging(name, log_level)
     app = Flask(name, root_path=str(Path(__file__).parent))  # no static files or templates
     app.json = DecimalJSONProvider(app)
+    app.url_map.converters["int"] = DatabaseId
     app.config.update(MAX_CONTENT_LENGTH=max_body_bytes, SERVICE_NAME=name)
     _track_requests(app)
     register_problem_handlers(app)
@@ -43,6 +46,13 @@ def create_service_app(*, name: str, version: str, log_level: str, max_body_byte
         app.register_blueprint(blueprint)
     app.register_blueprint(docs_blueprint(document or OpenApiDocument(name, version, description)))
     return app
+
+
+class DatabaseId(IntegerConverter):
+    """`<int:...>` in every route: an id beyond BIGINT matches no route (404), never a 500."""
+
+    def __init__(self, map, **kwargs):
+        super().__init__(map, max=MAX_ID, **kwargs)
 
 
 def incoming_request_id() -> str:

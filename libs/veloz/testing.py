@@ -42,3 +42,25 @@ def wipe_tables(database_url: str) -> None:
         if tables:
             connection.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
     engine.dispose()
+
+
+def assert_no_server_errors(app, *, max_examples: int = 25, headers: dict | None = None):
+    """Fuzz every operation the app documents, with inputs that fit its OpenAPI schemas and
+    inputs that break them (schemathesis): no answer may be a 5xx."""
+    import schemathesis
+    from hypothesis import HealthCheck, given, settings
+
+    schema = schemathesis.openapi.from_wsgi("/openapi.json", app)
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        for mode in schemathesis.GenerationMode:
+            @given(case=operation.as_strategy(mode, headers=headers))
+            @settings(max_examples=max_examples, deadline=None, database=None,
+                      suppress_health_check=list(HealthCheck))
+            def answers_without_a_server_error(case):
+                response = case.call()
+                assert response.status_code < 500, (
+                    f"{case.method} {case.formatted_path} query={case.query} "
+                    f"body={case.body!r} -> {response.status_code} {response.text[:300]}")
+
+            answers_without_a_server_error()

@@ -12,6 +12,7 @@ from pydantic import (
 )
 
 from pagamentos.domain import PaymentMethod, PaymentStatus, accepts_card
+from veloz.fields import Id
 from veloz.money import Money, PositiveMoney
 from veloz.paging import PageQuery
 
@@ -22,7 +23,7 @@ CardNumber = Annotated[str, Field(pattern=r"^[0-9]{12,19}$",
 class ChargeRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    order_id: int = Field(ge=1)
+    order_id: Id
     amount: PositiveMoney
     method: PaymentMethod = PaymentMethod.CREDIT_CARD
     card_number: CardNumber | None = None
@@ -53,5 +54,5 @@ class PaymentOut(BaseModel):
 
 
 class PaymentListQuery(PageQuery):
-    order_id: int | None = Field(default=None, ge=1)
+    order_id: Id | None = None
     status: PaymentStatus | None = None

@@ -13,6 +13,7 @@ from pydantic import (
 )
 
 from pedidos.domain import OrderStatus, line_subtotal
+from veloz.fields import Id
 from veloz.money import Money
 from veloz.paging import PageQuery
 
@@ -25,7 +26,7 @@ class Strict(BaseModel):
 
 
 class OrderLineIn(Strict):
-    item_id: int = Field(ge=1)
+    item_id: Id
     quantity: int = Field(ge=1, le=1000)
 
 
