@@ -68,8 +68,12 @@ def key_from_request(scope: str, body: BaseModel) -> IdempotencyKey | None:
     if not 1 <= len(key) <= MAX_KEY_LENGTH:
         raise Unprocessable(f"{HEADER} must be 1 to {MAX_KEY_LENGTH} characters.",
                             errors=[{"field": HEADER, "message": "invalid length"}])
-    digest = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
-    return IdempotencyKey(scope, key, digest)
+    return IdempotencyKey(scope, key, fingerprint_of(body))
+
+
+def fingerprint_of(body: BaseModel) -> str:
+    """Same validated body, same fingerprint, whatever the JSON's spacing or key order."""
+    return hashlib.sha256(body.model_dump_json().encode()).hexdigest()
 
 
 def claim(session: Session, table: Table, key: IdempotencyKey) -> StoredResponse | None:

@@ -45,8 +45,9 @@ def _saga_response(outcome: SagaOutcome):
            responses={201: PlacedOrder, 402: None, 409: None, 422: None, 503: None},
            tags=ORDERS)
 def place_order(body: OrderCreate):
-    key = key_from_request("POST /orders", body.redacted())
-    return _orders().place(body, key, _caller(), _saga_response)
+    caller = _caller()
+    key = key_from_request(caller.idempotency_scope, body.redacted())
+    return _orders().place(body, key, caller, _saga_response)
 
 
 @bp.get("/orders")

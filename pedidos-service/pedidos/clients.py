@@ -153,6 +153,9 @@ class PagamentosClient:
                                      params={"order_id": order_id, "limit": 500})
         return _expect(self.name, response, 200)
 
+    def payment(self, payment_id: int) -> dict:
+        return _expect(self.name, self.http.request("GET", f"/payments/{payment_id}"), 200)
+
     def approved_payment(self, order_id: int) -> dict | None:
         return next((p for p in self.payments_for(order_id) if p["status"] == "approved"), None)
 

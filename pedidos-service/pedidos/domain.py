@@ -1,5 +1,6 @@
 """Order rules with no I/O: the status machine, who may see an order, totals and recovery."""
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -96,6 +97,13 @@ class Caller:
     def may_see(self, customer_id: str | None) -> bool:
         return self.sees_everything or customer_id == self.user_id
 
+    @property
+    def idempotency_scope(self) -> str:
+        """Keys are the caller's own: another caller's identical key names another order."""
+        if self.user_id is None:
+            return "POST /orders"
+        return f"POST /orders by {hashlib.sha256(self.user_id.encode()).hexdigest()[:24]}"
+
 
 def line_subtotal(unit_price: Decimal, quantity: int) -> Decimal:
     return (unit_price * quantity).quantize(CENT)
@@ -104,6 +112,16 @@ def line_subtotal(unit_price: Decimal, quantity: int) -> Decimal:
 def order_total(lines: Iterable[tuple[Decimal, int]]) -> Decimal:
     """Sum of unit price x quantity, exact to the cent."""
     return sum((line_subtotal(price, quantity) for price, quantity in lines), Decimal("0.00"))
+
+
+def settled_problem(status: OrderStatus, reason: str | None) -> Conflict | None:
+    """The answer POST /orders gives for an order that ended in `status`: a problem, or None
+    for a sale (a later cancel does not change what placing the order answered)."""
+    detail = reason or status.value
+    answers = {OrderStatus.REJECTED: StockShort, OrderStatus.PAYMENT_DECLINED: PaymentDeclined,
+               OrderStatus.FAILED: SagaFailed}
+    problem = answers.get(status)
+    return problem(detail) if problem else None
 
 
 def charge_key(order_id: int) -> str:

@@ -45,6 +45,8 @@ class Order(Base):
         Index("ix_orders_in_flight_updated_at", "updated_at", postgresql_where=text(IN_FLIGHT)),
         Index("ix_orders_compensation_pending_updated_at", "updated_at",
               postgresql_where=text("compensation_pending")),
+        Index("uq_orders_idempotency", "idempotency_scope", "idempotency_key", unique=True,
+              postgresql_where=text("idempotency_key IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -56,6 +58,9 @@ class Order(Base):
     reservation_id: Mapped[int | None] = mapped_column(BigInteger)
     payment_id: Mapped[int | None] = mapped_column(BigInteger)
     failure_reason: Mapped[str | None] = mapped_column(Text)
+    # The Idempotency-Key that placed the order, so a repeat can find it after a crash.
+    idempotency_scope: Mapped[str | None] = mapped_column(String(64))
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
     compensation_pending: Mapped[bool] = mapped_column(Boolean, default=False,
                                                        server_default=text("false"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

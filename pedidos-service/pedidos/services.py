@@ -33,6 +33,7 @@ from pedidos.domain import (
     must_cancel,
     order_total,
     recovery_for,
+    settled_problem,
     transition,
 )
 from pedidos.models import Order, OrderEvent, OrderItem, idempotency_keys
@@ -89,13 +90,11 @@ class Orders:
               render: Callable[[SagaOutcome], Response]) -> Response:
         """Run the saga once per Idempotency-Key; a repeat replays the stored answer."""
         opened = self.open(request, key, caller.user_id)
+        if isinstance(opened, StoredResponse) and opened.status is not None:
+            return opened.replay()
         if isinstance(opened, StoredResponse):
-            return _replay(opened)
-        response = render(self.run_saga(opened, request.payment))
-        if key is not None:
-            with self.db.transaction() as session:
-                remember(session, idempotency_keys, key, StoredResponse.of(response))
-        return response
+            return self._answer_unfinished_repeat(key, render)
+        return self._remember(key, render(self.run_saga(opened, request.payment)))
 
     def open(self, request: OrderCreate, key: IdempotencyKey | None,
              customer_id: str | None) -> int | StoredResponse:
@@ -105,6 +104,8 @@ class Orders:
                 return stored
             order = Order(customer=request.customer, customer_id=customer_id,
                           status=OrderStatus.PENDING,
+                          idempotency_scope=key.scope if key else None,
+                          idempotency_key=key.key if key else None,
                           items=[OrderItem(item_id=line.item_id, quantity=line.quantity)
                                  for line in request.items])
             session.add(order)
@@ -112,6 +113,27 @@ class Orders:
             session.add(OrderEvent(order_id=order.id, status=OrderStatus.PENDING,
                                    reason="order received"))
             return order.id
+
+    def _answer_unfinished_repeat(self, key: IdempotencyKey,
+                                  render: Callable[[SagaOutcome], Response]) -> Response:
+        """A repeat whose first attempt stored no answer: it is still running, or a crash cut
+        it short. Once the order has settled (recovery finishes what a crash left), answer
+        from its final state and keep that answer for later repeats."""
+        with self.db.reading() as session:
+            order = session.scalars(select(Order).where(
+                Order.idempotency_scope == key.scope, Order.idempotency_key == key.key)).one()
+        if OrderStatus(order.status).in_flight:
+            raise IdempotencyInProgress("A request with this Idempotency-Key is still running; "
+                                        "retry shortly.", headers={"Retry-After": "1"})
+        payment = self.pagamentos.payment(order.payment_id) if order.payment_id else None
+        problem = settled_problem(OrderStatus(order.status), order.failure_reason)
+        return self._remember(key, render(SagaOutcome(order, payment, problem)))
+
+    def _remember(self, key: IdempotencyKey | None, response: Response) -> Response:
+        if key is not None:
+            with self.db.transaction() as session:
+                remember(session, idempotency_keys, key, StoredResponse.of(response))
+        return response
 
     def run_saga(self, order_id: int, payment: PaymentIn | None) -> SagaOutcome:
         try:
@@ -332,13 +354,6 @@ class Orders:
             _add_event(session, order, reason)
         self.on_final(target.value)
         return order
-
-
-def _replay(stored: StoredResponse) -> Response:
-    if stored.status is None:
-        raise IdempotencyInProgress("A request with this Idempotency-Key is still running; "
-                                    "retry shortly.", headers={"Retry-After": "1"})
-    return stored.replay()
 
 
 def _wanted(order: Order) -> list[tuple[int, int]]:

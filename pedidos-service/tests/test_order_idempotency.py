@@ -1,5 +1,9 @@
 from concurrent.futures import ThreadPoolExecutor
 
+from pedidos.domain import Caller
+from pedidos.schemas import OrderCreate
+from veloz.idempotency import IdempotencyKey, fingerprint_of
+
 
 def test_repeating_a_key_replays_the_first_answer_and_creates_one_order(buy, make_item,
                                                                         stored_orders, item):
@@ -65,3 +69,57 @@ def test_a_replayed_decline_is_the_same_decline(buy, make_item, stored_orders):
     assert first.status_code == again.status_code == 402
     assert again.json == first.json
     assert stored_orders() == 1
+
+
+def _crash_after_step_one(orders, make_item, key, quantity=5):
+    """What a process killed right after step 1 leaves: a claimed key and a pending order."""
+    body = OrderCreate.model_validate({"customer": "Ana", "items": [
+        {"item_id": make_item(quantity=quantity), "quantity": 1}]})
+    scope = Caller().idempotency_scope
+    return orders.open(body, IdempotencyKey(scope, key, fingerprint_of(body)), None)
+
+
+def test_repeat_while_the_first_attempt_is_unfinished_is_asked_to_retry(
+        client, orders, make_item):
+    order_id = _crash_after_step_one(orders, make_item, "cut-short")
+    item_id = orders.get(order_id, Caller()).items[0].item_id
+
+    response = client.post("/orders", headers={"Idempotency-Key": "cut-short"}, json={
+        "customer": "Ana", "items": [{"item_id": item_id, "quantity": 1}]})
+
+    assert response.status_code == 409
+    assert response.headers["Retry-After"] == "1"
+
+
+def test_repeat_after_recovery_answers_from_the_settled_order_every_time(
+        client, orders, make_item, stored_orders):
+    order_id = _crash_after_step_one(orders, make_item, "crashed-once")
+    item_id = orders.get(order_id, Caller()).items[0].item_id
+    while orders.recover_next() is not None:
+        pass
+    body = {"customer": "Ana", "items": [{"item_id": item_id, "quantity": 1}]}
+
+    first = client.post("/orders", headers={"Idempotency-Key": "crashed-once"}, json=body)
+    again = client.post("/orders", headers={"Idempotency-Key": "crashed-once"}, json=body)
+
+    assert first.status_code == 503
+    assert first.json["order"]["id"] == order_id
+    assert first.json["order"]["status"] == "failed"
+    assert (again.status_code, again.data) == (first.status_code, first.data)
+    assert stored_orders() == 1
+
+
+def test_two_customers_with_the_same_key_get_their_own_orders(client, make_item,
+                                                              stored_orders):
+    shirt = make_item(quantity=5)
+    body = {"customer": "Ana", "items": [{"item_id": shirt, "quantity": 1}]}
+
+    alice = client.post("/orders", json=body, headers={
+        "Idempotency-Key": "cart-1", "X-User-Id": "alice", "X-User-Roles": "customer"})
+    bob = client.post("/orders", json=body, headers={
+        "Idempotency-Key": "cart-1", "X-User-Id": "bob", "X-User-Roles": "customer"})
+
+    assert alice.status_code == bob.status_code == 201
+    assert alice.json["order"]["id"] != bob.json["order"]["id"]
+    assert bob.json["order"]["customer_id"] == "bob"
+    assert stored_orders() == 2
