@@ -2,7 +2,7 @@ import pytest
 
 from estoque.app import create_app
 from estoque.config import EstoqueSettings
-from veloz.testing import migrated_test_database, wipe_tables
+from veloz.testing import migrated_test_database
 
 
 @pytest.fixture(scope="session")
@@ -16,21 +16,13 @@ def settings(database_url):
 
 
 @pytest.fixture
-def app(settings, database_url):
-    app = create_app(settings)
-    yield app
-    app.extensions["database"].dispose()
-    wipe_tables(database_url)
+def app_factory():
+    return create_app
 
 
 @pytest.fixture
 def db(app):
     return app.extensions["database"]
-
-
-@pytest.fixture
-def client(app):
-    return app.test_client()
 
 
 @pytest.fixture

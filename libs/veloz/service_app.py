@@ -13,6 +13,7 @@ from prometheus_flask_exporter import PrometheusMetrics
 from werkzeug.routing import IntegerConverter
 
 from veloz.api import OpenApiDocument, docs_blueprint
+from veloz.db import Database
 from veloz.fields import MAX_ID
 from veloz.jsonio import DecimalJSONProvider
 from veloz.logs import configure_logging, request_id_var
@@ -53,6 +54,19 @@ class DatabaseId(IntegerConverter):
 
     def __init__(self, map, **kwargs):
         super().__init__(map, max=MAX_ID, **kwargs)
+
+
+def create_database_app(*, name: str, version: str, description: str, settings,
+                        blueprints: Iterable[Blueprint]) -> Flask:
+    """A service that owns a database: its app, with the Database (made lazily in each worker)
+    in `app.extensions["database"]` and the settings in `app.extensions["settings"]`."""
+    db = Database.for_service(name, settings)
+    app = create_service_app(
+        name=name, version=version, description=description, log_level=settings.log_level,
+        max_body_bytes=settings.max_body_bytes, blueprints=blueprints,
+        readiness=lambda: {"database": db.is_reachable()})
+    app.extensions.update(database=db, settings=settings)
+    return app
 
 
 def incoming_request_id() -> str:

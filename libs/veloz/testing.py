@@ -25,6 +25,28 @@ def postgres_server_url() -> str:
     return start_embedded_server(REPO_ROOT / ".local" / "test-pgdata")
 
 
+@pytest.fixture
+def databases_to_wipe(database_url) -> list[str]:
+    """The databases a test may write to; a service whose tests reach others extends it."""
+    return [database_url]
+
+
+@pytest.fixture
+def app(app_factory, settings, databases_to_wipe):
+    """The service under test (each conftest gives `app_factory`, `settings`, `database_url`),
+    its tables emptied after the test."""
+    app = app_factory(settings)
+    yield app
+    app.extensions["database"].dispose()
+    for url in databases_to_wipe:
+        wipe_tables(url)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
 def migrated_test_database(server_url: str, package: str) -> str:
     """A fresh `<package>_test` database at the newest migration; returns its URL."""
     url = recreate_database(server_url, f"{package}_test")

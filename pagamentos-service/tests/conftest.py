@@ -2,7 +2,7 @@ import pytest
 
 from pagamentos.app import create_app
 from pagamentos.config import PagamentosSettings
-from veloz.testing import migrated_test_database, wipe_tables
+from veloz.testing import migrated_test_database
 
 
 @pytest.fixture(scope="session")
@@ -18,16 +18,8 @@ def settings(database_url):
 
 
 @pytest.fixture
-def app(settings, database_url):
-    app = create_app(settings)
-    yield app
-    app.extensions["database"].dispose()
-    wipe_tables(database_url)
-
-
-@pytest.fixture
-def client(app):
-    return app.test_client()
+def app_factory():
+    return create_app
 
 
 @pytest.fixture

@@ -9,23 +9,19 @@ from pedidos.config import PedidosSettings
 from pedidos.services import Orders
 from veloz.db import Database
 from veloz.http_client import ServiceClient
-from veloz.service_app import create_service_app
+from veloz.service_app import create_database_app
 
 NAME, VERSION = "pedidos-service", "1.0.0"
 
 
 def create_app(settings: PedidosSettings | None = None) -> Flask:
     settings = settings or PedidosSettings.from_env()
-    db = Database.for_service(NAME, settings)
-    app = create_service_app(
-        name=NAME, version=VERSION, description="Orders and the purchase saga",
-        log_level=settings.log_level, max_body_bytes=settings.max_body_bytes,
-        blueprints=[bp], readiness=lambda: {"database": db.is_reachable()},
-    )
+    app = create_database_app(name=NAME, version=VERSION, settings=settings, blueprints=[bp],
+                              description="Orders and the purchase saga")
     outcomes = Counter("pedidos_orders", "Orders that reached a status, by status",
                        ["outcome"], registry=app.extensions["metrics_registry"])
-    app.extensions.update(database=db, settings=settings, orders=orders(
-        settings, db, on_final=lambda status: outcomes.labels(status).inc()))
+    app.extensions["orders"] = orders(settings, app.extensions["database"],
+                                      on_final=lambda status: outcomes.labels(status).inc())
     return app
 
 

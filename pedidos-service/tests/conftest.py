@@ -17,7 +17,7 @@ from pedidos.config import PedidosSettings
 from pedidos.models import Order
 from veloz.devdb import recreate_database
 from veloz.migrate import upgrade
-from veloz.testing import migrated_test_database, wipe_tables
+from veloz.testing import migrated_test_database
 
 
 class RunningService:
@@ -111,17 +111,13 @@ def settings(database_url, estoque, pagamentos):
 
 
 @pytest.fixture
-def app(settings, database_url, estoque_database_url, pagamentos_database_url):
-    app = create_app(settings)
-    yield app
-    app.extensions["database"].dispose()
-    for url in (database_url, estoque_database_url, pagamentos_database_url):
-        wipe_tables(url)
+def app_factory():
+    return create_app
 
 
 @pytest.fixture
-def client(app):
-    return app.test_client()
+def databases_to_wipe(database_url, estoque_database_url, pagamentos_database_url):
+    return [database_url, estoque_database_url, pagamentos_database_url]
 
 
 @pytest.fixture
