@@ -8,7 +8,8 @@ from flask import Response
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from estoque.domain import (
     DuplicateSku,
@@ -199,19 +200,16 @@ def release_expired_hold(db: Database) -> int | None:
 
 def _hold_for_order(session: Session, request: ReservationCreate,
                     ttl: int) -> tuple[Reservation, bool]:
-    reservation_id = session.execute(
+    reservation = session.scalars(
         insert(Reservation).values(order_id=request.order_id, status=ReservationStatus.HELD,
                                    expires_at=hold_expiry(utcnow(), ttl),
                                    created_at=utcnow(), updated_at=utcnow())
-        .on_conflict_do_nothing(index_elements=[Reservation.order_id]).returning(Reservation.id)
-    ).scalar()
-    if reservation_id is None:
+        .on_conflict_do_nothing(index_elements=[Reservation.order_id]).returning(Reservation)
+    ).first()
+    if reservation is None:
         existing = select(Reservation).where(Reservation.order_id == request.order_id)
         return session.scalars(existing).one(), False
-    reservation = session.get(Reservation, reservation_id)
-    wanted = {line.item_id: line.quantity for line in request.items}
-    _require_known_items(session, sorted(wanted))
-    _take_all(session, reservation, wanted)
+    _take_all(session, reservation, {line.item_id: line.quantity for line in request.items})
     return reservation, True
 
 
@@ -223,30 +221,31 @@ def _new_reservation(session: Session, ttl: int) -> Reservation:
     return reservation
 
 
-def _require_known_items(session: Session, item_ids: list[int]) -> None:
-    known = set(session.scalars(
-        select(Item.id).where(Item.id.in_(item_ids), Item.deleted_at.is_(None))))
-    missing = [item_id for item_id in item_ids if item_id not in known]
-    if missing:
-        raise unknown_items_error(missing)
-
-
 def _take_all(session: Session, reservation: Reservation, wanted: dict[int, int]) -> None:
-    """Move every line from available to reserved, or raise listing every short line."""
-    shortfalls = []
-    for item_id in sorted(wanted):
-        taken = _take(session, item_id, wanted[item_id])
-        if taken is None:
-            shortfalls.append(Shortfall(item_id, wanted[item_id], _available(session, item_id)))
-        else:
-            session.add(ReservationLine(reservation_id=reservation.id, item_id=item_id,
-                                        name=taken.name, quantity=wanted[item_id],
-                                        unit_price=taken.price))
-    if shortfalls:
-        raise InsufficientStock(shortage_detail(shortfalls),
-                                errors=[asdict(s) for s in shortfalls])
+    """Move every line from available to reserved, or raise: 422 naming unknown items,
+    else 409 listing every short line."""
+    taken = {item_id: _take(session, item_id, wanted[item_id]) for item_id in sorted(wanted)}
+    refused = [item_id for item_id, row in taken.items() if row is None]
+    if refused:
+        raise _refusal(session, refused, wanted)
+    lines = [ReservationLine(reservation_id=reservation.id, item_id=item_id, name=row.name,
+                             quantity=wanted[item_id], unit_price=row.price)
+             for item_id, row in taken.items()]
+    session.add_all(lines)
     session.flush()
-    session.refresh(reservation)
+    # The lines are known without reading them back.
+    set_committed_value(reservation, "lines", lines)
+
+
+def _refusal(session: Session, refused: list[int], wanted: dict[int, int]) -> Exception:
+    rows = session.execute(
+        select(Item.id, Item.quantity).where(Item.id.in_(refused), Item.deleted_at.is_(None)))
+    available = {row.id: row.quantity for row in rows}
+    missing = [item_id for item_id in refused if item_id not in available]
+    if missing:
+        return unknown_items_error(missing)
+    shortfalls = [Shortfall(item_id, wanted[item_id], available[item_id]) for item_id in refused]
+    return InsufficientStock(shortage_detail(shortfalls), errors=[asdict(s) for s in shortfalls])
 
 
 def _take(session: Session, item_id: int, quantity: int):
@@ -259,13 +258,12 @@ def _take(session: Session, item_id: int, quantity: int):
     ).first()
 
 
-def _available(session: Session, item_id: int) -> int:
-    return session.scalar(select(Item.quantity).where(Item.id == item_id)) or 0
-
-
 def _reservation(session: Session, reservation_id: int, lock: bool = False) -> Reservation:
-    statement = select(Reservation).where(Reservation.id == reservation_id)
-    reservation = session.scalars(statement.with_for_update() if lock else statement).first()
+    statement = (select(Reservation).options(joinedload(Reservation.lines))
+                 .where(Reservation.id == reservation_id))
+    if lock:
+        statement = statement.with_for_update(of=Reservation)
+    reservation = session.scalars(statement).unique().first()
     if reservation is None:
         raise NotFound(f"Reservation {reservation_id} does not exist.")
     return reservation

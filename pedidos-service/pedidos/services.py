@@ -94,7 +94,7 @@ class Orders:
             return opened.replay()
         if isinstance(opened, StoredResponse):
             return self._answer_unfinished_repeat(key, render)
-        return self._remember(key, render(self.run_saga(opened, request.payment)))
+        return self._remember(key, render(self.run_saga(opened, request)))
 
     def open(self, request: OrderCreate, key: IdempotencyKey | None,
              customer_id: str | None) -> int | StoredResponse:
@@ -135,20 +135,21 @@ class Orders:
                 remember(session, idempotency_keys, key, StoredResponse.of(response))
         return response
 
-    def run_saga(self, order_id: int, payment: PaymentIn | None) -> SagaOutcome:
+    def run_saga(self, order_id: int, request: OrderCreate) -> SagaOutcome:
         try:
-            order = self.reserve_stock(order_id)
+            order = self.reserve_stock(order_id, [(line.item_id, line.quantity)
+                                                  for line in request.items])
         except (StockShort, UnknownItems) as refusal:
             order = self._move(order_id, OrderStatus.REJECTED, refusal.detail)
             return SagaOutcome(order, problem=refusal)
         except UPSTREAM_DOWN as error:
             return self._fail(order_id, f"estoque unavailable: {error.detail}")
-        return self.charge_and_commit(order, payment)
+        return self.charge_and_commit(order, request.payment)
 
-    def reserve_stock(self, order_id: int) -> Order:
-        """Step 2: hold every line at estoque's prices, then record the hold and the total."""
-        order = self._load(order_id)
-        hold = self.estoque.reserve(order.id, _wanted(order))
+    def reserve_stock(self, order_id: int, wanted: list[tuple[int, int]] | None = None) -> Order:
+        """Step 2: hold every line at estoque's prices, then record the hold and the total.
+        `wanted` saves reading back the lines step 1 has just written."""
+        hold = self.estoque.reserve(order_id, wanted or _wanted(self._load(order_id)))
         with self.db.transaction() as session:
             order = _locked(session, order_id)
             order.status = transition(OrderStatus(order.status), OrderStatus.STOCK_RESERVED)
@@ -171,18 +172,21 @@ class Orders:
             return self._fail(order.id, f"pagamentos unavailable: {error.detail}")
         if not charge.approved:
             return self._decline(order, charge.payment)
-        self._set(order.id, payment_id=charge.payment["id"])
         return self._commit_sale(order, charge.payment)
 
     def _commit_sale(self, order: Order, payment: dict | None) -> SagaOutcome:
+        payment_id = payment["id"] if payment else None
         try:
             self.estoque.commit(order.reservation_id)
         except HoldNotHeld:
-            return self._fail(order.id, "the stock hold expired before it could be committed")
+            return self._fail(order.id, "the stock hold expired before it could be committed",
+                              payment_id=payment_id)
         except UPSTREAM_DOWN as error:
-            return self._fail(order.id, f"estoque unavailable at commit: {error.detail}")
-        why = "nothing to charge" if payment is None else f"payment {payment['id']} approved"
-        return SagaOutcome(self._move(order.id, OrderStatus.PAID, why), payment)
+            return self._fail(order.id, f"estoque unavailable at commit: {error.detail}",
+                              payment_id=payment_id)
+        why = "nothing to charge" if payment is None else f"payment {payment_id} approved"
+        return SagaOutcome(self._move(order.id, OrderStatus.PAID, why, payment_id=payment_id),
+                           payment)
 
     def _decline(self, order: Order, payment: dict) -> SagaOutcome:
         why = payment.get("decline_reason") or "no reason given"
@@ -192,9 +196,10 @@ class Orders:
         return SagaOutcome(declined, payment,
                            PaymentDeclined(f"The payment was declined: {why}."))
 
-    def _fail(self, order_id: int, reason: str) -> SagaOutcome:
+    def _fail(self, order_id: int, reason: str, **changes) -> SagaOutcome:
         settled = self._settle(order_id)
-        order = self._move(order_id, OrderStatus.FAILED, reason, compensation_pending=not settled)
+        order = self._move(order_id, OrderStatus.FAILED, reason,
+                           compensation_pending=not settled, **changes)
         return SagaOutcome(order, problem=SagaFailed(
             f"The order failed and was compensated: {reason}.", headers={"Retry-After": "2"}))
 
