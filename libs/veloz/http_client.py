@@ -105,6 +105,9 @@ class ServiceClient:
             respect_retry_after_header=True, raise_on_status=False,
         )
         session = requests.Session()
+        # Services call each other directly: no proxy or netrc lookups from the environment,
+        # which requests would otherwise repeat on every call.
+        session.trust_env = False
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=self.policy.pool_size,
                               max_retries=retry)
         session.mount("http://", adapter)
