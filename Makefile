@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: up test lint unit e2e token migrate bench clean
+.PHONY: up test test-tools lint token migrate bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,8 +18,14 @@ up: $(STAMP)
 	$(BIN)/python -m veloz.devstack up
 
 ## Lint, then every test (unit, service, end-to-end) against a real PostgreSQL.
-test: $(STAMP) lint
+test: $(STAMP) lint test-tools
 	$(BIN)/python -m pytest
+
+# Debian packages a test starts (a real Redis for the gateway's shared rate limits).
+test-tools:
+	@command -v redis-server >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& apt-get update -qq && apt-get install -y -qq --no-install-recommends redis-server \
+		>/dev/null; } || echo "redis-server not installed: the shared rate-limit test is skipped"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,4 +1,12 @@
+import os
+import shutil
+import subprocess
+import time
+
 import pytest
+import redis
+
+from veloz.devstack import free_port
 
 
 @pytest.fixture
@@ -33,3 +41,44 @@ def test_admin_tokens_are_not_limited(client, bearer):
 def test_health_metrics_and_docs_are_not_limited(client):
     for path in ("/health", "/metrics", "/openapi.json", "/livez"):
         assert {client.get(path).status_code for _ in range(5)} == {200}
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory):
+    """A real Redis on a free local port, as several gateway replicas would share."""
+    server = shutil.which("redis-server")
+    if server is None:
+        if os.environ.get("CI"):
+            pytest.fail("redis-server is missing; `make test` installs it on Debian")
+        pytest.skip("redis-server is not installed")
+    port = free_port()
+    process = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1",
+                                "--save", "", "--appendonly", "no",
+                                "--dir", str(tmp_path_factory.mktemp("redis"))],
+                               stdout=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}/0"
+    _wait_for_redis(url)
+    yield url
+    process.terminate()
+    process.wait(10)
+
+
+def _wait_for_redis(url):
+    client = redis.Redis.from_url(url, socket_timeout=0.5)
+    for _ in range(50):
+        try:
+            client.ping()
+            return
+        except redis.ConnectionError:
+            time.sleep(0.1)
+    pytest.fail("redis-server did not start")
+
+
+def test_replicas_sharing_redis_share_one_budget(client_for, redis_url):
+    limits = {"rate_limit_anonymous": "3/minute", "ratelimit_storage_uri": redis_url}
+    first_replica, second_replica = client_for(**limits), client_for(**limits)
+
+    answers = [first_replica.get("/items").status_code, second_replica.get("/items").status_code,
+               first_replica.get("/items").status_code, second_replica.get("/items").status_code]
+
+    assert answers == [200, 200, 200, 429]
