@@ -1,10 +1,12 @@
 """Holds racing each other: never oversell, never lose a unit, never deadlock."""
 
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
-from estoque.models import Item
+from estoque.models import Item, Reservation
+from estoque.sweeper import sweep_once
 
 
 def _race(app, requests):
@@ -71,3 +73,20 @@ def test_racing_commits_releases_and_new_holds_keep_the_invariant(app, client, d
     quantity, reserved, committed = _books(db, item["id"])
     assert quantity + reserved + committed == 30
     assert committed == 10
+
+
+def test_sweepers_running_side_by_side_release_each_expired_hold_once(app, client, db,
+                                                                       make_item):
+    item = make_item(quantity=40)
+    for order_id in range(1, 21):
+        client.post("/reservations", json={"order_id": order_id, "items": [
+            {"item_id": item["id"], "quantity": 2}]})
+    with db.transaction() as session:
+        session.execute(update(Reservation).values(
+            expires_at=datetime.now(UTC) - timedelta(seconds=1)))
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        released = list(pool.map(lambda _: sweep_once(db, batch_size=100), range(4)))
+
+    assert sum(released) == 20
+    assert _books(db, item["id"]) == (40, 0, 0)
