@@ -45,6 +45,7 @@ migrate: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,bench]"
 	$(BIN)/python loadtest/bench.py $(BENCH_ARGS)
+	$(BIN)/python loadtest/sql_per_order.py
 
 clean:
 	rm -rf $(VENV) .local .pytest_cache .ruff_cache
