@@ -11,8 +11,7 @@ from pathlib import Path
 
 from gateway.auth import KNOWN_ROLES, TokenAuthority
 from gateway.config import JwtSettings
-
-SECRET_FILE = Path(__file__).resolve().parents[2] / ".local" / "jwt-secret"
+from veloz.devstack import JWT_SECRET_FILE
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def jwt_settings(secret_file: Path = SECRET_FILE) -> JwtSettings:
+def jwt_settings(secret_file: Path = JWT_SECRET_FILE) -> JwtSettings:
     if "JWT_SECRET" not in os.environ and secret_file.exists():
         return JwtSettings.from_env(jwt_secret=secret_file.read_text().strip())
     return JwtSettings.from_env()

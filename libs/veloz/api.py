@@ -3,6 +3,7 @@
 import functools
 import re
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from importlib.resources import files
 
 from flask import Blueprint, Flask, Response, current_app, request, send_from_directory
@@ -172,7 +173,7 @@ def _query_parameters(model: type[BaseModel] | None) -> list[dict]:
 def _operation_object(op: Operation, path_parameters: list[dict]) -> dict:
     problem = {"application/problem+json": {"schema": _ref(ProblemDetails)}}
     responses = {
-        str(status): {"description": _describe(status),
+        str(status): {"description": HTTPStatus(status).phrase,
                       "content": {"application/json": {"schema": _ref(model)}}
                       if status < 400 and model is not None else problem}
         for status, model in op.responses.items()
@@ -185,12 +186,6 @@ def _operation_object(op: Operation, path_parameters: list[dict]) -> dict:
         result["requestBody"] = {"required": True,
                                  "content": {"application/json": {"schema": _ref(op.body)}}}
     return result
-
-
-def _describe(status: int) -> str:
-    from http import HTTPStatus
-
-    return HTTPStatus(status).phrase
 
 
 _SWAGGER_ASSETS = files("flask_openapi3_swagger") / "templates" / "swagger"

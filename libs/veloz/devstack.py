@@ -27,6 +27,7 @@ from veloz.migrate import upgrade
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LOCAL = REPO_ROOT / ".local"
+JWT_SECRET_FILE = LOCAL / "jwt-secret"  # the local start's generated secret (git-ignored)
 
 
 @dataclass(frozen=True)
@@ -64,12 +65,11 @@ def jwt_secret() -> str:
     """JWT_SECRET from the environment, else a random one kept in .local/jwt-secret."""
     if os.environ.get("JWT_SECRET"):
         return os.environ["JWT_SECRET"]
-    path = LOCAL / "jwt-secret"
-    if not path.exists():
+    if not JWT_SECRET_FILE.exists():
         LOCAL.mkdir(exist_ok=True)
-        path.write_text(secrets.token_urlsafe(48))
-        path.chmod(0o600)
-    return path.read_text().strip()
+        JWT_SECRET_FILE.write_text(secrets.token_urlsafe(48))
+        JWT_SECRET_FILE.chmod(0o600)
+    return JWT_SECRET_FILE.read_text().strip()
 
 
 class Platform:
