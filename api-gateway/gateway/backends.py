@@ -1,6 +1,7 @@
 """The three services behind the gateway: one pooled client and one breaker each."""
 
 import contextvars
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -8,8 +9,9 @@ from typing import TypeVar
 
 import requests
 
-from gateway.breaker import CircuitBreaker
+from gateway.breaker import CircuitBreaker, CircuitOpen
 from gateway.config import GatewaySettings
+from veloz import metrics
 from veloz.http_client import ServiceClient, UpstreamTimeout, UpstreamUnavailable
 
 T = TypeVar("T")
@@ -26,8 +28,21 @@ class Backend:
     check_timeout: float
 
     def send(self, method: str, path: str, **kwargs) -> requests.Response:
-        """One proxied call, behind this backend's circuit breaker."""
-        return self.breaker.call(lambda: self.client.request(method, path, **kwargs))
+        """One proxied call, behind this backend's circuit breaker, timed and counted."""
+        started = time.perf_counter()
+        try:
+            response = self.breaker.call(lambda: self.client.request(method, path, **kwargs))
+        except CircuitOpen:  # counted as a call too, so errors / calls stays a ratio
+            metrics.record_backend_call(self.name, time.perf_counter() - started,
+                                        "circuit_open")
+            raise
+        except (UpstreamTimeout, UpstreamUnavailable) as error:
+            kind = "timeout" if isinstance(error, UpstreamTimeout) else "unreachable"
+            metrics.record_backend_call(self.name, time.perf_counter() - started, kind)
+            raise
+        metrics.record_backend_call(self.name, time.perf_counter() - started,
+                                    "server_error" if response.status_code >= 500 else None)
+        return response
 
     def health(self) -> str:
         try:
@@ -50,6 +65,8 @@ class Backend:
 
 
 def build_backends(settings: GatewaySettings) -> dict[str, Backend]:
+    for config in settings.backends():
+        metrics.declare_backend(config.name)
     return {
         config.name: Backend(
             config.name, ServiceClient(config.name, config.url, config.policy),

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from enum import Enum
 from typing import TypeVar
 
+from veloz import metrics
 from veloz.errors import ServiceUnavailable
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,7 @@ class CircuitBreaker:
         self._lock = threading.Lock()
         self._failures, self._opened_at = 0, 0.0
         self.state = State.CLOSED
+        metrics.record_breaker_state(name, State.CLOSED.value)
 
     def call(self, send: Callable[[], T]) -> T:
         """Run `send` unless the circuit is open; any exception it raises counts as a failure."""
@@ -59,6 +61,7 @@ class CircuitBreaker:
             wait = self._opened_at + self.reset_seconds - self._clock()
             if self.state is State.OPEN and wait <= 0:
                 self.state = State.HALF_OPEN  # this caller is the probe
+                metrics.record_breaker_state(self.name, State.HALF_OPEN.value)
                 return
         raise CircuitOpen(f"{self.name} is failing; calls to it are paused.",
                           headers={"Retry-After": str(max(1, math.ceil(wait)))})
@@ -75,9 +78,11 @@ class CircuitBreaker:
     def _open(self) -> None:
         if self.state is not State.OPEN:
             log.warning("circuit opened", extra={"upstream": self.name})
+            metrics.record_breaker_state(self.name, State.OPEN.value)
         self.state, self._opened_at, self._failures = State.OPEN, self._clock(), 0
 
     def _close(self) -> None:
         if self.state is not State.CLOSED:
             log.info("circuit closed", extra={"upstream": self.name})
+            metrics.record_breaker_state(self.name, State.CLOSED.value)
         self.state, self._failures = State.CLOSED, 0

@@ -1,4 +1,5 @@
-"""The platform's OpenAPI document: the gateway's own routes plus every service's routed paths."""
+"""The platform's OpenAPI document: the gateway's own routes plus every service's routed paths,
+with what the gateway itself answers on them (401/403 by its access table, 429, 503/504)."""
 
 import copy
 import time
@@ -8,10 +9,23 @@ from flask import Flask
 
 from gateway.auth import ANYONE, roles_allowed
 from gateway.backends import Backend, ask_all, owner_of
-from veloz.api import OpenApiDocument
+from gateway.ratelimit import UNLIMITED_PATHS
+from veloz.api import OpenApiDocument, problem_answer
+from veloz.identity import KNOWN_ROLES, ROLES_HEADER, USER_ID_HEADER
 
 BEARER_AUTH = {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
 SCHEMA_REF = "#/components/schemas/"
+# The gateway asserts who calls from the token; a client's copies of these are dropped.
+ASSERTED_HEADERS = frozenset({USER_ID_HEADER.lower(), ROLES_HEADER.lower()})
+UNAUTHENTICATED = ("No bearer token, or one that is malformed, expired, badly signed, or "
+                   "whose `sub` is empty, blank or not printable ASCII.")
+RATE_LIMIT_HEADERS = {
+    f"{prefix}-{name}": {"description": description, "schema": {"type": "integer"}}
+    for prefix in ("RateLimit", "X-RateLimit")
+    for name, description in (("Limit", "Requests allowed per window"),
+                              ("Remaining", "Requests left in this window"),
+                              ("Reset", "When the window ends (RateLimit-: seconds from now; "
+                                        "X-RateLimit-: Unix time)"))}
 
 
 class PlatformDocument(OpenApiDocument):
@@ -38,7 +52,9 @@ class PlatformDocument(OpenApiDocument):
             if document is not None:
                 _absorb(platform, document, name)
         platform["components"]["securitySchemes"] = {"bearerAuth": BEARER_AUTH}
-        _mark_secured(platform["paths"])
+        for path, operations in platform["paths"].items():
+            for method, operation in operations.items():
+                _answer_as_gateway(path, method.upper(), operation)
         return platform
 
 
@@ -72,10 +88,38 @@ def _ref_renamed(ref: str, renames: dict[str, str]) -> str:
     return SCHEMA_REF + renames[name] if ref.startswith(SCHEMA_REF) and name in renames else ref
 
 
-def _mark_secured(paths: dict) -> None:
-    """Operations the access table closes to anonymous callers ask for a bearer token."""
-    routed = {path: operations for path, operations in paths.items() if owner_of(path)}
-    for path, operations in routed.items():
-        for method, operation in operations.items():
-            if isinstance(operation, dict) and roles_allowed(method.upper(), path) is not ANYONE:
-                operation["security"] = [{"bearerAuth": []}]
+def _answer_as_gateway(path: str, method: str, operation: dict) -> None:
+    responses = operation["responses"]
+    if path not in UNLIMITED_PATHS:
+        responses["429"] = {**problem_answer(429, "Over this caller's rate limit (admins have "
+                                                  "none); retry after Retry-After seconds."),
+                            "headers": {**problem_answer(429)["headers"], **RATE_LIMIT_HEADERS}}
+    if owner_of(path):
+        _answer_for_backend(path, method, operation)
+    operation["responses"] = dict(sorted(responses.items()))
+
+
+def _answer_for_backend(path: str, method: str, operation: dict) -> None:
+    """A routed operation: the gateway's access rule replaces the service's own identity
+    checks, and a backend that is down or slow is answered by the gateway."""
+    responses, allowed = operation["responses"], roles_allowed(method, path)
+    operation["parameters"] = [parameter for parameter in operation.get("parameters", [])
+                               if parameter["name"].lower() not in ASSERTED_HEADERS]
+    responses.pop("401", None)  # a service's 401 is for identity headers only we can send
+    if allowed is not ANYONE:
+        operation["security"] = [{"bearerAuth": []}]
+        responses["401"] = {**problem_answer(401, UNAUTHENTICATED), "headers": {
+            "WWW-Authenticate": {"description": "`Bearer realm=\"pedidos-veloz\"`",
+                                 "schema": {"type": "string"}}}}
+        if KNOWN_ROLES - allowed:
+            responses["403"] = problem_answer(
+                403, f"The token lacks the role {' or '.join(sorted(allowed))}.")
+    _also(responses, 503, "The service is unreachable, or its circuit breaker is open.")
+    _also(responses, 504, "The service did not answer within the gateway's timeout.")
+
+
+def _also(responses: dict, status: int, why: str) -> None:
+    if str(status) in responses:
+        responses[str(status)]["description"] += f" Or, from the gateway: {why}"
+    else:
+        responses[str(status)] = problem_answer(status, why)

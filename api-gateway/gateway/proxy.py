@@ -4,11 +4,12 @@ and the caller's identity, which only the gateway may assert."""
 from urllib.parse import quote
 
 import requests
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, current_app, g, request
 
 from gateway.auth import Identity, authorize
 from gateway.backends import ROUTES, Backend
 from veloz.errors import NotFound
+from veloz.identity import ROLES_HEADER, USER_ID_HEADER
 
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "te", "trailer", "trailers",
@@ -19,6 +20,11 @@ NOT_FORWARDED = HOP_BY_HOP | {"host", "content-length", "authorization", "x-user
                               "x-user-roles", "x-request-id", "accept-encoding"}
 NOT_RETURNED = HOP_BY_HOP | {"content-length", "content-encoding", "server", "date",
                              "x-request-id"}
+# Path words kept verbatim in the metrics' route label; numbers become <id>, anything else
+# <other>, so the label stays bounded whatever clients send.
+SUBRESOURCES = frozenset({"cancel", "events", "commit", "release", "restock", "reserve",
+                          "write-off", "refund"})
+MAX_ROUTE_DEPTH = 3
 
 
 def proxy_blueprint() -> Blueprint:
@@ -37,7 +43,22 @@ def forward(collection: str, rest: str = "") -> Response:
     upstream = backend.send(request.method, _target(), headers=_outgoing_headers(identity),
                             data=request.get_data(), idempotent=_retry_safe(),
                             allow_redirects=False)
+    g.relayed = True  # the backend's answer, not one the gateway made
     return _relayed(upstream, backend)
+
+
+def route_template(req) -> str:
+    """The metrics' `route` of a request: `/orders/<id>/cancel` for a proxied call, the
+    gateway's own url rule otherwise."""
+    if req.url_rule is None or req.endpoint != "proxy.forward":
+        return req.url_rule.rule if req.url_rule is not None else "<unmatched>"
+    args = req.view_args or {}
+    rest = [segment for segment in args.get("rest", "").split("/") if segment]
+    if len(rest) > MAX_ROUTE_DEPTH:
+        rest = ["<other>"]
+    words = ["<id>" if part.isdigit() else part if part in SUBRESOURCES else "<other>"
+             for part in rest]
+    return "/" + "/".join([args.get("collection", ""), *words])
 
 
 def _target() -> str:
@@ -60,8 +81,8 @@ def _outgoing_headers(identity: Identity | None) -> dict[str, str]:
     headers["X-Forwarded-For"] = f"{forwarded_for}, {client}" if forwarded_for else client
     headers["Accept-Encoding"] = "identity"
     if identity is not None:
-        headers["X-User-Id"] = identity.subject
-        headers["X-User-Roles"] = ",".join(sorted(identity.roles))
+        headers[USER_ID_HEADER] = identity.subject
+        headers[ROLES_HEADER] = ",".join(sorted(identity.roles))
     return headers
 
 

@@ -31,7 +31,22 @@ def install_rate_limits(app: Flask, settings: GatewaySettings) -> Limiter:
     limiter.request_filter(is_unlimited)
     limiter.init_app(app)
     app.register_error_handler(RateLimitExceeded, lambda error: _too_many(limiter, error))
+    app.after_request(lambda response: _budget_headers(limiter, response))
     return limiter
+
+
+def _budget_headers(limiter: Limiter, response: Response) -> Response:
+    """Tell every limited caller its budget: the IETF draft's RateLimit-* (reset in seconds)
+    and the customary X-RateLimit-* (reset as a Unix time)."""
+    current = limiter.current_limit
+    if current is None:
+        return response
+    reset_in = max(0, math.ceil(current.reset_at - time.time()))
+    for prefix, reset in (("RateLimit", reset_in), ("X-RateLimit", math.ceil(current.reset_at))):
+        response.headers[f"{prefix}-Limit"] = str(current.limit.amount)
+        response.headers[f"{prefix}-Remaining"] = str(max(0, current.remaining))
+        response.headers[f"{prefix}-Reset"] = str(reset)
+    return response
 
 
 def _too_many(limiter: Limiter, error: RateLimitExceeded) -> Response:

@@ -36,7 +36,7 @@ def status_blueprint(name: str, version: str, backends: dict[str, Backend]) -> B
 
     @blueprint.get("/health")
     @operation("The gateway and every service behind it; 503 while any is failing",
-               responses={200: GatewayHealth}, tags=["gateway"])
+               responses={200: GatewayHealth, 503: GatewayHealth}, tags=["gateway"])
     def health():
         checks = ask_all(backends, Backend.health)
         healthy = all(state == "healthy" for state in checks.values())

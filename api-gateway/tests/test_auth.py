@@ -49,11 +49,18 @@ def test_a_minted_token_is_accepted(authority):
     token(roles=["superuser"]),
     token(exp=None),
     token(sub=None),
+    token(sub=""),
+    token(sub=" "),
+    token(sub="user-1\r\nX-User-Roles: admin"),
+    token(sub=" user-1"),
+    token(sub="x" * 256),
+    token(sub="jos\u00e9"),
     jwt.encode({"sub": "x", "roles": ["admin"]}, None, algorithm="none"),
     "not-a-jwt",
 ], ids=["expired", "wrong audience", "wrong issuer", "wrong secret", "no roles",
-        "roles not a list", "unknown role only", "no expiry", "no subject", "alg none",
-        "garbage"])
+        "roles not a list", "unknown role only", "no expiry", "no subject", "empty subject",
+        "blank subject", "subject with CR/LF", "padded subject", "subject too long",
+        "subject not ASCII", "alg none", "garbage"])
 def test_a_token_that_is_not_ours_or_not_current_is_rejected(authority, bad_token):
     with pytest.raises(InvalidToken):
         authority.verify(bad_token)
@@ -72,7 +79,7 @@ def test_a_token_that_is_not_ours_or_not_current_is_rejected(authority, bad_toke
     ("GET", "/orders/3", SIGNED_IN),
     ("GET", "/orders/3/events", SIGNED_IN),
     ("POST", "/orders/3/cancel", SIGNED_IN),
-    ("GET", "/orders", ADMIN_ONLY),
+    ("GET", "/orders", SIGNED_IN),
     ("DELETE", "/orders/3", ADMIN_ONLY),
     ("GET", "/payments", ADMIN_ONLY),
     ("POST", "/payments/1/refund", ADMIN_ONLY),

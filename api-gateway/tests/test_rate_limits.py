@@ -23,6 +23,18 @@ def test_an_anonymous_caller_gets_429_with_retry_after_past_the_limit(client):
     assert "Retry-After" not in client.get("/health").headers
 
 
+def test_every_limited_answer_tells_the_caller_its_remaining_budget(client):
+    answers = [client.get("/items") for _ in range(4)]
+
+    assert [a.headers["RateLimit-Remaining"] for a in answers] == ["2", "1", "0", "0"]
+    assert {a.headers["RateLimit-Limit"] for a in answers} == {"3"}
+    assert all(0 <= int(a.headers["RateLimit-Reset"]) <= 61 for a in answers)
+    assert [a.headers["X-RateLimit-Remaining"] for a in answers] == ["2", "1", "0", "0"]
+    assert int(answers[0].headers["X-RateLimit-Reset"]) >= int(time.time())
+    assert "Retry-After" not in answers[0].headers
+    assert "RateLimit-Limit" not in client.get("/health").headers
+
+
 def test_each_token_has_its_own_budget_apart_from_the_address(client, bearer):
     for _ in range(3):
         client.get("/items")

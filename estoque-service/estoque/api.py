@@ -15,8 +15,8 @@ from estoque.schemas import (
     SingleHoldOut,
     WriteOff,
 )
-from veloz.api import operation, respond
-from veloz.idempotency import key_from_request
+from veloz.api import IDEMPOTENCY_KEY, operation, respond
+from veloz.idempotency import answers, key_from_request
 from veloz.paging import split_page
 
 bp = Blueprint("estoque", __name__)
@@ -40,7 +40,8 @@ def _reservation(reservation) -> ReservationOut:
 
 
 @bp.post("/items")
-@operation("Create an item", body=ItemCreate, responses={201: ItemOut, 409: None}, tags=ITEMS)
+@operation("Create an item", body=ItemCreate, tags=ITEMS,
+           responses={201: ItemOut, 409: "Another item already uses this SKU."})
 def create_item(body: ItemCreate):
     item = services.create_item(_db(), body)
     return respond(_item(item), 201, {"Location": f"/items/{item.id}"})
@@ -54,37 +55,37 @@ def list_items(query: ItemQuery):
 
 
 @bp.get("/items/<int:item_id>")
-@operation("Get an item", responses={200: ItemOut, 404: None}, tags=ITEMS)
+@operation("Get an item", responses={200: ItemOut}, tags=ITEMS)
 def get_item(item_id: int):
     return respond(_item(services.get_item(_db(), item_id)))
 
 
 @bp.patch("/items/<int:item_id>")
-@operation("Change name, description, price or SKU", body=ItemPatch,
-           responses={200: ItemOut, 404: None, 409: None}, tags=ITEMS)
+@operation("Change name, description, price or SKU", body=ItemPatch, tags=ITEMS,
+           responses={200: ItemOut, 409: "Another item already uses this SKU."})
 def update_item(item_id: int, body: ItemPatch):
     item = services.update_item(_db(), item_id, body.model_dump(exclude_unset=True))
     return respond(_item(item))
 
 
 @bp.delete("/items/<int:item_id>")
-@operation("Delete an item (409 while it has held units)", responses={204: None, 404: None,
-                                                                     409: None}, tags=ITEMS)
+@operation("Delete an item (409 while it has held units)", tags=ITEMS,
+           responses={204: None, 409: "Units of the item are held; release or commit them."})
 def delete_item(item_id: int):
     services.delete_item(_db(), item_id)
-    return respond("", 204)
+    return respond(None, 204)
 
 
 @bp.post("/items/<int:item_id>/restock")
-@operation("Add units to what can be sold", body=Restock, responses={200: ItemOut, 404: None},
-           tags=ITEMS)
+@operation("Add units to what can be sold", body=Restock, tags=ITEMS,
+           responses={200: ItemOut, 422: "Invalid body, or the stock would pass its limit."})
 def restock(item_id: int, body: Restock):
     return respond(_item(services.restock(_db(), item_id, body.quantity)))
 
 
 @bp.patch("/items/<int:item_id>/reserve")
-@operation("Hold units of one item", body=SingleHold,
-           responses={200: SingleHoldOut, 404: None, 409: None}, tags=ITEMS)
+@operation("Hold units of one item", body=SingleHold, tags=ITEMS,
+           responses={200: SingleHoldOut, 409: "Too few units; `available` says how many."})
 def hold_single_item(item_id: int, body: SingleHold):
     item, reservation = services.hold_single_item(
         _db(), item_id, body.quantity, _settings().default_hold_seconds)
@@ -93,42 +94,46 @@ def hold_single_item(item_id: int, body: SingleHold):
 
 
 @bp.patch("/items/<int:item_id>/write-off")
-@operation("Commit a hold of this item (stock leaves for good)", body=WriteOff,
-           responses={200: ItemOut, 404: None, 409: None}, tags=ITEMS)
+@operation("Commit a hold of this item (stock leaves for good)", body=WriteOff, tags=ITEMS,
+           responses={200: ItemOut, 409: "The hold is released or expired."})
 def write_off(item_id: int, body: WriteOff):
     return respond(_item(services.write_off(_db(), item_id, body.reservation_id)))
 
 
 @bp.post("/reservations")
 @operation("Hold every line of an order, all or nothing", body=ReservationCreate,
-           responses={201: ReservationOut, 200: ReservationOut, 409: None, 422: None},
-           tags=HOLDS)
+           headers=[IDEMPOTENCY_KEY], tags=HOLDS, responses={
+               201: ReservationOut, 200: ReservationOut,
+               409: "Stock is short (`errors` lists every short item), or the same "
+                    "Idempotency-Key is still running.",
+               422: "Invalid body, unknown items, or a total above the money limit."})
 def create_reservation(body: ReservationCreate):
     ttl = body.ttl_seconds or _settings().default_hold_seconds
     key = key_from_request("POST /reservations", body)
 
-    def render(reservation, created: bool):
+    def hold():
+        reservation, created = services.reserve(_db(), body, ttl)
         return respond(_reservation(reservation), 201 if created else 200,
                        {"Location": f"/reservations/{reservation.id}"})
 
-    return services.reserve(_db(), body, ttl, key, render)
+    return answers().answer(key, hold)
 
 
 @bp.get("/reservations/<int:reservation_id>")
-@operation("Get a reservation", responses={200: ReservationOut, 404: None}, tags=HOLDS)
+@operation("Get a reservation", responses={200: ReservationOut}, tags=HOLDS)
 def get_reservation(reservation_id: int):
     return respond(_reservation(services.get_reservation(_db(), reservation_id)))
 
 
 @bp.post("/reservations/<int:reservation_id>/commit")
-@operation("Commit a hold (idempotent)", responses={200: ReservationOut, 404: None, 409: None},
-           tags=HOLDS)
+@operation("Commit a hold (idempotent)", tags=HOLDS,
+           responses={200: ReservationOut, 409: "The hold is released or expired."})
 def commit_reservation(reservation_id: int):
     return respond(_reservation(services.commit_reservation(_db(), reservation_id)))
 
 
 @bp.post("/reservations/<int:reservation_id>/release")
-@operation("Release a hold (idempotent)", responses={200: ReservationOut, 404: None, 409: None},
-           tags=HOLDS)
+@operation("Release a hold (idempotent)", tags=HOLDS,
+           responses={200: ReservationOut, 409: "The hold is committed."})
 def release_reservation(reservation_id: int):
     return respond(_reservation(services.release_reservation(_db(), reservation_id)))

@@ -4,6 +4,8 @@ from flask import Flask
 
 from estoque.api import bp
 from estoque.config import EstoqueSettings
+from estoque.models import idempotency_keys
+from veloz.idempotency import keep_answers
 from veloz.service_app import create_database_app
 
 NAME, VERSION = "estoque-service", "1.0.0"
@@ -11,5 +13,7 @@ NAME, VERSION = "estoque-service", "1.0.0"
 
 def create_app(settings: EstoqueSettings | None = None) -> Flask:
     settings = settings or EstoqueSettings.from_env()
-    return create_database_app(name=NAME, version=VERSION, settings=settings, blueprints=[bp],
-                               description="Catalog, stock and reservations")
+    app = create_database_app(name=NAME, version=VERSION, settings=settings, blueprints=[bp],
+                              description="Catalog, stock and reservations")
+    keep_answers(app, idempotency_keys)
+    return app

@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from veloz.contracts import ReservationCommitted, ReservationNotHeld, UnknownItems
 from veloz.errors import Conflict, Unprocessable
 
 
@@ -18,24 +19,20 @@ class ReservationStatus(StrEnum):
         return self in (ReservationStatus.RELEASED, ReservationStatus.EXPIRED)
 
 
-class ReservationNotHeld(Conflict):
-    title, slug = "Reservation is not held", "reservation-not-held"
-
-
-class InsufficientStock(Conflict):
-    title, slug = "Insufficient stock", "insufficient-stock"
-
-
-class UnknownItems(Unprocessable):
-    title, slug = "Unknown items", "unknown-items"
-
-
 class ItemHasHolds(Conflict):
     title, slug = "Item has held reservations", "item-has-holds"
 
 
+class StockLimitReached(Unprocessable):
+    title, slug = "Stock limit reached", "stock-limit-reached"
+
+
 class DuplicateSku(Conflict):
     title, slug = "SKU already in use", "duplicate-sku"
+
+
+# Stock columns are PostgreSQL INTEGERs: an item's units, all states summed, stay below this.
+MAX_UNITS = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -66,7 +63,7 @@ def may_commit(status: ReservationStatus, expired: bool) -> bool:
 def may_release(status: ReservationStatus) -> bool:
     """True when a release must return stock; False for a replay. Committed stock stays sold."""
     if status is ReservationStatus.COMMITTED:
-        raise ReservationNotHeld("The reservation is committed; its stock has left for good.")
+        raise ReservationCommitted("The reservation is committed; its stock has left for good.")
     return status is ReservationStatus.HELD
 
 

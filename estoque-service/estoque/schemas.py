@@ -9,15 +9,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from veloz.fields import Id
 from veloz.money import Money
 from veloz.paging import PageQuery
+from veloz.schemas import RequestBody
 
 Quantity = Annotated[int, Field(ge=1, le=1_000_000)]
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-
-class ItemCreate(Strict):
+class ItemCreate(RequestBody):
     name: str = Field(min_length=1, max_length=200)
     quantity: int = Field(default=0, ge=0, le=1_000_000_000)
     price: Money = Decimal(0)
@@ -25,33 +22,34 @@ class ItemCreate(Strict):
     sku: str | None = Field(default=None, min_length=1, max_length=64)
 
 
-class ItemPatch(Strict):
+class ItemPatch(RequestBody):
     """Only the fields sent change; name and price may be omitted but not null."""
 
-    name: str = Field(default=None, min_length=1, max_length=200)
+    # Absent means unchanged; the types refuse an explicit null (mypy cannot see that split).
+    name: str = Field(default=None, min_length=1, max_length=200)  # type: ignore[assignment]
     description: str | None = Field(default=None, max_length=5000)
-    price: Money = None
+    price: Money = None  # type: ignore[assignment]
     sku: str | None = Field(default=None, min_length=1, max_length=64)
 
 
-class Restock(Strict):
+class Restock(RequestBody):
     quantity: Quantity
 
 
-class SingleHold(Strict):
+class SingleHold(RequestBody):
     quantity: Quantity
 
 
-class WriteOff(Strict):
+class WriteOff(RequestBody):
     reservation_id: Id
 
 
-class HoldLine(Strict):
+class HoldLine(RequestBody):
     item_id: Id
     quantity: Quantity
 
 
-class ReservationCreate(Strict):
+class ReservationCreate(RequestBody):
     order_id: Id
     items: list[HoldLine] = Field(min_length=1, max_length=100)
     ttl_seconds: int | None = Field(default=None, ge=1, le=86400)

@@ -1,10 +1,8 @@
 """Use cases of estoque. Each owns one transaction; stock moves only by conditional UPDATEs,
 taken in item-id order so concurrent holds never deadlock."""
 
-from collections.abc import Callable
 from dataclasses import asdict
 
-from flask import Response
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
@@ -12,11 +10,12 @@ from sqlalchemy.orm import Session, joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from estoque.domain import (
+    MAX_UNITS,
     DuplicateSku,
-    InsufficientStock,
     ItemHasHolds,
     ReservationStatus,
     Shortfall,
+    StockLimitReached,
     hold_expiry,
     is_expired,
     may_commit,
@@ -24,11 +23,13 @@ from estoque.domain import (
     shortage_detail,
     unknown_items_error,
 )
-from estoque.models import Item, Reservation, ReservationLine, idempotency_keys
+from estoque.models import Item, Reservation, ReservationLine
 from estoque.schemas import ItemCreate, ItemQuery, ReservationCreate
+from veloz import metrics
+from veloz.contracts import InsufficientStock
 from veloz.db import Database, utcnow
 from veloz.errors import NotFound, Unprocessable
-from veloz.idempotency import IdempotencyKey, replay_or_run
+from veloz.money import total_within_limit
 from veloz.paging import SortKey, keyset_page
 
 _SORTS = {
@@ -81,13 +82,19 @@ def delete_item(db: Database, item_id: int) -> None:
 
 
 def restock(db: Database, item_id: int, quantity: int) -> Item:
+    """Add units, as long as every unit the item ever had still fits the stock columns."""
     with db.transaction() as session:
         moved = session.execute(
-            update(Item).where(Item.id == item_id, Item.deleted_at.is_(None))
+            update(Item).where(Item.id == item_id, Item.deleted_at.is_(None),
+                               Item.quantity + Item.reserved + Item.committed
+                               <= MAX_UNITS - quantity)
             .values(quantity=Item.quantity + quantity).returning(Item.id)
         ).first()
         if moved is None:
-            raise _item_not_found(item_id)
+            _live_item(session, item_id)  # 404 when there is no such item
+            raise StockLimitReached(f"Item {item_id} cannot hold {quantity} more units: "
+                                    f"its stock would pass {MAX_UNITS} units.",
+                                    errors=[{"field": "quantity", "message": "too many units"}])
         return _live_item(session, item_id)
 
 
@@ -102,7 +109,8 @@ def _filtered_items(query: ItemQuery):
 
 
 def _cursor_of(session: Session, keys: list[SortKey], after: int) -> tuple:
-    row = session.execute(select(*(key.column for key in keys)).where(Item.id == after)).first()
+    columns = [key.column for key in keys]
+    row = session.execute(select(*columns).where(Item.id == after)).first()
     if row is None:
         raise Unprocessable(f"`after={after}` names no item.",
                             errors=[{"field": "after", "message": "unknown item id"}])
@@ -133,12 +141,11 @@ def _flush_unique_sku(session: Session) -> None:
 
 # --- reservations ------------------------------------------------------------------------
 
-def reserve(db: Database, request: ReservationCreate, ttl: int, key: IdempotencyKey | None,
-            render: Callable[[Reservation, bool], Response]) -> Response:
-    """All-or-nothing hold of every line; the same order_id always gets the same hold."""
+def reserve(db: Database, request: ReservationCreate, ttl: int) -> tuple[Reservation, bool]:
+    """All-or-nothing hold of every line; the same order_id always gets the same hold.
+    Returns the reservation and whether this call made it."""
     with db.transaction() as session:
-        return replay_or_run(session, idempotency_keys, key,
-                             lambda: render(*_hold_for_order(session, request, ttl)))
+        return _hold_for_order(session, request, ttl)
 
 
 def hold_single_item(db: Database, item_id: int, quantity: int,
@@ -152,6 +159,7 @@ def hold_single_item(db: Database, item_id: int, quantity: int,
         except InsufficientStock as short:
             short.extensions["available"] = short.errors[0]["available"]
             raise
+        metrics.record_reservation("granted")
         return _live_item(session, item_id), reservation
 
 
@@ -210,7 +218,16 @@ def _hold_for_order(session: Session, request: ReservationCreate,
         existing = select(Reservation).where(Reservation.order_id == request.order_id)
         return session.scalars(existing).one(), False
     _take_all(session, reservation, {line.item_id: line.quantity for line in request.items})
+    _refuse_amounts_beyond_limit(reservation, request)
+    metrics.record_reservation("granted")
     return reservation, True
+
+
+def _refuse_amounts_beyond_limit(reservation: Reservation, request: ReservationCreate) -> None:
+    """A hold whose lines or total could not be charged is refused (the transaction rolls
+    back, so nothing stays held); errors name the lines as the request listed them."""
+    price = {line.item_id: line.unit_price for line in reservation.lines}
+    total_within_limit([(price[line.item_id], line.quantity) for line in request.items])
 
 
 def _new_reservation(session: Session, ttl: int) -> Reservation:
@@ -227,7 +244,10 @@ def _take_all(session: Session, reservation: Reservation, wanted: dict[int, int]
     taken = {item_id: _take(session, item_id, wanted[item_id]) for item_id in sorted(wanted)}
     refused = [item_id for item_id, row in taken.items() if row is None]
     if refused:
-        raise _refusal(session, refused, wanted)
+        refusal = _refusal(session, refused, wanted)
+        if isinstance(refusal, InsufficientStock):
+            metrics.record_reservation("refused")
+        raise refusal
     lines = [ReservationLine(reservation_id=reservation.id, item_id=item_id, name=row.name,
                              quantity=wanted[item_id], unit_price=row.price)
              for item_id, row in taken.items()]
@@ -275,6 +295,7 @@ def _commit(session: Session, reservation: Reservation) -> Reservation:
         for line in reservation.lines:
             _shift(session, line, reserved=-line.quantity, committed=line.quantity)
         reservation.status = ReservationStatus.COMMITTED
+        metrics.record_reservation("committed")
     return reservation
 
 
@@ -282,6 +303,7 @@ def _return_stock(session: Session, reservation: Reservation, status: Reservatio
     for line in reservation.lines:
         _shift(session, line, reserved=-line.quantity, quantity=line.quantity)
     reservation.status = status
+    metrics.record_reservation(status.value)
 
 
 def _shift(session: Session, line: ReservationLine, **deltas: int) -> None:

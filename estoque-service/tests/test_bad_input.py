@@ -1,6 +1,7 @@
 """Every bad input answers a 4xx problem and changes nothing."""
 
 import pytest
+from sqlalchemy import text
 
 
 def _count_items(client):
@@ -95,3 +96,62 @@ def test_reservation_with_repeated_item_is_refused(client, make_item):
 
 def test_reservation_without_items_is_refused(client):
     assert client.post("/reservations", json={"order_id": 1, "items": []}).status_code == 422
+
+
+@pytest.mark.parametrize(("method", "path", "body", "field"), [
+    ("post", "/items", {"name": "Cami\u0000seta"}, "name"),
+    ("post", "/items", {"name": "Camiseta", "description": "\u0000"}, "description"),
+    ("post", "/items", {"name": "Camiseta", "sku": "SKU\u0000"}, "sku"),
+])
+def test_a_nul_character_in_a_body_string_is_a_422_naming_the_field(client, method, path,
+                                                                    body, field):
+    response = getattr(client, method)(path, json=body)
+
+    assert response.status_code == 422
+    assert [error["field"] for error in response.json["errors"]] == [field]
+    assert _count_items(client) == 0
+
+
+def test_a_nul_character_in_a_patch_is_a_422_and_changes_nothing(client, make_item):
+    item = make_item()
+
+    response = client.patch(f"/items/{item['id']}", json={"name": "x\u0000"})
+
+    assert response.status_code == 422
+    assert client.get(f"/items/{item['id']}").json["name"] == item["name"]
+
+
+def test_a_nul_character_in_the_query_string_is_a_422(client):
+    response = client.get("/items?q=%00")
+
+    assert response.status_code == 422
+    assert response.json["errors"][0]["field"] == "q"
+
+
+def test_a_hold_whose_amount_passes_the_money_limit_is_a_422_holding_nothing(client,
+                                                                            make_item):
+    cheap, dear = make_item(price=1), make_item(price=9999999999.99)
+
+    response = client.post("/reservations", json={
+        "order_id": 1, "items": [{"item_id": cheap["id"], "quantity": 1},
+                                 {"item_id": dear["id"], "quantity": 2}]})
+
+    assert response.status_code == 422
+    assert response.json["type"].endswith(":amount-out-of-range")
+    assert [error["field"] for error in response.json["errors"]] == ["items[1].quantity"]
+    assert [(i["quantity"], i["reserved"]) for i in client.get("/items").json] == [(10, 0)] * 2
+    assert client.post("/reservations", json={
+        "order_id": 1, "items": [{"item_id": cheap["id"], "quantity": 1}]}).status_code == 201
+
+
+def test_a_restock_past_what_the_stock_columns_hold_is_a_422_changing_nothing(client, db,
+                                                                             make_item):
+    item = make_item(quantity=1_000_000_000)
+    with db.transaction() as session:  # years of restocks, in one step
+        session.execute(text("UPDATE items SET quantity = 2147000000"))
+
+    response = client.post(f"/items/{item['id']}/restock", json={"quantity": 1_000_000})
+
+    assert response.status_code == 422
+    assert response.json["errors"][0]["field"] == "quantity"
+    assert client.get(f"/items/{item['id']}").json["quantity"] == 2_147_000_000

@@ -63,27 +63,29 @@ class Database:
 
     @property
     def engine(self) -> Engine:
+        return self._pools()[0]
+
+    def _pools(self) -> tuple[Engine, sessionmaker]:
         # A pool inherited through fork would share sockets between workers: build our own.
-        if self._owner_pid != os.getpid():
+        if self._owner_pid != os.getpid() or self._engine is None or self._sessions is None:
             with self._lock:
-                if self._owner_pid != os.getpid():
+                if self._owner_pid != os.getpid() or self._engine is None:
                     self._engine = create_engine(self.url, **self._options)
                     self._sessions = sessionmaker(self._engine, expire_on_commit=False)
                     self._owner_pid = os.getpid()
-        return self._engine
+        assert self._engine is not None and self._sessions is not None  # noqa: PT018
+        return self._engine, self._sessions
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """One unit of work: commits when the block ends, rolls back if it raises."""
-        self.engine  # noqa: B018 - makes sure this process has its sessionmaker
-        with self._sessions() as session, session.begin():
+        with self._pools()[1]() as session, session.begin():
             yield session
 
     @contextmanager
     def reading(self) -> Iterator[Session]:
         """A session for reads; nothing it does is committed."""
-        self.engine  # noqa: B018
-        with self._sessions() as session:
+        with self._pools()[1]() as session:
             yield session
 
     def is_reachable(self) -> bool:

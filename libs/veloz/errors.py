@@ -17,11 +17,19 @@ class Problem(Exception):
 
     @property
     def type(self) -> str:
-        return f"urn:pedidos-veloz:problem:{self.slug}" if self.slug else "about:blank"
+        return self.type_uri()
+
+    @classmethod
+    def type_uri(cls) -> str:
+        return f"urn:pedidos-veloz:problem:{cls.slug}" if cls.slug else "about:blank"
 
 
 class BadRequest(Problem):
     status, title, slug = 400, "Bad Request", "malformed-request"
+
+
+class Unauthorized(Problem):
+    status, title, slug = 401, "Unauthorized", "unauthorized"
 
 
 class PaymentRequired(Problem):

@@ -9,7 +9,8 @@ import os
 bind = os.environ.get("BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 threads = int(os.environ.get("GUNICORN_THREADS", "4"))
-worker_class = "gthread" if threads > 1 else "sync"
+# gunicorn's gthread/sync workers, answering their own errors (414, 431, 400) as problem+json.
+worker_class = (f"veloz.gunicorn_workers.Problem{'Thread' if threads > 1 else 'Sync'}Worker")
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = 10
 keepalive = 5
@@ -17,6 +18,9 @@ max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "0"))
 max_requests_jitter = max_requests // 10
 accesslog = None  # the app writes one JSON access line per request
 preload_app = False
+# No gunicornc control socket: every service would claim the same ~/.gunicorn/gunicorn.ctl,
+# and a read-only container has nowhere to put it.
+control_socket_disable = True
 
 # The master's own lines (start, signals, worker exits) as JSON too.
 logconfig_dict = {
@@ -26,7 +30,9 @@ logconfig_dict = {
                             "service": os.environ.get("SERVICE_NAME", "gunicorn")}},
     "handlers": {"stdout": {"class": "veloz.logs.StdoutHandler", "formatter": "json"}},
     "root": {"level": "INFO", "handlers": ["stdout"]},
-    "loggers": {"gunicorn.error": {"level": "INFO", "handlers": [], "propagate": True}},
+    "loggers": {"gunicorn.error": {"level": "INFO", "handlers": [], "propagate": True},
+                # The app writes one access line per request, with its request id.
+                "gunicorn.access": {"handlers": [], "propagate": False}},
 }
 
 

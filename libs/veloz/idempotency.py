@@ -1,21 +1,36 @@
-"""`Idempotency-Key` replay: the first response is stored in the same transaction as the work.
+"""`Idempotency-Key` at the edge: a repeated request gets the answer stored for its key.
 
-A concurrent duplicate blocks on the key's primary key until the first transaction ends, then
-replays what it stored; if the first rolled back, the duplicate does the work itself.
+Use cases know nothing of HTTP; `IdempotentAnswers.answer` wraps one from a route in three
+short transactions of its own:
+
+1. claim the key with a fingerprint of the validated body (the same key with another body
+   is a 422);
+2. run the use case and render its answer;
+3. store the rendered answer (status, body, content type) under the key.
+
+A repeat that finds an answer replays it. A repeat that finds the key claimed but not yet
+answered is running beside the first request, or the first died between 1 and 3: the route
+may say what then (pedidos answers from the order the key placed); by default it is a 409
+"in progress" until the claim is `takeover_seconds` old, after which the use case runs again.
+That is safe because every use case behind a key is itself repeatable (an order is placed
+once per key, a reservation once per order, a payment is never approved twice for an order).
+A use case that fails with an exception leaves no claim behind: its work rolled back.
 """
 
+import contextlib
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from flask import Response, request
+from flask import Flask, Response, current_app, request
 from pydantic import BaseModel
 from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text, select
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.orm import Session
+from sqlalchemy.exc import SQLAlchemyError
 
-from veloz.errors import Unprocessable
+from veloz.db import Database, utcnow
+from veloz.errors import Conflict, Unprocessable
 
 HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255
@@ -35,6 +50,14 @@ def idempotency_table(metadata: MetaData) -> Table:
     )
 
 
+class IdempotencyInProgress(Conflict):
+    title, slug = "Request in progress", "idempotency-in-progress"
+
+    def __init__(self, detail: str | None = None, **members) -> None:
+        super().__init__(detail or "A request with this Idempotency-Key is still running; "
+                         "retry shortly.", headers={"Retry-After": "1"}, **members)
+
+
 @dataclass(frozen=True)
 class IdempotencyKey:
     scope: str
@@ -43,21 +66,42 @@ class IdempotencyKey:
 
 
 @dataclass(frozen=True)
-class StoredResponse:
-    """A response exactly as first sent: same status, same bytes."""
+class StoredAnswer:
+    """An answer exactly as first sent: same status, same bytes."""
 
     status: int
     body: str
     content_type: str
 
     @classmethod
-    def of(cls, response: Response) -> "StoredResponse":
-        return cls(response.status_code, response.get_data(as_text=True), response.content_type)
+    def of(cls, response: Response) -> "StoredAnswer":
+        return cls(response.status_code, response.get_data(as_text=True),
+                   response.content_type or "application/json")
 
     def replay(self) -> Response:
         response = Response(self.body, self.status, content_type=self.content_type)
         response.headers["Idempotent-Replayed"] = "true"
         return response
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What claiming a key found: a fresh claim, a stored answer, or an unanswered claim."""
+
+    fresh: bool
+    answer: StoredAnswer | None
+    claimed_at: datetime
+
+
+def keep_answers(app: Flask, table: Table, takeover_seconds: float = 60.0) -> None:
+    """Give a service with a database its stored answers (see `answers`)."""
+    app.extensions["answers"] = IdempotentAnswers(app.extensions["database"], table,
+                                                  takeover_seconds)
+
+
+def answers() -> "IdempotentAnswers":
+    """The current service's stored answers, for a route."""
+    return current_app.extensions["answers"]
 
 
 def key_from_request(scope: str, body: BaseModel) -> IdempotencyKey | None:
@@ -76,37 +120,85 @@ def fingerprint_of(body: BaseModel) -> str:
     return hashlib.sha256(body.model_dump_json().encode()).hexdigest()
 
 
-def claim(session: Session, table: Table, key: IdempotencyKey) -> StoredResponse | None:
-    """Reserve the key for this transaction, or return the response stored under it."""
-    inserted = session.execute(
-        insert(table).values(scope=key.scope, key=key.key, fingerprint=key.fingerprint)
-        .on_conflict_do_nothing().returning(table.c.key)
-    ).first()
-    if inserted:
-        return None
-    stored = session.execute(
-        select(table).where(table.c.scope == key.scope, table.c.key == key.key)
-    ).one()
-    if stored.fingerprint != key.fingerprint:
-        raise Unprocessable(f"This {HEADER} was already used with a different request body.")
-    return StoredResponse(stored.status_code, stored.response_body, stored.content_type)
+class IdempotentAnswers:
+    """The stored answers of one service (its `idempotency_keys` table)."""
 
+    def __init__(self, db: Database, table: Table, takeover_seconds: float = 60.0):
+        self._db = db
+        self._table = table
+        self._takeover = timedelta(seconds=takeover_seconds)
 
-def remember(session: Session, table: Table, key: IdempotencyKey, response: StoredResponse):
-    session.execute(
-        table.update()
-        .where(table.c.scope == key.scope, table.c.key == key.key)
-        .values(status_code=response.status, response_body=response.body,
-                content_type=response.content_type)
-    )
+    def answer(self, key: IdempotencyKey | None, produce: Callable[[], Response],
+               unanswered: Callable[[], Response | None] | None = None) -> Response:
+        """Replay the answer stored under `key`, or produce, store and return it.
+        `unanswered` decides for a key claimed earlier and not answered yet: an answer to
+        store, or None to run the use case again."""
+        if key is None:
+            return produce()
+        claim = self.claim(key)
+        if claim.answer is not None:
+            return claim.answer.replay()
+        if not claim.fresh and unanswered is not None:
+            settled = unanswered()
+            if settled is not None:
+                return self._remember(key, settled)
+        elif not claim.fresh:
+            self._take_over(key, claim)
+        try:
+            response = produce()
+        except IdempotencyInProgress:
+            raise  # the claim is another request's
+        except BaseException:
+            with contextlib.suppress(SQLAlchemyError):  # else the claim ages into a takeover
+                self._release(key)
+            raise
+        return self._remember(key, response)
 
+    def claim(self, key: IdempotencyKey) -> Claim:
+        """Step 1: claim the key, or learn what an earlier claim holds."""
+        table = self._table
+        with self._db.transaction() as session:
+            inserted = session.execute(
+                insert(table).values(scope=key.scope, key=key.key, fingerprint=key.fingerprint,
+                                     created_at=utcnow())
+                .on_conflict_do_nothing().returning(table.c.created_at)
+            ).first()
+            if inserted:
+                return Claim(True, None, inserted.created_at)
+            stored = session.execute(select(table).where(*self._names(key))).one()
+        if stored.fingerprint != key.fingerprint:
+            raise Unprocessable(f"This {HEADER} was already used with a different request body.")
+        answer = None if stored.status_code is None else StoredAnswer(
+            stored.status_code, stored.response_body, stored.content_type)
+        return Claim(False, answer, stored.created_at)
 
-def replay_or_run(session: Session, table: Table, key: IdempotencyKey | None,
-                  produce: Callable[[], Response]) -> Response:
-    """Inside the caller's transaction: replay the stored response, or produce and store it."""
-    if key is not None and (stored := claim(session, table, key)) is not None:
-        return stored.replay()
-    response = produce()
-    if key is not None:
-        remember(session, table, key, StoredResponse.of(response))
-    return response
+    def _take_over(self, key: IdempotencyKey, claim: Claim) -> None:
+        """Take a claim old enough to be dead (one repeat only) so that the use case runs
+        again; IdempotencyInProgress for a younger one."""
+        if utcnow() - claim.claimed_at < self._takeover:
+            raise IdempotencyInProgress
+        with self._db.transaction() as session:
+            taken = session.execute(
+                self._table.update()
+                .where(*self._names(key), self._table.c.created_at == claim.claimed_at,
+                       self._table.c.status_code.is_(None))
+                .values(created_at=utcnow()).returning(self._table.c.key)
+            ).first()
+        if taken is None:
+            raise IdempotencyInProgress
+
+    def _remember(self, key: IdempotencyKey, response: Response) -> Response:
+        stored = StoredAnswer.of(response)
+        with self._db.transaction() as session:
+            session.execute(self._table.update().where(*self._names(key)).values(
+                status_code=stored.status, response_body=stored.body,
+                content_type=stored.content_type))
+        return response
+
+    def _release(self, key: IdempotencyKey) -> None:
+        with self._db.transaction() as session:
+            session.execute(self._table.delete().where(*self._names(key),
+                                                       self._table.c.status_code.is_(None)))
+
+    def _names(self, key: IdempotencyKey) -> tuple:
+        return self._table.c.scope == key.scope, self._table.c.key == key.key

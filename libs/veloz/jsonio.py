@@ -16,7 +16,8 @@ def _encode_other(value):
 def wire_decimal(value: Decimal) -> Decimal:
     """Shortest exact form: Decimal('59.90') -> 59.9, Decimal('100.00') -> 100."""
     normalized = value.normalize()
-    if normalized.as_tuple().exponent > 0:
+    exponent = normalized.as_tuple().exponent  # a letter for NaN and infinities
+    if isinstance(exponent, int) and exponent > 0:
         return normalized.quantize(Decimal(1))
     return normalized
 

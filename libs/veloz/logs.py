@@ -55,6 +55,9 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for name in ("gunicorn.error", "gunicorn.access", "werkzeug"):
+    logging.getLogger("gunicorn.error").handlers[:] = []
+    logging.getLogger("gunicorn.error").propagate = True
+    # Servers' own access lines would repeat the app's (which carries the request id).
+    for name in ("gunicorn.access", "werkzeug"):
         logging.getLogger(name).handlers[:] = []
-        logging.getLogger(name).propagate = True
+        logging.getLogger(name).propagate = False

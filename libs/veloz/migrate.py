@@ -17,9 +17,9 @@ from veloz.db import sqlalchemy_url
 
 
 def alembic_config(package: str, database_url: str) -> Config:
-    module = importlib.import_module(package)
+    migrations = Path(importlib.import_module(package).__path__[0]) / "migrations"
     config = Config()
-    config.set_main_option("script_location", str(Path(module.__file__).parent / "migrations"))
+    config.set_main_option("script_location", str(migrations))
     config.attributes["database_url"] = sqlalchemy_url(database_url)
     return config
 

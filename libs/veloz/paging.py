@@ -6,19 +6,19 @@ table size (an index on (sort column, id) serves it).
 """
 
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlencode
 
 from flask import request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from sqlalchemy import Select, and_, or_
 
 from veloz.fields import MAX_ID
+from veloz.schemas import QueryString
 
 
-class PageQuery(BaseModel):
+class PageQuery(QueryString):
     """Query parameters every list endpoint accepts; list queries extend it with filters."""
-
-    model_config = ConfigDict(extra="forbid")
 
     limit: int = Field(default=50, ge=1, le=500, description="Rows per page (max 500)")
     after: int | None = Field(default=None, ge=0, le=MAX_ID,
@@ -27,7 +27,7 @@ class PageQuery(BaseModel):
 
 @dataclass(frozen=True)
 class SortKey:
-    column: object
+    column: Any  # a mapped column, e.g. Item.price
     descending: bool = False
 
     def beyond(self, value):
@@ -59,6 +59,5 @@ def split_page(rows: list, page: PageQuery) -> tuple[list, dict]:
     if len(rows) <= page.limit:
         return rows, {}
     rows = rows[: page.limit]
-    query = request.args.to_dict()
-    query.update(after=rows[-1].id, limit=page.limit)
+    query = {**request.args.to_dict(), "after": str(rows[-1].id), "limit": str(page.limit)}
     return rows, {"Link": f'<{request.base_url}?{urlencode(query)}>; rel="next"'}

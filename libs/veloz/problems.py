@@ -1,10 +1,10 @@
 """RFC 9457 problem details: the one handler that turns any failure into a problem response."""
 
 import logging
-from typing import Any
+from typing import Any, cast
 
 from flask import Flask, Response, current_app, request
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException
@@ -22,15 +22,27 @@ class FieldError(BaseModel):
 
 
 class ProblemDetails(BaseModel):
-    """The body of every error response."""
+    """The body of every error response (RFC 9457). Extension members a problem may carry
+    besides the ones named here are allowed."""
 
-    type: str
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(description="`urn:pedidos-veloz:problem:<slug>`, or `about:blank`")
     title: str
-    status: int
+    status: int = Field(ge=100, le=599)
     detail: str | None = None
-    instance: str | None = None
+    instance: str | None = Field(default=None, description="The path that was called")
     request_id: str | None = None
-    errors: list[Any] | None = None
+    errors: list[dict[str, Any]] | None = Field(
+        default=None, description="`{field, message}` per invalid field; for stock too short, "
+        "`{item_id, requested, available}` per short item")
+    order: dict[str, Any] | None = Field(
+        default=None, description="POST /orders: the order as the outcome left it")
+    payment: dict[str, Any] | None = Field(
+        default=None, description="The payment the outcome concerns (declined, or standing "
+        "in the way of this charge)")
+    available: int | None = Field(
+        default=None, description="PATCH /items/{id}/reserve: units that could be held")
 
 
 def problem_response(problem: Problem) -> Response:
@@ -45,7 +57,7 @@ def problem_response(problem: Problem) -> Response:
     if problem.errors is not None:
         body["errors"] = problem.errors
     body.update(problem.extensions)
-    response = current_app.json.response(body)
+    response = cast(Response, current_app.json.response(body))
     response.status_code = problem.status
     response.content_type = PROBLEM_MEDIA_TYPE
     response.headers.update(problem.headers)

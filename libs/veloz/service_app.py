@@ -7,11 +7,13 @@ import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from flask import Blueprint, Flask, g, request
+from flask import Blueprint, Flask, Response, g, request
 from prometheus_client import CollectorRegistry
 from prometheus_flask_exporter import PrometheusMetrics
+from werkzeug import exceptions as werkzeug_exceptions
 from werkzeug.routing import IntegerConverter
 
+from veloz import metrics
 from veloz.api import OpenApiDocument, docs_blueprint
 from veloz.db import Database
 from veloz.fields import MAX_ID
@@ -38,10 +40,7 @@ def create_service_app(*, name: str, version: str, log_level: str, max_body_byte
     app.config.update(MAX_CONTENT_LENGTH=max_body_bytes, SERVICE_NAME=name)
     _track_requests(app)
     register_problem_handlers(app)
-    app.extensions["metrics_registry"] = CollectorRegistry()
-    PrometheusMetrics(app, registry=app.extensions["metrics_registry"], group_by="url_rule",
-                      excluded_paths=["/metrics", "/livez", "/readyz"],
-                      default_labels={"service": name})
+    _expose_metrics(app, name)
     app.register_blueprint(health or health_blueprint(name, readiness))
     for blueprint in blueprints:
         app.register_blueprint(blueprint)
@@ -50,10 +49,15 @@ def create_service_app(*, name: str, version: str, log_level: str, max_body_byte
 
 
 class DatabaseId(IntegerConverter):
-    """`<int:...>` in every route: an id beyond BIGINT matches no route (404), never a 500."""
+    """`<int:...>` in every route: an id beyond BIGINT names no row, so it is a 404 for every
+    method (not merely "no match", which werkzeug would turn into a 405 listing the path's
+    other methods), and never reaches the database as a 500."""
 
-    def __init__(self, map, **kwargs):
-        super().__init__(map, max=MAX_ID, **kwargs)
+    def to_python(self, value: str) -> int:
+        number = int(value)
+        if number > MAX_ID:
+            raise werkzeug_exceptions.NotFound(f"No row has the id {value}.")
+        return number
 
 
 def create_database_app(*, name: str, version: str, description: str, settings,
@@ -66,6 +70,8 @@ def create_database_app(*, name: str, version: str, description: str, settings,
         max_body_bytes=settings.max_body_bytes, blueprints=blueprints,
         readiness=lambda: {"database": db.is_reachable()})
     app.extensions.update(database=db, settings=settings)
+    app.extensions["metrics_collectors"].append(metrics.DatabaseStateCollector(
+        name, db, getattr(settings, "low_stock_threshold", metrics.LOW_STOCK_THRESHOLD)))
     return app
 
 
@@ -74,12 +80,39 @@ def incoming_request_id() -> str:
     return candidate if _VALID_REQUEST_ID.match(candidate) else str(uuid.uuid4())
 
 
+def _expose_metrics(app: Flask, name: str) -> None:
+    """RED metrics per route template (prometheus-flask-exporter) and GET /metrics, which adds
+    up every gunicorn worker and the collectors computed at scrape time."""
+    app.extensions["metrics_registry"] = CollectorRegistry()
+    app.extensions["metrics_collectors"] = [
+        metrics.ProcessGroupCollector(name, metrics.serving_root_pid)]
+    PrometheusMetrics(app, path=None, registry=app.extensions["metrics_registry"],
+                      group_by=metrics.route, buckets=metrics.HTTP_BUCKETS,
+                      excluded_paths=["/metrics", "/livez", "/readyz"],
+                      default_labels={"service": name})
+    from veloz import gunicorn_conf
+
+    metrics.WORKER_THREADS.labels(name).set(gunicorn_conf.threads)
+
+    @app.get("/metrics")
+    def prometheus_metrics():
+        body, content_type = metrics.exposition(app.extensions["metrics_registry"],
+                                                app.extensions["metrics_collectors"],
+                                                request.headers.get("Accept"))
+        return Response(body, content_type=content_type)
+
+
 def _track_requests(app: Flask) -> None:
+    in_flight = metrics.REQUESTS_IN_FLIGHT.labels(app.config["SERVICE_NAME"])
+
     @app.before_request
     def start():
         g.request_id = incoming_request_id()
         g.started = time.perf_counter()
         request_id_var.set(g.request_id)
+        if request.path not in _QUIET_PATHS:
+            in_flight.inc()
+            g.in_flight = True
 
     @app.after_request
     def finish(response):
@@ -87,12 +120,15 @@ def _track_requests(app: Flask) -> None:
         if request.path not in _QUIET_PATHS:
             elapsed_ms = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
             access_log.info("request", extra={
-                "method": request.method, "path": request.path,
-                "status": response.status_code, "duration_ms": round(elapsed_ms, 2)})
+                "method": request.method, "route": metrics.route(request),
+                "path": request.path, "status": response.status_code,
+                "duration_ms": round(elapsed_ms, 2)})
         return response
 
     @app.teardown_request
     def forget(_error):
+        if g.pop("in_flight", False):
+            in_flight.dec()
         request_id_var.set(None)
 
 

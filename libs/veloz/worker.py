@@ -1,12 +1,20 @@
 """Background workers (estoque's sweeper, pedidos' recovery): drain a queue of work in batches
-every interval until SIGTERM/SIGINT, surviving a database that is briefly away."""
+every interval until SIGTERM/SIGINT, surviving a database that is briefly away. With
+METRICS_PORT set, a worker serves its own /metrics there."""
 
 import logging
 import signal
+import sys
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from sqlalchemy.exc import SQLAlchemyError
+
+from veloz import metrics
+from veloz.db import Database
+from veloz.logs import configure_logging
+from veloz.settings import DatabaseSettings
 
 log = logging.getLogger(__name__)
 
@@ -20,11 +28,17 @@ def drain(take_one: Callable[[], object | None], batch_size: int) -> int:
 
 
 def run_every(interval_seconds: float, batch: Callable[[], int], batch_size: int,
-              stop: threading.Event, *, what: str) -> None:
-    """Run `batch` until `stop`; a full batch runs again at once, a partial one waits."""
+              stop: threading.Event, *, what: str, name: str | None = None) -> None:
+    """Run `batch` until `stop`; a full batch runs again at once, a partial one waits.
+    `name` labels the worker's metrics (default: its module, `estoque.sweeper` ->
+    `estoque-sweeper`)."""
+    name = name or worker_name()
+    metrics.start_worker_metrics(name)
     while not stop.is_set():
         try:
-            handled = batch()
+            with metrics.observe_worker_batch(name) as done:
+                handled = batch()
+                done(handled)
         except SQLAlchemyError:
             log.exception("%s failed; retrying next interval", what)
             handled = 0
@@ -32,6 +46,37 @@ def run_every(interval_seconds: float, batch: Callable[[], int], batch_size: int
             log.info(what, extra={"count": handled})
         if handled < batch_size:
             stop.wait(interval_seconds)
+
+
+@dataclass(frozen=True)
+class Job:
+    """A worker's work. `start(db)`, called once, gives the function that handles one unit
+    and returns it (None when none is left); `what` names a batch in the logs."""
+
+    name: str  # also its metrics' `worker` label, e.g. "estoque-sweeper"
+    what: str
+    start: Callable[[Database], Callable[[], object | None]]
+    interval_seconds: float
+    batch_size: int
+
+
+def serve(job: Job, settings: DatabaseSettings, stop: threading.Event | None = None) -> None:
+    """A worker process from start to clean stop: JSON logs, a database pool of its own, and
+    batches every interval until SIGTERM/SIGINT (or `stop`)."""
+    configure_logging(job.name, settings.log_level)
+    db = Database.for_service(job.name, settings)
+    take_one = job.start(db)
+    log.info("%s started", job.name, extra={"interval_s": job.interval_seconds})
+    run_every(job.interval_seconds, lambda: drain(take_one, job.batch_size), job.batch_size,
+              stop or stop_on_signals(), what=job.what, name=job.name)
+    db.dispose()
+    log.info("%s stopped", job.name)
+
+
+def worker_name() -> str:
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    return spec.name.replace(".", "-") if spec is not None else "worker"
 
 
 def stop_on_signals() -> threading.Event:

@@ -4,7 +4,9 @@ from flask import Flask
 
 from pagamentos import __version__, api
 from pagamentos.config import PagamentosSettings
+from pagamentos.models import idempotency_keys
 from pagamentos.services import Payments
+from veloz.idempotency import keep_answers
 from veloz.service_app import create_database_app
 
 SERVICE_NAME = "pagamentos-service"
@@ -16,4 +18,5 @@ def create_app(settings: PagamentosSettings | None = None) -> Flask:
         name=SERVICE_NAME, version=__version__, settings=settings, blueprints=[api.blueprint],
         description="Payments of Pedidos Veloz: charges, declines and refunds.")
     app.extensions["payments"] = Payments(app.extensions["database"], settings)
+    keep_answers(app, idempotency_keys)
     return app

@@ -4,7 +4,9 @@ Pure Python: no Flask, no SQLAlchemy. Random draws come in as numbers in [0, 1).
 """
 
 from dataclasses import dataclass
+from decimal import Decimal
 from enum import StrEnum
+from typing import Protocol
 
 from veloz.errors import Conflict, PaymentRequired, ServiceUnavailable
 
@@ -56,16 +58,25 @@ class PaymentDeclined(PaymentRequired):
     title = "Payment Declined"
 
 
-class OrderAlreadyPaid(Conflict):
-    slug, title = "order-already-paid", "Order Already Paid"
-
-
 class PaymentNotRefundable(Conflict):
     slug, title = "payment-not-refundable", "Payment Not Refundable"
 
 
 class ProcessorUnavailable(ServiceUnavailable):
     slug, title = "payment-processor-unavailable", "Payment Processor Unavailable"
+
+
+class Charge(Protocol):
+    @property
+    def amount(self) -> Decimal: ...
+
+    @property
+    def method(self) -> str: ...
+
+
+def asks_the_same(earlier: Charge, request: Charge) -> bool:
+    """A charge repeats an earlier payment of its order only if it asks for the same thing."""
+    return earlier.amount == request.amount and earlier.method == request.method
 
 
 def accepts_card(method: PaymentMethod) -> bool:

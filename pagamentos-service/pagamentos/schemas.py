@@ -15,14 +15,13 @@ from pagamentos.domain import PaymentMethod, PaymentStatus, accepts_card
 from veloz.fields import Id
 from veloz.money import Money, PositiveMoney
 from veloz.paging import PageQuery
+from veloz.schemas import RequestBody
 
 CardNumber = Annotated[str, Field(pattern=r"^[0-9]{12,19}$",
                                   description="12 to 19 digits; only the last 4 are kept")]
 
 
-class ChargeRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
+class ChargeRequest(RequestBody):
     order_id: Id
     amount: PositiveMoney
     method: PaymentMethod = PaymentMethod.CREDIT_CARD

@@ -5,22 +5,20 @@ import random
 import time
 from collections.abc import Callable
 
-from flask import Response
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from pagamentos import domain
 from pagamentos.config import PagamentosSettings
 from pagamentos.domain import PaymentStatus
-from pagamentos.models import ONE_APPROVED_PER_ORDER, Payment, idempotency_keys
+from pagamentos.models import ONE_APPROVED_PER_ORDER, Payment
 from pagamentos.schemas import ChargeRequest, PaymentListQuery, PaymentOut
-from veloz.api import respond
+from veloz import metrics
+from veloz.contracts import OrderAlreadyPaid, PaymentMismatch
 from veloz.db import Database
 from veloz.errors import NotFound
-from veloz.idempotency import IdempotencyKey, replay_or_run
 from veloz.paging import SortKey, keyset_page
-from veloz.problems import problem_response
 
 log = logging.getLogger(__name__)
 
@@ -34,12 +32,11 @@ class Payments:
         self._settings = settings
         self._draw = draw or random.Random().random  # noqa: S311 - a simulation, not security
 
-    def charge(self, request: ChargeRequest, key: IdempotencyKey | None) -> Response:
-        """201 approved or 402 declined; both are stored and replayed under the same key."""
+    def charge(self, request: ChargeRequest) -> PaymentOut:
+        """The stored payment, approved or declined."""
         self._obey_fault_switches()
         with self._db.transaction() as session:
-            return replay_or_run(session, idempotency_keys, key,
-                                 lambda: self._charge(session, request))
+            return self._charge(session, request)
 
     def refund(self, payment_id: int) -> PaymentOut:
         self._obey_fault_switches()
@@ -49,6 +46,7 @@ class Payments:
             if payment.status != status:
                 payment.status = status
                 session.flush()
+                metrics.record_refund(payment.method)
                 log.info("payment refunded", extra={"payment_id": payment.id,
                                                     "order_id": payment.order_id})
             return PaymentOut.model_validate(payment)
@@ -71,33 +69,38 @@ class Payments:
         if self._settings.payment_latency_ms:
             time.sleep(self._settings.payment_latency_ms / 1000)
 
-    def _charge(self, session: Session, request: ChargeRequest) -> Response:
-        _refuse_if_paid(session, request.order_id)
+    def _charge(self, session: Session, request: ChargeRequest) -> PaymentOut:
+        _refuse_conflicting_charge(session, request)
         outcome = domain.charge_outcome(request.card_number,
                                         self._settings.payment_decline_rate, self._draw())
         payment = _insert(session, Payment(
             order_id=request.order_id, amount=request.amount, method=request.method,
             status=outcome.status, decline_reason=outcome.decline_reason,
             card_last4=domain.card_last4(request.card_number)))
+        metrics.record_payment(payment.status, payment.decline_reason, payment.method)
         log.info("payment charged", extra={"payment_id": payment.id, "order_id": payment.order_id,
                                            "status": payment.status,
                                            "decline_reason": payment.decline_reason})
-        return _charge_response(PaymentOut.model_validate(payment))
+        return PaymentOut.model_validate(payment)
 
 
-def _charge_response(payment: PaymentOut) -> Response:
-    if payment.status == PaymentStatus.APPROVED:
-        return respond(payment, 201)
-    declined = domain.PaymentDeclined(f"The payment was declined: {payment.decline_reason}.",
-                               payment=payment.model_dump())
-    return problem_response(declined)
-
-
-def _refuse_if_paid(session: Session, order_id: int) -> None:
-    approved = select(Payment.id).where(Payment.order_id == order_id,
-                                        Payment.status == PaymentStatus.APPROVED)
-    if session.scalar(approved) is not None:
-        raise domain.OrderAlreadyPaid(f"Order {order_id} already has an approved payment.")
+def _refuse_conflicting_charge(session: Session, request: ChargeRequest) -> None:
+    """Charges of one order run one at a time (a transaction-scoped lock on the order id); a
+    charge is refused when the order already has a payment asking for something else, or an
+    approved one. Refunded payments no longer stand, so they free the order."""
+    session.execute(select(func.pg_advisory_xact_lock(request.order_id)))
+    standing = session.scalars(select(Payment).where(
+        Payment.order_id == request.order_id, Payment.status != PaymentStatus.REFUNDED)).all()
+    for payment in standing:
+        if not domain.asks_the_same(payment, request):
+            raise PaymentMismatch(
+                f"Order {request.order_id} already has payment {payment.id} of {payment.amount} "
+                f"by {payment.method}; a charge of {request.amount} by {request.method} is not "
+                "a repeat of it.", payment=PaymentOut.model_validate(payment).model_dump())
+        if payment.status == PaymentStatus.APPROVED:
+            raise OrderAlreadyPaid(
+                f"Order {request.order_id} already has an approved payment.",
+                payment=PaymentOut.model_validate(payment).model_dump())
 
 
 def _insert(session: Session, payment: Payment) -> Payment:
@@ -108,7 +111,7 @@ def _insert(session: Session, payment: Payment) -> Payment:
     except IntegrityError as error:
         if _violated_constraint(error) != ONE_APPROVED_PER_ORDER:
             raise
-        raise domain.OrderAlreadyPaid(
+        raise OrderAlreadyPaid(
             f"Order {payment.order_id} already has an approved payment.") from None
     return payment
 

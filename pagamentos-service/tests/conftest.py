@@ -23,8 +23,9 @@ def app_factory():
 
 
 @pytest.fixture
-def client_with(settings):
-    """A client of an app whose settings differ from the default ones by `overrides`."""
+def client_with(settings, app):
+    """A client of an app whose settings differ from the default ones by `overrides`
+    (asking for `app` too, so what it stored is wiped after the test)."""
     apps = []
 
     def build(**overrides):

@@ -154,3 +154,36 @@ def test_amount_is_stored_exactly(charge, app):
     charge(amount=0.1)
     with app.extensions["database"].reading() as session:
         assert session.scalar(select(Payment.amount)) == Decimal("0.10")
+
+
+@pytest.mark.parametrize("change", [{"amount": 0.01}, {"method": "pix"}],
+                         ids=["another amount", "another method"])
+def test_a_charge_unlike_the_orders_payment_is_a_conflict_not_a_replay(charge, stored_payments,
+                                                                        change):
+    first = charge(order_id=4, amount=10.50)
+
+    response = charge(order_id=4, **{"amount": 10.50, **change})
+
+    assert response.status_code == 409
+    assert response.get_json()["type"] == "urn:pedidos-veloz:problem:payment-mismatch"
+    assert response.get_json()["payment"]["id"] == first.get_json()["id"]
+    assert stored_payments(order_id=4) == 1
+
+
+def test_a_charge_unlike_a_declined_payment_of_the_order_is_a_conflict(charge):
+    assert charge(order_id=5, amount=20, card_number=DECLINED_CARD).status_code == 402
+
+    assert charge(order_id=5, amount=0.01).status_code == 409
+
+
+def test_a_refunded_payment_no_longer_stands_in_the_way_of_a_new_charge(charge, client):
+    wrong = charge(order_id=6, amount=0.01).get_json()
+    assert client.post(f"/payments/{wrong['id']}/refund").status_code == 200
+
+    assert charge(order_id=6, amount=10.50).status_code == 201
+
+
+def test_the_conflict_for_a_paid_order_carries_the_approved_payment(charge):
+    paid = charge(order_id=8).get_json()
+
+    assert charge(order_id=8).get_json()["payment"] == paid

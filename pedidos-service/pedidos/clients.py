@@ -9,21 +9,27 @@ import requests
 import simplejson
 
 from pedidos.config import PedidosSettings
-from pedidos.domain import StockShort, UnknownItems, charge_key
+from pedidos.domain import charge_key
 from pedidos.schemas import PaymentIn
-from veloz.errors import Conflict
+from veloz.contracts import (
+    AmountOutOfRange,
+    InsufficientStock,
+    OrderAlreadyPaid,
+    PaymentMismatch,
+    ReservationCommitted,
+    ReservationNotHeld,
+    UnknownItems,
+    problem_from,
+)
 from veloz.http_client import ClientPolicy, ServiceClient, UpstreamTimeout, UpstreamUnavailable
+from veloz.idempotency import IdempotencyInProgress
 
 # What "a participant stayed unavailable after bounded retries" looks like to the saga.
 UPSTREAM_DOWN = (UpstreamUnavailable, UpstreamTimeout)
 
 
-class HoldNotHeld(Conflict):
-    title, slug = "Stock hold is no longer held", "hold-not-held"
-
-
-class HoldCommitted(Conflict):
-    title, slug = "Stock hold is committed", "hold-committed"
+# What estoque may refuse a reservation with; the order is then rejected.
+RESERVATION_REFUSALS = (InsufficientStock, UnknownItems, AmountOutOfRange)
 
 
 @dataclass(frozen=True)
@@ -35,16 +41,15 @@ class HeldLine:
 
 
 @dataclass(frozen=True)
-class Hold:
+class Reservation:
     id: int
-    status: str
     lines: tuple[HeldLine, ...]
 
     @classmethod
-    def of(cls, body: dict) -> "Hold":
+    def of(cls, body: dict) -> "Reservation":
         lines = tuple(HeldLine(line["item_id"], line["name"], line["quantity"],
                                Decimal(line["unit_price"])) for line in body["items"])
-        return cls(body["id"], body["status"], lines)
+        return cls(body["id"], lines)
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,13 @@ def _problem_of(response: requests.Response) -> dict:
     return body if isinstance(body, dict) else {}
 
 
+def _refusal(response: requests.Response, status: int, *kinds):
+    """The contract problem a `status` answer carries, if it is one of `kinds`."""
+    if response.status_code != status:
+        return None
+    return problem_from(_problem_of(response), *kinds)
+
+
 def _expect(name: str, response: requests.Response, *accepted: int):
     """The parsed body of an accepted answer; any other answer counts as the participant failing
     (a 5xx left after retries, or a 4xx the contract does not allow)."""
@@ -90,33 +102,33 @@ class EstoqueClient:
         self.http = http
         self.hold_seconds = hold_seconds
 
-    def reserve(self, order_id: int, lines: list[tuple[int, int]]) -> Hold:
-        """All-or-nothing hold; estoque answers the same hold for the same order_id, so retries
-        and look-ups are safe."""
+    def reserve(self, order_id: int, lines: list[tuple[int, int]]) -> Reservation:
+        """All-or-nothing reservation; estoque answers the same one for the same order_id, so
+        retries and look-ups are safe. Raises one of RESERVATION_REFUSALS when refused."""
         body = {"order_id": order_id, "ttl_seconds": self.hold_seconds,
                 "items": [{"item_id": item, "quantity": quantity} for item, quantity in lines]}
         response = self.http.request("POST", "/reservations", idempotent=True, **_json_body(body))
-        if response.status_code == 409:
-            problem = _problem_of(response)
-            raise StockShort(problem.get("detail"), errors=problem.get("errors"))
-        if response.status_code == 422:
-            problem = _problem_of(response)
-            raise UnknownItems(problem.get("detail"), errors=problem.get("errors"))
-        return Hold.of(_expect(self.name, response, 200, 201))
+        refusal = (_refusal(response, 409, InsufficientStock)
+                   or _refusal(response, 422, UnknownItems, AmountOutOfRange))
+        if refusal is not None:
+            raise refusal
+        return Reservation.of(_expect(self.name, response, 200, 201))
 
-    def commit(self, reservation_id: int) -> Hold:
-        response = self.http.request("POST", f"/reservations/{reservation_id}/commit",
-                                     idempotent=True)
-        if response.status_code == 409:
-            raise HoldNotHeld(_problem_of(response).get("detail"))
-        return Hold.of(_expect(self.name, response, 200))
+    def commit(self, reservation_id: int) -> Reservation:
+        """ReservationNotHeld when its stock already went back on sale."""
+        return self._finish(reservation_id, "commit", ReservationNotHeld)
 
-    def release(self, reservation_id: int) -> Hold:
-        response = self.http.request("POST", f"/reservations/{reservation_id}/release",
+    def release(self, reservation_id: int) -> Reservation:
+        """ReservationCommitted when its stock has left for good."""
+        return self._finish(reservation_id, "release", ReservationCommitted)
+
+    def _finish(self, reservation_id: int, action: str, refusal_kind) -> Reservation:
+        response = self.http.request("POST", f"/reservations/{reservation_id}/{action}",
                                      idempotent=True)
-        if response.status_code == 409:
-            raise HoldCommitted(_problem_of(response).get("detail"))
-        return Hold.of(_expect(self.name, response, 200))
+        refusal = _refusal(response, 409, refusal_kind)
+        if refusal is not None:
+            raise refusal
+        return Reservation.of(_expect(self.name, response, 200))
 
     def restock(self, item_id: int, quantity: int) -> bool:
         """Put sold units back on sale. Not repeatable, so never retried; False when the item
@@ -136,7 +148,9 @@ class PagamentosClient:
         self.http = http
 
     def charge(self, order_id: int, amount: Decimal, payment: PaymentIn | None) -> Charge:
-        """One charge per order: the Idempotency-Key makes a retried call replay the first."""
+        """One charge per order: the Idempotency-Key makes a retried call replay the first.
+        When the order already has a payment, that payment (if approved) is the charge: the
+        saga still checks its amount. PaymentMismatch when it has only a refused one."""
         body = {"order_id": order_id, "amount": amount,
                 **(payment.model_dump(exclude_none=True) if payment else {})}
         sent = _json_body(body)
@@ -144,8 +158,12 @@ class PagamentosClient:
         response = self.http.request("POST", "/payments", idempotent=True, **sent)
         if response.status_code == 402:
             return Charge(False, _problem_of(response).get("payment") or {})
-        if response.status_code == 409:  # the order already has an approved payment: use it
-            return Charge(True, self._approved(order_id))
+        conflict = _refusal(response, 409, OrderAlreadyPaid, PaymentMismatch,
+                            IdempotencyInProgress)
+        if isinstance(conflict, IdempotencyInProgress):
+            raise UpstreamUnavailable("pagamentos is still working on this order's charge.")
+        if conflict is not None:
+            return self._standing_charge(order_id, conflict)
         return Charge(True, _expect(self.name, response, 201))
 
     def payments_for(self, order_id: int) -> list[dict]:
@@ -163,8 +181,8 @@ class PagamentosClient:
         response = self.http.request("POST", f"/payments/{payment_id}/refund", idempotent=True)
         return _expect(self.name, response, 200)
 
-    def _approved(self, order_id: int) -> dict:
+    def _standing_charge(self, order_id: int, conflict) -> Charge:
         payment = self.approved_payment(order_id)
         if payment is None:
-            raise UpstreamUnavailable("pagamentos refused a charge but shows no approved payment.")
-        return payment
+            raise PaymentMismatch(conflict.detail, payment=conflict.extensions.get("payment"))
+        return Charge(True, payment)

@@ -1,14 +1,14 @@
 """Order rules with no I/O: the status machine, who may see an order, totals and recovery."""
 
 import hashlib
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Mapping
 from decimal import Decimal
 from enum import StrEnum
+from typing import Any
 
-from veloz.errors import Conflict, PaymentRequired, ServiceUnavailable, Unprocessable
-
-CENT = Decimal("0.01")
+from veloz import identity
+from veloz.contracts import InsufficientStock
+from veloz.errors import Conflict, PaymentRequired, Problem, ServiceUnavailable
 
 
 class OrderStatus(StrEnum):
@@ -42,24 +42,12 @@ class OrderNotCancellable(Conflict):
     title, slug = "Order cannot be cancelled", "order-not-cancellable"
 
 
-class StockShort(Conflict):
-    title, slug = "Insufficient stock", "insufficient-stock"
-
-
-class UnknownItems(Unprocessable):
-    title, slug = "Unknown items", "unknown-items"
-
-
 class PaymentDeclined(PaymentRequired):
     title = "Payment Declined"
 
 
 class SagaFailed(ServiceUnavailable):
     title, slug = "Order could not be completed", "order-failed"
-
-
-class IdempotencyInProgress(Conflict):
-    title, slug = "Request in progress", "idempotency-in-progress"
 
 
 def transition(current: OrderStatus, target: OrderStatus) -> OrderStatus:
@@ -78,24 +66,8 @@ def must_cancel(status: OrderStatus) -> bool:
     return True
 
 
-@dataclass(frozen=True)
-class Caller:
-    """Who is asking, as the gateway vouches for it; no user id means an internal call."""
-
-    user_id: str | None = None
-    roles: frozenset[str] = frozenset()
-
-    @classmethod
-    def from_headers(cls, user_id: str | None, roles: str | None) -> "Caller":
-        names = frozenset(r.strip() for r in (roles or "").split(",") if r.strip())
-        return cls(user_id or None, names)
-
-    @property
-    def sees_everything(self) -> bool:
-        return self.user_id is None or "admin" in self.roles
-
-    def may_see(self, customer_id: str | None) -> bool:
-        return self.sees_everything or customer_id == self.user_id
+class Caller(identity.Caller):
+    """Who is asking (veloz.identity), and the scope its Idempotency-Keys live in."""
 
     @property
     def idempotency_scope(self) -> str:
@@ -105,20 +77,12 @@ class Caller:
         return f"POST /orders by {hashlib.sha256(self.user_id.encode()).hexdigest()[:24]}"
 
 
-def line_subtotal(unit_price: Decimal, quantity: int) -> Decimal:
-    return (unit_price * quantity).quantize(CENT)
-
-
-def order_total(lines: Iterable[tuple[Decimal, int]]) -> Decimal:
-    """Sum of unit price x quantity, exact to the cent."""
-    return sum((line_subtotal(price, quantity) for price, quantity in lines), Decimal("0.00"))
-
-
-def settled_problem(status: OrderStatus, reason: str | None) -> Conflict | None:
+def settled_problem(status: OrderStatus, reason: str | None) -> Problem | None:
     """The answer POST /orders gives for an order that ended in `status`: a problem, or None
     for a sale (a later cancel does not change what placing the order answered)."""
     detail = reason or status.value
-    answers = {OrderStatus.REJECTED: StockShort, OrderStatus.PAYMENT_DECLINED: PaymentDeclined,
+    answers = {OrderStatus.REJECTED: InsufficientStock,
+               OrderStatus.PAYMENT_DECLINED: PaymentDeclined,
                OrderStatus.FAILED: SagaFailed}
     problem = answers.get(status)
     return problem(detail) if problem else None
@@ -136,7 +100,35 @@ class Recovery(StrEnum):
     COMPENSATE = "compensate"  # give everything back and fail the order
 
 
-def recovery_for(status: OrderStatus, payment_approved: bool, has_hold: bool) -> Recovery:
-    if payment_approved and status is OrderStatus.STOCK_RESERVED and has_hold:
+def recovery_for(status: OrderStatus, paid_in_full: bool, has_hold: bool) -> Recovery:
+    """`paid_in_full`: an approved payment of exactly the order total exists."""
+    if paid_in_full and status is OrderStatus.STOCK_RESERVED and has_hold:
         return Recovery.COMMIT
     return Recovery.COMPENSATE
+
+
+def pays_for(payment: Mapping[str, Any], total: Decimal | None) -> bool:
+    """Only an approved payment of exactly the order total pays for the order."""
+    return (payment.get("status") == "approved" and total is not None
+            and Decimal(str(payment.get("amount"))) == total)
+
+
+def mismatch_reason(payment: Mapping[str, Any], total: Decimal | None) -> str:
+    return (f"payment {payment.get('id')} is for {payment.get('amount')}, "
+            f"not the order total {total}")
+
+
+def recovery_reason(status: OrderStatus, payment: Mapping[str, Any] | None,
+                    total: Decimal | None) -> tuple[str, str]:
+    """What the recovery worker found when it had to give an unfinished order back: a short
+    code (for metrics) and the reason it records."""
+    if payment is not None and not pays_for(payment, total):
+        return "recovered_payment_mismatch", mismatch_reason(payment, total)
+    if status is OrderStatus.PENDING:
+        return ("recovered_before_reservation",
+                "the purchase stopped before stock was held; nothing was charged")
+    if payment is None:
+        return ("recovered_no_payment", "the purchase stopped after stock was held and before "
+                                        "any payment was approved")
+    return ("recovered_no_reservation",
+            "the payment was approved but the order has no stock hold to commit")

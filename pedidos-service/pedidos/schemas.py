@@ -12,25 +12,22 @@ from pydantic import (
     field_validator,
 )
 
-from pedidos.domain import OrderStatus, line_subtotal
+from pedidos.domain import OrderStatus
 from veloz.fields import Id
-from veloz.money import Money
+from veloz.money import Money, line_subtotal
 from veloz.paging import PageQuery
+from veloz.schemas import RequestBody
 
 PaymentMethod = Literal["credit_card", "debit_card", "pix", "boleto"]
 CARD_METHODS = frozenset({"credit_card", "debit_card"})
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-
-class OrderLineIn(Strict):
+class OrderLineIn(RequestBody):
     item_id: Id
     quantity: int = Field(ge=1, le=1000)
 
 
-class PaymentIn(Strict):
+class PaymentIn(RequestBody):
     method: PaymentMethod
     card_number: str | None = Field(default=None, pattern=r"^[0-9]{12,19}$",
                                     description="12 to 19 digits; never stored here")
@@ -44,7 +41,7 @@ class PaymentIn(Strict):
         return card_number
 
 
-class OrderCreate(Strict):
+class OrderCreate(RequestBody):
     customer: str = Field(min_length=1, max_length=200)
     items: list[OrderLineIn] = Field(min_length=1, max_length=100)
     payment: PaymentIn | None = None
@@ -67,8 +64,8 @@ class OrderCreate(Strict):
         """The order without its card number (only the last 4 digits), for fingerprints."""
         if self.payment is None or self.payment.card_number is None:
             return self
-        card = self.payment.model_construct(method=self.payment.method,
-                                            card_number=self.payment.card_number[-4:])
+        card = PaymentIn.model_construct(method=self.payment.method,
+                                         card_number=self.payment.card_number[-4:])
         return self.model_copy(update={"payment": card})
 
 
@@ -76,6 +73,8 @@ class OrderQuery(PageQuery):
     status: OrderStatus | None = None
     customer: str | None = Field(default=None, min_length=1, max_length=255,
                                  description="Customer name or customer_id, exactly")
+    sort: Literal["id", "-id"] = Field(default="id",
+                                       description="`id` oldest first, `-id` newest first")
 
 
 class OrderLineOut(BaseModel):
@@ -86,7 +85,7 @@ class OrderLineOut(BaseModel):
     quantity: int
     unit_price: Money | None
 
-    @computed_field
+    @computed_field  # type: ignore[prop-decorator]  # pydantic's documented form
     @property
     def subtotal(self) -> Money | None:
         return None if self.unit_price is None else line_subtotal(self.unit_price, self.quantity)

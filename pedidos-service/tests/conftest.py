@@ -15,6 +15,7 @@ from pagamentos.config import PagamentosSettings
 from pedidos.app import create_app
 from pedidos.config import PedidosSettings
 from pedidos.models import Order
+from pedidos.store import NewOrder
 from veloz.devdb import recreate_database
 from veloz.migrate import upgrade
 from veloz.testing import migrated_test_database
@@ -121,8 +122,22 @@ def databases_to_wipe(database_url, estoque_database_url, pagamentos_database_ur
 
 
 @pytest.fixture
-def orders(app):
-    return app.extensions["orders"]
+def pedidos(app):
+    """The use cases, as the app wires them."""
+    return app.extensions["pedidos"]
+
+
+@pytest.fixture
+def held_order(pedidos):
+    """An order whose saga stopped right after step 2 (stock held), as a crash would leave it:
+    `held_order({item_id: quantity})` -> the order."""
+
+    def hold(lines: dict[int, int]):
+        wanted = tuple(lines.items())
+        order_id = pedidos.saga.record_pending(NewOrder("Ana", None, wanted))
+        return pedidos.saga.reserve(order_id, list(wanted))
+
+    return hold
 
 
 @pytest.fixture

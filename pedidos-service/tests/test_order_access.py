@@ -1,4 +1,5 @@
 import pytest
+import requests
 
 CUSTOMER = {"X-User-Id": "user-1", "X-User-Roles": "customer"}
 STRANGER = {"X-User-Id": "user-2", "X-User-Roles": "customer"}
@@ -43,3 +44,36 @@ def test_a_customer_listing_orders_sees_only_their_own(order_of_user_1, buy, mak
     assert [o["id"] for o in client.get("/orders", headers=CUSTOMER).json] == \
         [order_of_user_1["id"]]
     assert len(client.get("/orders", headers=ADMIN).json) == 2
+
+
+@pytest.mark.parametrize("user_id", ["", " ", "  \t", "a\x7fb", "x" * 256, " padded"],
+                         ids=["empty", "blank", "whitespace", "control", "too long", "padded"])
+def test_an_empty_or_malformed_identity_is_refused_never_taken_as_internal(
+        order_of_user_1, client, user_id):
+    headers = {"X-User-Id": user_id, "X-User-Roles": "customer"}
+
+    for response in (client.get(f"/orders/{order_of_user_1['id']}", headers=headers),
+                     client.get("/orders", headers=headers)):
+        assert response.status_code == 401
+        assert response.json["type"].endswith(":unauthorized")
+
+
+def test_roles_without_a_user_or_unknown_roles_are_refused(order_of_user_1, client):
+    url = f"/orders/{order_of_user_1['id']}"
+
+    assert client.get(url, headers={"X-User-Roles": "admin"}).status_code == 401
+    assert client.get(url, headers={"X-User-Id": "u", "X-User-Roles": "root"}).status_code == 401
+
+
+def test_orders_can_be_listed_newest_first_page_by_page(buy, make_item, client):
+    item = make_item(quantity=10)
+    placed = [buy({item: 1}, headers=CUSTOMER).json["order"]["id"] for _ in range(3)]
+
+    first = client.get("/orders?sort=-id&limit=2", headers=CUSTOMER)
+    next_url = requests.utils.parse_header_links(first.headers["Link"])[0]["url"]
+    following = client.get(next_url, headers=CUSTOMER)
+
+    assert [o["id"] for o in first.json] == placed[::-1][:2]
+    assert "sort=-id" in first.headers["Link"]
+    assert [o["id"] for o in following.json] == placed[:1]
+    assert "Link" not in following.headers

@@ -70,3 +70,18 @@ def test_bad_reads_are_problems_not_errors(client, method, path, status):
 
     assert response.status_code == status
     assert response.content_type == "application/problem+json"
+
+
+def test_a_nul_character_in_the_customer_is_a_422_and_stores_nothing(buy, stored_orders):
+    response = buy({1: 1}, customer="Jo\u0000ão")
+
+    assert response.status_code == 422
+    assert [error["field"] for error in response.json["errors"]] == ["customer"]
+    assert stored_orders() == 0
+
+
+def test_a_nul_character_in_a_list_filter_is_a_422(client):
+    response = client.get("/orders?customer=%00")
+
+    assert response.status_code == 422
+    assert response.json["errors"][0]["field"] == "customer"

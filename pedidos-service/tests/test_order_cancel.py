@@ -26,10 +26,10 @@ def test_cancelling_twice_answers_the_same_cancelled_order_and_returns_stock_onc
     assert item(shirt)["quantity"] == 5
 
 
-def test_cancelling_an_order_with_stock_held_releases_the_hold(orders, make_item, item,
+def test_cancelling_an_order_with_stock_held_releases_the_hold(held_order, make_item, item,
                                                                client, stock, wire):
     shirt = make_item(quantity=4)
-    order = orders.reserve_stock(orders.open(_request(shirt, 3), None, None))
+    order = held_order({shirt: 3})
     assert item(shirt)["reserved"] == 3
 
     response = client.post(f"/orders/{order.id}/cancel")
@@ -51,9 +51,3 @@ def test_cancelling_a_rejected_order_is_a_conflict(buy, make_item, client):
 
 def test_cancelling_an_unknown_order_is_not_found(client):
     assert client.post("/orders/424242/cancel").status_code == 404
-
-
-def _request(item_id, quantity):
-    from pedidos.schemas import OrderCreate
-
-    return OrderCreate(customer="Ana", items=[{"item_id": item_id, "quantity": quantity}])

@@ -1,4 +1,3 @@
-from decimal import Decimal
 
 import pytest
 
@@ -9,9 +8,7 @@ from pedidos.domain import (
     OrderStatus,
     Recovery,
     charge_key,
-    line_subtotal,
     must_cancel,
-    order_total,
     recovery_for,
     transition,
 )
@@ -49,12 +46,6 @@ def test_cancelling_has_work_only_for_reserved_or_paid_orders():
 def test_orders_that_never_sold_cannot_be_cancelled(status):
     with pytest.raises(OrderNotCancellable):
         must_cancel(status)
-
-
-def test_totals_are_exact_to_the_cent():
-    assert order_total([(Decimal("0.10"), 3), (Decimal("59.90"), 2)]) == Decimal("120.10")
-    assert line_subtotal(Decimal("0.10"), 3) == Decimal("0.30")
-    assert order_total([]) == Decimal("0.00")
 
 
 def test_internal_callers_and_admins_see_every_order_customers_only_theirs():

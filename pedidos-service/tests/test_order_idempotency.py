@@ -2,6 +2,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from pedidos.domain import Caller
 from pedidos.schemas import OrderCreate
+from pedidos.store import NewOrder
 from veloz.idempotency import IdempotencyKey, fingerprint_of
 
 
@@ -71,18 +72,19 @@ def test_a_replayed_decline_is_the_same_decline(buy, make_item, stored_orders):
     assert stored_orders() == 1
 
 
-def _crash_after_step_one(orders, make_item, key, quantity=5):
+def _crash_after_step_one(app, pedidos, make_item, key, quantity=5):
     """What a process killed right after step 1 leaves: a claimed key and a pending order."""
+    item_id = make_item(quantity=quantity)
     body = OrderCreate.model_validate({"customer": "Ana", "items": [
-        {"item_id": make_item(quantity=quantity), "quantity": 1}]})
+        {"item_id": item_id, "quantity": 1}]})
     scope = Caller().idempotency_scope
-    return orders.open(body, IdempotencyKey(scope, key, fingerprint_of(body)), None)
+    app.extensions["answers"].claim(IdempotencyKey(scope, key, fingerprint_of(body)))
+    return pedidos.saga.record_pending(NewOrder("Ana", None, ((item_id, 1),), scope, key)), item_id
 
 
 def test_repeat_while_the_first_attempt_is_unfinished_is_asked_to_retry(
-        client, orders, make_item):
-    order_id = _crash_after_step_one(orders, make_item, "cut-short")
-    item_id = orders.get(order_id, Caller()).items[0].item_id
+        client, app, pedidos, make_item):
+    _, item_id = _crash_after_step_one(app, pedidos, make_item, "cut-short")
 
     response = client.post("/orders", headers={"Idempotency-Key": "cut-short"}, json={
         "customer": "Ana", "items": [{"item_id": item_id, "quantity": 1}]})
@@ -92,10 +94,9 @@ def test_repeat_while_the_first_attempt_is_unfinished_is_asked_to_retry(
 
 
 def test_repeat_after_recovery_answers_from_the_settled_order_every_time(
-        client, orders, make_item, stored_orders):
-    order_id = _crash_after_step_one(orders, make_item, "crashed-once")
-    item_id = orders.get(order_id, Caller()).items[0].item_id
-    while orders.recover_next() is not None:
+        client, app, pedidos, make_item, stored_orders):
+    order_id, item_id = _crash_after_step_one(app, pedidos, make_item, "crashed-once")
+    while pedidos.recovery.recover_next() is not None:
         pass
     body = {"customer": "Ana", "items": [{"item_id": item_id, "quantity": 1}]}
 

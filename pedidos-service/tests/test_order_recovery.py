@@ -1,17 +1,16 @@
 import pytest
 
-from pedidos.app import orders as build_orders
+from pedidos.bootstrap import build
 from pedidos.models import Order
 from pedidos.recovery import recover_once
-from pedidos.schemas import OrderCreate
+from pedidos.store import NewOrder
 
 
 @pytest.fixture
-def stuck_order(orders, make_item):
+def stuck_order(held_order, make_item):
     """An order whose saga stopped right after holding stock, as a crash would leave it."""
     item_id = make_item(quantity=5, price="25.50")
-    request = OrderCreate(customer="Ana", items=[{"item_id": item_id, "quantity": 2}])
-    return orders.reserve_stock(orders.open(request, None, None)), item_id
+    return held_order({item_id: 2}), item_id
 
 
 @pytest.fixture
@@ -23,13 +22,13 @@ def status_of(app):
     return read
 
 
-def test_recovery_finishes_a_paid_but_uncommitted_order(stuck_order, orders, payments, item,
+def test_recovery_finishes_a_paid_but_uncommitted_order(stuck_order, pedidos, payments, item,
                                                         status_of, client):
     order, item_id = stuck_order
     charged = payments.post("/payments", json={"order_id": order.id, "amount": 51})
     assert charged.status_code == 201
 
-    assert recover_once(orders, 10) == 1
+    assert recover_once(pedidos.recovery, 10) == 1
 
     assert status_of(order.id) == "paid"
     assert client.get(f"/orders/{order.id}").json["payment_id"] == charged.json["id"]
@@ -37,38 +36,37 @@ def test_recovery_finishes_a_paid_but_uncommitted_order(stuck_order, orders, pay
     assert client.get(f"/orders/{order.id}/events").json[-1]["reason"].startswith("recovered")
 
 
-def test_recovery_fails_an_unpaid_order_and_releases_its_hold(stuck_order, orders, item,
+def test_recovery_fails_an_unpaid_order_and_releases_its_hold(stuck_order, pedidos, item,
                                                               status_of, client):
     order, item_id = stuck_order
 
-    recover_once(orders, 10)
+    recover_once(pedidos.recovery, 10)
 
     assert status_of(order.id) == "failed"
     assert client.get(f"/orders/{order.id}").json["failure_reason"] == \
-        "recovered: no approved payment"
+        "recovered: the purchase stopped after stock was held and before any payment was approved"
     assert (item(item_id)["quantity"], item(item_id)["reserved"]) == (5, 0)
 
 
-def test_recovery_refunds_money_taken_after_the_hold_was_released(stuck_order, orders, stock,
+def test_recovery_refunds_money_taken_after_the_hold_was_released(stuck_order, pedidos, stock,
                                                                   payments, status_of):
     order, _ = stuck_order
     charged = payments.post("/payments", json={"order_id": order.id, "amount": 51}).json
     stock.post(f"/reservations/{order.reservation_id}/release")
 
-    recover_once(orders, 10)
+    recover_once(pedidos.recovery, 10)
 
     assert status_of(order.id) == "failed"
     assert payments.get(f"/payments/{charged['id']}").json["status"] == "refunded"
 
 
-def test_recovery_gives_back_a_hold_made_before_the_order_recorded_it(orders, make_item, item,
+def test_recovery_gives_back_a_hold_made_before_the_order_recorded_it(pedidos, make_item, item,
                                                                       status_of):
     item_id = make_item(quantity=5)
-    order_id = orders.open(OrderCreate(customer="Ana", items=[{"item_id": item_id,
-                                                               "quantity": 1}]), None, None)
-    orders.estoque.reserve(order_id, [(item_id, 1)])  # estoque held it; we crashed before saving
+    order_id = pedidos.saga.record_pending(NewOrder("Ana", None, ((item_id, 1),)))
+    pedidos.saga.estoque.reserve(order_id, [(item_id, 1)])  # estoque held it; we crashed
 
-    recover_once(orders, 10)
+    recover_once(pedidos.recovery, 10)
 
     assert status_of(order_id) == "failed"
     assert (item(item_id)["quantity"], item(item_id)["reserved"]) == (5, 0)
@@ -77,10 +75,10 @@ def test_recovery_gives_back_a_hold_made_before_the_order_recorded_it(orders, ma
 def test_recovery_leaves_orders_younger_than_the_grace_period_alone(stuck_order, settings, app,
                                                                     status_of):
     order, _ = stuck_order
-    patient = build_orders(settings.model_copy(update={"recovery_grace_seconds": 3600}),
-                           app.extensions["database"])
+    patient = build(settings.model_copy(update={"recovery_grace_seconds": 3600}),
+                    app.extensions["database"])
 
-    assert recover_once(patient, 10) == 0
+    assert recover_once(patient.recovery, 10) == 0
     assert status_of(order.id) == "stock_reserved"
 
 
@@ -91,8 +89,8 @@ def test_recovery_retries_a_compensation_a_participant_could_not_confirm(
     assert _compensation_pending(app, order_id)
 
     back = serve(pagamentos_app)
-    recovered = build_orders(settings.model_copy(update={"pagamentos_url": back.url}),
-                             app.extensions["database"])
+    recovered = build(settings.model_copy(update={"pagamentos_url": back.url}),
+                      app.extensions["database"]).recovery
 
     assert recover_once(recovered, 10) == 1
     assert not _compensation_pending(app, order_id)

@@ -80,3 +80,35 @@ def test_metrics_add_up_requests_from_every_worker(stock_and_payments, http):
                  if line.startswith("flask_http_request_total{") and 'method="GET"' in line
                  and 'status="200"' in line)
     assert served >= 20
+
+
+@pytest.mark.parametrize(("headers", "path", "status"), [
+    ({}, "/items?q=" + "a" * 5000, 414),
+    ({"X-Big": "a" * 9000}, "/items", 431),
+    ({f"X-Many-{n}": "1" for n in range(120)}, "/items", 431),
+], ids=["5000-byte URL", "9 KB header", "120 headers"])
+def test_requests_the_server_refuses_before_the_app_still_get_a_problem(
+        stock_and_payments, http, headers, path, status):
+    answer = http.get(f"{stock_and_payments.url('estoque-service')}{path}", headers=headers,
+                      timeout=5)
+
+    assert answer.status_code == status
+    assert answer.headers["Content-Type"] == "application/problem+json"
+    assert answer.json()["status"] == status
+    assert answer.json()["request_id"] == answer.headers["X-Request-ID"]
+
+
+def test_each_request_is_logged_once_with_its_request_id(stock_and_payments, http):
+    estoque = stock_and_payments.url("estoque-service")
+    request_id = "log-once-probe"
+    http.get(f"{estoque}/items", headers={"X-Request-ID": request_id}, timeout=5)
+
+    log = stock_and_payments.log_dir / "estoque-service.log"
+    deadline = time.monotonic() + 5
+    while request_id not in log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    lines = [line for line in log.read_text().splitlines() if "GET /items" in line
+             or request_id in line]
+
+    assert len([line for line in lines if request_id in line]) == 1
+    assert not [line for line in lines if '"gunicorn.access"' in line]

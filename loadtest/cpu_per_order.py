@@ -1,0 +1,122 @@
+"""CPU per paid order, per service: the figure that stays steady on a shared machine.
+
+Starts the platform on free ports (as `make up` runs it: gunicorn, 2 workers x 4 threads per
+service, the background workers beside them), seeds one item with plenty of stock, warms up,
+then has CLIENTS threads post one-item orders through the gateway with the approving test
+card until ORDERS are placed. CPU = the growth of utime+stime (from /proc) of every process of
+each service over that window, divided by the paid orders. Traffic goes to 127.0.0.1 only and
+the run is bounded in orders and time.
+
+    .venv/bin/python loadtest/cpu_per_order.py [--orders 600] [--clients 16]
+"""
+
+import argparse
+import json
+import os
+import statistics
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import requests
+
+from veloz.devstack import SERVICES, Platform, free_port, server_url_from_environment
+
+SECRET = "cpu-bench-" + "k" * 40
+APPROVING_CARD = "4242424242424242"
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(group: int) -> float:
+    """utime+stime of every live process whose process group is `group`."""
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == group:  # fields[0] is the state; pgrp is the 5th field of stat
+            total += int(fields[11]) + int(fields[12])
+    return total / TICKS
+
+
+def snapshot(platform: Platform) -> dict[str, float]:
+    return {name: cpu_seconds(process.pid) for name, process in platform.processes.items()}
+
+
+def place_orders(gateway: str, token: str, item_id: int, count: int, clients: int,
+                 deadline: float) -> list[tuple[int, float]]:
+    """(status, seconds) of `count` orders posted by `clients` threads, each on its own
+    keep-alive session; stops early at `deadline`."""
+    local = threading.local()
+    body = {"customer": "Carga", "items": [{"item_id": item_id, "quantity": 1}],
+            "payment": {"method": "credit_card", "card_number": APPROVING_CARD}}
+
+    def one(_n: int) -> tuple[int, float]:
+        if time.monotonic() > deadline:
+            return 0, 0.0
+        session = getattr(local, "session", None) or requests.Session()
+        local.session = session
+        started = time.perf_counter()
+        answer = session.post(f"{gateway}/orders", json=body, timeout=30,
+                              headers={"Authorization": f"Bearer {token}"})
+        return answer.status_code, time.perf_counter() - started
+
+    with ThreadPoolExecutor(max_workers=clients) as pool:
+        return list(pool.map(one, range(count)))
+
+
+def measure(platform: Platform, orders: int, clients: int) -> dict:
+    from gateway.auth import TokenAuthority
+    from gateway.config import JwtSettings
+
+    token = TokenAuthority(JwtSettings(jwt_secret=SECRET)).mint("bench", ["admin"])
+    gateway = platform.url("api-gateway")
+    item = requests.post(f"{gateway}/items", timeout=10,
+                         headers={"Authorization": f"Bearer {token}"},
+                         json={"name": "Carga", "quantity": 1_000_000, "price": 10.5}).json()
+    place_orders(gateway, token, item["id"], clients * 4, clients, time.monotonic() + 60)
+    before, started = snapshot(platform), time.perf_counter()
+    results = place_orders(gateway, token, item["id"], orders, clients,
+                           time.monotonic() + 300)
+    elapsed, after = time.perf_counter() - started, snapshot(platform)
+    paid = sum(1 for status, _ in results if status == 201)
+    latencies = sorted(seconds for status, seconds in results if status == 201)
+    per_service = {name: round(1000 * (after[name] - before[name]) / max(paid, 1), 2)
+                   for name in before}
+    return {"paid": paid, "failed": len(results) - paid, "seconds": round(elapsed, 2),
+            "orders_per_second": round(paid / elapsed, 1),
+            "p50_ms": round(1000 * statistics.median(latencies), 1) if latencies else None,
+            "p99_ms": round(1000 * latencies[int(0.99 * (len(latencies) - 1))], 1)
+            if latencies else None,
+            "cpu_ms_per_order": per_service,
+            "cpu_ms_per_order_total": round(sum(per_service.values()), 2)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--orders", type=int, default=600)
+    parser.add_argument("--clients", type=int, default=16)
+    args = parser.parse_args()
+    run_dir = Path(tempfile.mkdtemp(prefix="veloz-cpu-"))
+    platform = Platform(server_url=server_url_from_environment(),
+                        ports={s.name: free_port() for s in SERVICES}, database_suffix="_cpu",
+                        env={"JWT_SECRET": SECRET, "PAYMENT_DECLINE_RATE": "0",
+                             "RATE_LIMIT_DEFAULT": "100000/minute"},
+                        log_dir=run_dir / "logs", run_dir=run_dir)
+    platform.migrate(fresh=True)
+    platform.clear_metrics()
+    platform.start()
+    try:
+        print(json.dumps(measure(platform, args.orders, args.clients), indent=2))
+    finally:
+        platform.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,37 @@
+"""pedidos' use cases wired in one place, for the web app (app.py), the recovery worker
+(recovery.py) and tests: no Flask here."""
+
+from dataclasses import dataclass
+
+from pedidos.clients import EstoqueClient, PagamentosClient, client_policy
+from pedidos.config import PedidosSettings
+from pedidos.saga import PurchaseSaga
+from pedidos.services import Cancellation, OrderQueries, OrderRecovery
+from pedidos.store import OnSettled, OrderStore
+from veloz import metrics
+from veloz.db import Database
+from veloz.http_client import ServiceClient
+
+NAME = "pedidos-service"
+
+
+@dataclass(frozen=True)
+class Pedidos:
+    store: OrderStore
+    saga: PurchaseSaga
+    queries: OrderQueries
+    cancellation: Cancellation
+    recovery: OrderRecovery
+
+
+def build(settings: PedidosSettings, db: Database,
+          on_settled: OnSettled = metrics.record_order_settled) -> Pedidos:
+    policy = client_policy(settings)
+    estoque = EstoqueClient(ServiceClient("estoque", settings.estoque_url, policy),
+                            settings.reservation_ttl_seconds)
+    pagamentos = PagamentosClient(ServiceClient("pagamentos", settings.pagamentos_url, policy))
+    store = OrderStore(db, on_settled)
+    saga = PurchaseSaga(store, estoque, pagamentos)
+    return Pedidos(store, saga, OrderQueries(store),
+                   Cancellation(store, saga.compensation),
+                   OrderRecovery(saga, pagamentos, settings.recovery_grace_seconds))

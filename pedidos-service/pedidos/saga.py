@@ -1,0 +1,258 @@
+"""The purchase saga, orchestrated by pedidos, and its compensation.
+
+    1. record    record the order `pending` (once per Idempotency-Key)
+    2. reserve   hold every line at estoque's prices -> `stock_reserved`, total in Decimal
+    3. charge    pagamentos charges exactly the total (declined -> `payment_declined`)
+    4. commit    estoque commits the reservation -> `paid`
+
+Each step records the order's new status (and why) before the next call, and no transaction
+stays open across HTTP, so the recovery worker can finish or compensate whatever a crash
+leaves. A step that cannot finish gives back what the earlier ones took (Compensation, at the
+bottom) and the order ends `rejected`, `payment_declined` or `failed`.
+"""
+
+import logging
+from dataclasses import dataclass
+from typing import NoReturn
+
+from pedidos.clients import (
+    RESERVATION_REFUSALS,
+    UPSTREAM_DOWN,
+    EstoqueClient,
+    PagamentosClient,
+)
+from pedidos.domain import (
+    OrderStatus,
+    PaymentDeclined,
+    SagaFailed,
+    mismatch_reason,
+    pays_for,
+    settled_problem,
+)
+from pedidos.models import Order
+from pedidos.schemas import PaymentIn
+from pedidos.store import NewOrder, OrderStore, PricedLine
+from veloz import metrics
+from veloz.contracts import PaymentMismatch, ReservationCommitted, ReservationNotHeld
+from veloz.errors import Problem
+from veloz.idempotency import IdempotencyInProgress
+from veloz.money import total_within_limit
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PlaceOrder:
+    """The command: an order to place, and how to pay for it."""
+
+    order: NewOrder
+    payment: PaymentIn | None = None
+
+
+@dataclass
+class SagaOutcome:
+    """How placing an order ended: the order, the payment if one was made, the problem if any
+    (None for a sale)."""
+
+    order: Order
+    payment: dict | None = None
+    problem: Problem | None = None
+
+
+class PurchaseSaga:
+    def __init__(self, store: OrderStore, estoque: EstoqueClient, pagamentos: PagamentosClient):
+        self.store = store
+        self.estoque = estoque
+        self.pagamentos = pagamentos
+        self.compensation = Compensation(store, estoque, pagamentos)
+
+    def place(self, command: PlaceOrder) -> SagaOutcome:
+        order_id = self.record_pending(command.order)
+        if order_id is None:  # this Idempotency-Key placed an order already
+            return self.settled_repeat(command.order) or _still_running()
+        try:
+            order = self.reserve(order_id, list(command.order.lines))
+        except RESERVATION_REFUSALS as refusal:
+            rejected = self.store.advance(order_id, OrderStatus.REJECTED, refusal.detail,
+                                          code=refusal.slug.replace("-", "_"))
+            return SagaOutcome(rejected, problem=refusal)
+        except UPSTREAM_DOWN as error:
+            return self.fail(order_id, f"estoque unavailable: {error.detail}",
+                             "estoque_unavailable")
+        return self.charge_and_commit(order, command.payment)
+
+    # --- 1. record -----------------------------------------------------------------------
+
+    def record_pending(self, new: NewOrder) -> int | None:
+        """The new order's id; None when its Idempotency-Key already placed one."""
+        return self.store.insert_pending(new)
+
+    def settled_repeat(self, new: NewOrder) -> SagaOutcome | None:
+        """For a repeated Idempotency-Key: the outcome of the order it placed once settled
+        (recovery settles what a crash left), None when it placed none, IdempotencyInProgress
+        while that order's saga still runs."""
+        order = self.store.by_key(new.key_scope or "", new.key or "")
+        if order is None:
+            return None
+        if OrderStatus(order.status).in_flight:
+            raise IdempotencyInProgress
+        payment = self.pagamentos.payment(order.payment_id) if order.payment_id else None
+        return SagaOutcome(order, payment,
+                           settled_problem(OrderStatus(order.status), order.failure_reason))
+
+    # --- 2. reserve ----------------------------------------------------------------------
+
+    def reserve(self, order_id: int, lines: list[tuple[int, int]]) -> Order:
+        """Hold every line at estoque's prices, then record the reservation and the total."""
+        with metrics.observe_saga_step("reserve"):
+            reservation = self.estoque.reserve(order_id, lines)
+        priced = [PricedLine(line.item_id, line.name, line.unit_price)
+                  for line in reservation.lines]
+        total = total_within_limit([(line.unit_price, line.quantity)
+                                    for line in reservation.lines])
+        return self.store.record_reservation(order_id, reservation.id, priced, total)
+
+    # --- 3. charge -----------------------------------------------------------------------
+
+    def charge_and_commit(self, order: Order, payment: PaymentIn | None) -> SagaOutcome:
+        """Charge exactly the total (nothing to charge for free items), then commit."""
+        if not order.total:
+            return self.commit(order, None)
+        try:
+            with metrics.observe_saga_step("charge"):
+                charge = self.pagamentos.charge(order.id, order.total, payment)
+        except UPSTREAM_DOWN as error:
+            return self.fail(order.id, f"pagamentos unavailable: {error.detail}",
+                             "pagamentos_unavailable")
+        except PaymentMismatch as mismatch:
+            return self.fail(order.id, mismatch.detail or "", "payment_mismatch",
+                             PaymentMismatch)
+        if not charge.approved:
+            return self.decline(order, charge.payment)
+        if not pays_for(charge.payment, order.total):
+            return self.fail(order.id, mismatch_reason(charge.payment, order.total),
+                             "payment_mismatch", PaymentMismatch)
+        return self.commit(order, charge.payment)
+
+    def decline(self, order: Order, payment: dict) -> SagaOutcome:
+        why = payment.get("decline_reason") or "no reason given"
+        given_back = self.compensation.compensate(order.id, "payment_declined")
+        declined = self.store.advance(order.id, OrderStatus.PAYMENT_DECLINED,
+                                      f"payment declined: {why}", code=why,
+                                      payment_id=payment.get("id"),
+                                      compensation_pending=not given_back)
+        return SagaOutcome(declined, payment, PaymentDeclined(f"The payment was declined: {why}."))
+
+    # --- 4. commit -----------------------------------------------------------------------
+
+    def commit(self, order: Order, payment: dict | None) -> SagaOutcome:
+        payment_id = payment["id"] if payment else None
+        assert order.reservation_id is not None  # recorded by step 2
+        try:
+            with metrics.observe_saga_step("commit"):
+                self.estoque.commit(order.reservation_id)
+        except ReservationNotHeld:
+            return self.fail(order.id, "the stock reservation expired before it could be "
+                                       "committed", "reservation_expired", payment_id=payment_id)
+        except UPSTREAM_DOWN as error:
+            return self.fail(order.id, f"estoque unavailable at commit: {error.detail}",
+                             "estoque_unavailable", payment_id=payment_id)
+        code = "nothing_to_charge" if payment is None else "approved"
+        why = "nothing to charge" if payment is None else f"payment {payment_id} approved"
+        paid = self.store.advance(order.id, OrderStatus.PAID, why, code=code,
+                                  payment_id=payment_id)
+        return SagaOutcome(paid, payment)
+
+    # --- when a step cannot finish -------------------------------------------------------
+
+    def fail(self, order_id: int, reason: str, code: str, problem: type[Problem] = SagaFailed,
+             **changes) -> SagaOutcome:
+        """Compensate, then record `failed` with the reason (`code`, in a word, for metrics);
+        say only what compensation did."""
+        trigger = "recovery" if code.startswith("recovered") else "saga_failed"
+        given_back = self.compensation.compensate(order_id, trigger)
+        order = self.store.advance(order_id, OrderStatus.FAILED, reason, code=code,
+                                   compensation_pending=not given_back, **changes)
+        aftermath = ("everything was given back" if given_back
+                     else "giving back stock and money is pending and will be retried")
+        headers = {"Retry-After": "2"} if problem is SagaFailed else {}
+        return SagaOutcome(order, problem=problem(f"The order failed: {reason}; {aftermath}.",
+                                                  headers=headers))
+
+
+class Compensation:
+    """Gives back what an order took: every approved payment refunded, all its stock returned."""
+
+    def __init__(self, store: OrderStore, estoque: EstoqueClient, pagamentos: PagamentosClient):
+        self.store = store
+        self.estoque = estoque
+        self.pagamentos = pagamentos
+
+    def compensate(self, order_id: int, trigger: str) -> bool:
+        """Compensate as far as the participants allow; False leaves the rest to recovery.
+        `trigger` says why, for metrics (payment_declined, saga_failed, recovery)."""
+        try:
+            with metrics.observe_saga_step("compensate"):
+                self.give_back(self.store.load(order_id))
+        except UPSTREAM_DOWN as error:
+            log.warning("compensation incomplete", extra={"order_id": order_id,
+                                                          "error": error.detail})
+            metrics.record_compensation(trigger, completed=False)
+            return False
+        metrics.record_compensation(trigger, completed=True)
+        return True
+
+    def give_back(self, order: Order) -> None:
+        """Both are tried even when one participant is down; then the first failure is raised."""
+        failures = []
+        for step in (self.refund_payments, self.return_stock):
+            try:
+                step(order)
+            except UPSTREAM_DOWN as error:
+                failures.append(error)
+        if failures:
+            raise failures[0]
+
+    def refund_payments(self, order: Order) -> None:
+        for payment in self.pagamentos.payments_for(order.id):
+            if payment["status"] == "approved":
+                self.pagamentos.refund(payment["id"])
+
+    def return_stock(self, order: Order) -> None:
+        reservation_id = order.reservation_id or self._find_reservation(order)
+        if reservation_id is None:
+            return
+        try:
+            self.estoque.release(reservation_id)
+        except ReservationCommitted:
+            # estoque cannot un-commit: sold units go back on sale through restock.
+            self._restock(order)
+
+    def _find_reservation(self, order: Order) -> int | None:
+        """A reservation estoque may have made while its answer was lost: re-posting the same
+        order answers it (or makes one we release at once, or holds nothing when short)."""
+        try:
+            return self.estoque.reserve(order.id, _lines(order)).id
+        except RESERVATION_REFUSALS:
+            return None
+
+    def _restock(self, order: Order) -> None:
+        for line in order.items:
+            if self.store.mark_restocked(order.id, line.item_id):
+                try:
+                    returned = self.estoque.restock(line.item_id, line.quantity)
+                except UPSTREAM_DOWN:
+                    self.store.mark_restocked(order.id, line.item_id, False)
+                    raise
+                if not returned:
+                    log.warning("units not returned: the item no longer exists",
+                                extra={"order_id": order.id, "item_id": line.item_id,
+                                       "quantity": line.quantity})
+
+
+def _still_running() -> NoReturn:
+    raise IdempotencyInProgress
+
+
+def _lines(order: Order) -> list[tuple[int, int]]:
+    return [(line.item_id, line.quantity) for line in order.items]
