@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# `make images`: build the four service images with podman on a machine without a Docker
+# daemon or an image registry. The base is a Debian bookworm root filesystem with Debian's
+# Python, made by mmdebstrap (cached in .local/images/) and imported, in place of the
+# official python:slim image the Dockerfiles default to.
+#   IMAGE_TAG=local  BASE_IMAGE=<an image already in podman's storage to use instead>
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SERVICES=(api-gateway pedidos-service pagamentos-service estoque-service)
+CACHE=.local/images
+ROOTFS=$CACHE/debian-bookworm-python.tar
+BASE_IMAGE=${BASE_IMAGE:-localhost/pedidos-veloz/debian-python:bookworm}
+IMAGE_TAG=${IMAGE_TAG:-local}
+HOST_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt
+export CONTAINERS_CONF=${CONTAINERS_CONF:-$PWD/deploy/containers.conf}
+
+# crun fails on this kind of machine's cgroups; vfs needs no overlay support in the kernel.
+podman() { command podman --runtime runc --storage-driver vfs "$@"; }
+
+need() { command -v "$1" >/dev/null || { echo "images: '$1' is not installed ($2)" >&2; exit 3; }; }
+need podman "apt-get install podman runc"
+
+if ! podman image exists "$BASE_IMAGE"; then
+    if [ ! -s "$ROOTFS" ]; then
+        need mmdebstrap "apt-get install mmdebstrap"
+        mkdir -p "$CACHE"
+        echo "images: building the Debian base root filesystem ($ROOTFS)"
+        mmdebstrap --quiet --format=tar --variant=minbase --include=python3,python3-venv,ca-certificates \
+            bookworm "$ROOTFS.partial"
+        mv "$ROOTFS.partial" "$ROOTFS"
+    fi
+    podman import --quiet "$ROOTFS" "$BASE_IMAGE" >/dev/null
+fi
+
+# pip inside the build reaches the package index only through this machine's CA bundle; it is
+# an optional input of the build (read-only), never something the Dockerfiles need.
+ca_mount=()
+[ -r "$HOST_CA_BUNDLE" ] && ca_mount=(--volume "$HOST_CA_BUNDLE:$HOST_CA_BUNDLE:ro")
+
+for service in "${SERVICES[@]}"; do
+    started=$SECONDS
+    podman build --quiet --format docker --layers=false --build-arg "BASE_IMAGE=$BASE_IMAGE" \
+        "${ca_mount[@]}" --file "$service/Dockerfile" \
+        --tag "localhost/pedidos-veloz/$service:$IMAGE_TAG" . >/dev/null
+    echo "images: localhost/pedidos-veloz/$service:$IMAGE_TAG built in $((SECONDS - started)) s"
+done
+
+# vfs keeps every replaced image as a full copy: drop the ones no tag names any more.
+podman image prune --force >/dev/null

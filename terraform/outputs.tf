@@ -1,0 +1,34 @@
+output "cluster_name" {
+  description = "Name of the EKS cluster."
+  value       = aws_eks_cluster.main.name
+}
+
+output "kubeconfig_command" {
+  description = "Writes a kubeconfig entry for the cluster."
+  value       = "aws eks update-kubeconfig --region ${var.region} --name ${aws_eks_cluster.main.name}"
+}
+
+output "db_endpoint" {
+  description = "host:port of the RDS instance."
+  value       = aws_db_instance.main.endpoint
+}
+
+output "db_address" {
+  description = "Host name of the RDS instance: the externalName of k8s/overlays/prod/rds-service.yml."
+  value       = aws_db_instance.main.address
+}
+
+output "db_master_secret_arn" {
+  description = "Secrets Manager secret holding the master user's password (rotated by RDS)."
+  value       = aws_db_instance.main.master_user_secret[0].secret_arn
+}
+
+output "vpc_id" {
+  description = "ID of the VPC."
+  value       = aws_vpc.main.id
+}
+
+output "ebs_csi_role_arn" {
+  description = "IRSA role of the EBS CSI controller."
+  value       = aws_iam_role.ebs_csi.arn
+}
