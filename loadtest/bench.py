@@ -13,8 +13,9 @@ import tempfile
 from pathlib import Path
 
 import requests
+from cpu_per_order import fresh_platform
 
-from veloz.devstack import SERVICES, Platform, free_port, server_url_from_environment
+from veloz.devstack import Platform
 
 HERE = Path(__file__).resolve().parent
 SECRET = "bench-" + "k" * 40
@@ -53,18 +54,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=20)
     args = parser.parse_args()
     run_dir = Path(tempfile.mkdtemp(prefix="veloz-bench-"))
-    platform = Platform(server_url=server_url_from_environment(),
-                        ports={s.name: free_port() for s in SERVICES}, database_suffix="_bench",
-                        env={"JWT_SECRET": SECRET, "PAYMENT_DECLINE_RATE": "0",
-                             "LOG_LEVEL": "WARNING"},
-                        log_dir=run_dir / "logs", run_dir=run_dir)
-    platform.migrate(fresh=True)
-    platform.clear_metrics()
-    platform.start()
-    try:
+    env = {"JWT_SECRET": SECRET, "PAYMENT_DECLINE_RATE": "0", "LOG_LEVEL": "WARNING"}
+    with fresh_platform(run_dir, "_bench", env) as platform:
         measure(platform, args, run_dir)
-    finally:
-        platform.stop()
 
 
 def measure(platform: Platform, args, run_dir: Path) -> None:

@@ -17,7 +17,9 @@ import statistics
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import requests
@@ -97,25 +99,32 @@ def measure(platform: Platform, orders: int, clients: int) -> dict:
             "cpu_ms_per_order_total": round(sum(per_service.values()), 2)}
 
 
+@contextmanager
+def fresh_platform(run_dir: Path, suffix: str, env: dict[str, str]) -> Iterator[Platform]:
+    """The whole platform on free ports with freshly made `*{suffix}` databases; stopped on
+    the way out, whatever happens."""
+    platform = Platform(server_url=server_url_from_environment(),
+                        ports={s.name: free_port() for s in SERVICES}, database_suffix=suffix,
+                        env=env, log_dir=run_dir / "logs", run_dir=run_dir)
+    platform.migrate(fresh=True)
+    platform.clear_metrics()
+    platform.start()
+    try:
+        yield platform
+    finally:
+        platform.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--orders", type=int, default=600)
     parser.add_argument("--clients", type=int, default=16)
     args = parser.parse_args()
-    run_dir = Path(tempfile.mkdtemp(prefix="veloz-cpu-"))
-    platform = Platform(server_url=server_url_from_environment(),
-                        ports={s.name: free_port() for s in SERVICES}, database_suffix="_cpu",
-                        env={"JWT_SECRET": SECRET, "PAYMENT_DECLINE_RATE": "0",
-                             "RATE_LIMIT_DEFAULT": "100000/minute"},
-                        log_dir=run_dir / "logs", run_dir=run_dir)
-    platform.migrate(fresh=True)
-    platform.clear_metrics()
-    platform.start()
-    try:
+    env = {"JWT_SECRET": SECRET, "PAYMENT_DECLINE_RATE": "0",
+           "RATE_LIMIT_DEFAULT": "100000/minute"}
+    with fresh_platform(Path(tempfile.mkdtemp(prefix="veloz-cpu-")), "_cpu", env) as platform:
         print(json.dumps(measure(platform, args.orders, args.clients), indent=2))
-    finally:
-        platform.stop()
 
 
 if __name__ == "__main__":

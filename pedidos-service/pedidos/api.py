@@ -15,7 +15,7 @@ from veloz.paging import split_page
 from veloz.problems import problem_response
 
 bp = Blueprint("pedidos", __name__)
-ORDERS = ("orders",)
+TAGS = ("orders",)
 _ROLE = r"[ \t]*(admin|customer)?[ \t]*"
 # Set by the gateway from the bearer token; a call without them comes from another service.
 CALLER = (
@@ -61,7 +61,7 @@ def _saga_response(outcome: SagaOutcome) -> Response:
 
 @bp.post("/orders")
 @operation("Place an order: hold stock, charge, commit (the purchase saga)", body=OrderCreate,
-           headers=[IDEMPOTENCY_KEY, *CALLER], tags=ORDERS, responses={
+           headers=[IDEMPOTENCY_KEY, *CALLER], tags=TAGS, responses={
                201: PlacedOrder,
                401: UNKNOWN_CALLER,
                402: "Payment declined: order `payment_declined`, stock released; the body "
@@ -94,21 +94,21 @@ def _settled_answer(saga: PurchaseSaga, order: NewOrder) -> Response | None:
 
 @bp.get("/orders")
 @operation("List orders (keyset paged); a customer sees only its own", query=OrderQuery,
-           headers=CALLER, responses={200: [OrderOut], 401: UNKNOWN_CALLER}, tags=ORDERS)
+           headers=CALLER, responses={200: [OrderOut], 401: UNKNOWN_CALLER}, tags=TAGS)
 def list_orders(query: OrderQuery):
     rows, headers = split_page(_pedidos().queries.page(query, _caller()), query)
     return respond([_order(row) for row in rows], 200, headers)
 
 
 @bp.get("/orders/<int:order_id>")
-@operation("Get an order", headers=CALLER, tags=ORDERS,
+@operation("Get an order", headers=CALLER, tags=TAGS,
            responses={200: OrderOut, 401: UNKNOWN_CALLER, 404: NOT_VISIBLE})
 def get_order(order_id: int):
     return respond(_order(_pedidos().queries.get(order_id, _caller())))
 
 
 @bp.get("/orders/<int:order_id>/events")
-@operation("Status history of an order, oldest first", headers=CALLER, tags=ORDERS,
+@operation("Status history of an order, oldest first", headers=CALLER, tags=TAGS,
            responses={200: [EventOut], 401: UNKNOWN_CALLER, 404: NOT_VISIBLE})
 def order_events(order_id: int):
     events = _pedidos().queries.events(order_id, _caller())
@@ -117,7 +117,7 @@ def order_events(order_id: int):
 
 @bp.post("/orders/<int:order_id>/cancel")
 @operation("Cancel an order: release or return its stock, refund its payment (idempotent)",
-           headers=CALLER, tags=ORDERS, responses={
+           headers=CALLER, tags=TAGS, responses={
                200: OrderOut, 401: UNKNOWN_CALLER, 404: NOT_VISIBLE,
                409: "The order is rejected or failed, so there is nothing to cancel.",
                503: "The database, estoque or pagamentos is unavailable; cancel again.",
