@@ -95,8 +95,14 @@ def traffic(watched):
     sent = {"request_id": f"follow-{uuid.uuid4()}", "token": buyer["Authorization"][7:],
             "cards": [APPROVING, DECLINING], "orders_through_gateway": 8}
     _wave(gateway, buyer, items, sent["request_id"])
-    assert poll(lambda: query(prometheus, 'gateway_requests_rejected_total{reason='
-                                          '"rate_limited"}'), timeout=30)
+    # Every counter the first wave moved must be in Prometheus before the second moves it
+    # again: a series whose first sample already holds both waves has a rate of 0, and a
+    # ratio of two such rates is no data.
+    first_wave = ['gateway_requests_rejected_total{reason="rate_limited"}',
+                  'pagamentos_payments_total{status="approved"}', "pagamentos_refunds_total",
+                  'pedidos_orders_settled_total{status="paid"}',
+                  'estoque_reservations_total{outcome="granted"}']
+    assert poll(lambda: all(query(prometheus, series) for series in first_wave), timeout=30)
     _wave(gateway, buyer, items, None)
     _order_left_mid_saga(platform, items[0]["id"])
     return sent
