@@ -13,6 +13,7 @@ from urllib3.util.retry import Retry
 
 from veloz.errors import GatewayTimeout, ServiceUnavailable
 from veloz.logs import request_id_var
+from veloz.tracing import outgoing_call
 
 log = logging.getLogger(__name__)
 RETRYABLE_STATUSES = (502, 503, 504)
@@ -59,11 +60,15 @@ class ServiceClient:
         a POST that carries an Idempotency-Key or that the callee deduplicates."""
         retry_safe = method.upper() in ("GET", "HEAD", "PUT", "DELETE", "OPTIONS") \
             if idempotent is None else idempotent
+        sent = self._headers(headers)
         try:
-            return self._session(retry_safe).request(
-                method, f"{self.base_url}{path}", headers=self._headers(headers),
-                timeout=timeout or (self.policy.connect_timeout, self.policy.read_timeout),
-                **kwargs)
+            with outgoing_call(method, self.name, sent) as record_status:
+                response = self._session(retry_safe).request(
+                    method, f"{self.base_url}{path}", headers=sent,
+                    timeout=timeout or (self.policy.connect_timeout, self.policy.read_timeout),
+                    **kwargs)
+                record_status(response.status_code)
+                return response
         except requests.ReadTimeout:
             raise UpstreamTimeout(f"{self.name} did not answer in time.") from None
         except requests.ConnectionError as error:

@@ -6,6 +6,8 @@ import logging
 import sys
 from datetime import UTC, datetime
 
+from veloz.tracing import current_trace_id
+
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "request_id", default=None
 )
@@ -25,6 +27,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "service": self.service,
             "request_id": request_id_var.get(),
+            "trace_id": current_trace_id(),
             "logger": record.name,
             "msg": record.getMessage(),
         }

@@ -20,6 +20,7 @@ from veloz.fields import MAX_ID
 from veloz.jsonio import DecimalJSONProvider
 from veloz.logs import configure_logging, request_id_var
 from veloz.problems import register_problem_handlers
+from veloz.tracing import configure_tracing, trace_requests
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -39,6 +40,8 @@ def create_service_app(*, name: str, version: str, log_level: str, max_body_byte
     app.url_map.converters["int"] = DatabaseId
     app.config.update(MAX_CONTENT_LENGTH=max_body_bytes, SERVICE_NAME=name)
     _track_requests(app)
+    configure_tracing(name)
+    trace_requests(app, name, metrics.route)
     register_problem_handlers(app)
     _expose_metrics(app, name)
     app.register_blueprint(health or health_blueprint(name, readiness))

@@ -15,6 +15,7 @@ from veloz import metrics
 from veloz.db import Database
 from veloz.logs import configure_logging
 from veloz.settings import DatabaseSettings
+from veloz.tracing import configure_tracing
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,7 @@ def serve(job: Job, settings: DatabaseSettings, stop: threading.Event | None = N
     """A worker process from start to clean stop: JSON logs, a database pool of its own, and
     batches every interval until SIGTERM/SIGINT (or `stop`)."""
     configure_logging(job.name, settings.log_level)
+    configure_tracing(job.name)
     db = Database.for_service(job.name, settings)
     take_one = job.start(db)
     log.info("%s started", job.name, extra={"interval_s": job.interval_seconds})

@@ -1,0 +1,129 @@
+"""W3C Trace Context on every hop, and OpenTelemetry traces when an endpoint is configured.
+
+Off (no OTEL_EXPORTER_OTLP_ENDPOINT, the default): nothing of OpenTelemetry runs. A valid
+incoming `traceparent` is kept as it came and sent on, unchanged, with every call the request
+makes, and its trace id lands in every log line: a regular expression and a context variable
+per hop, so switching tracing off really costs nothing.
+
+On: each process exports, in batches over OTLP/HTTP, a SERVER span per request (a child of
+the incoming `traceparent`) and a CLIENT span per call to another service, whose context the
+next hop receives. The other OTEL_* variables configure the exporter as the SDK defines them.
+"""
+
+import contextvars
+import os
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from flask import Flask, g, request
+from opentelemetry import context, propagate, trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+ENDPOINT_VARIABLE = "OTEL_EXPORTER_OTLP_ENDPOINT"
+PROPAGATED_HEADERS = frozenset({"traceparent", "tracestate"})
+_TRACEPARENT = re.compile(r"[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}")
+_incoming: contextvars.ContextVar[str | None] = contextvars.ContextVar("traceparent",
+                                                                      default=None)
+_exporting = False  # this process exports spans (configure_tracing)
+
+RecordStatus = Callable[[int], None]
+
+
+def configure_tracing(service: str) -> bool:
+    """Export this process's spans when an endpoint is set (once per process); True if on."""
+    global _exporting
+    if not os.environ.get(ENDPOINT_VARIABLE):
+        return False
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    if not isinstance(trace.get_tracer_provider(), TracerProvider):
+        provider = TracerProvider(resource=Resource.create({"service.name": service}))
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        trace.set_tracer_provider(provider)
+    _exporting = True
+    return True
+
+
+def record_spans(on: bool = True) -> None:
+    """Record spans with whatever tracer provider is set (tests set one of the SDK's)."""
+    global _exporting
+    _exporting = on
+
+
+def trace_requests(app: Flask, service: str, route_of: Callable) -> None:
+    """Keep the caller's `traceparent` for the request; when spans are recorded, a SERVER
+    span around the request, child of that `traceparent`."""
+    tracer = trace.get_tracer(service)
+
+    @app.before_request
+    def open_span():
+        incoming = request.headers.get("traceparent", "")
+        g.traceparent_token = _incoming.set(incoming if _TRACEPARENT.fullmatch(incoming)
+                                            else None)
+        if _exporting:
+            caller = propagate.extract(request.headers)
+            span = tracer.start_span(f"{request.method} {route_of(request)}", context=caller,
+                                     kind=SpanKind.SERVER,
+                                     attributes={"http.request.method": request.method})
+            g.trace_span = span
+            g.trace_token = context.attach(trace.set_span_in_context(span, caller))
+
+    @app.after_request
+    def record_status(response):
+        span = g.get("trace_span")
+        if span is not None:
+            _record_status(span, response.status_code)
+        return response
+
+    @app.teardown_request
+    def close_span(_error):
+        span = g.pop("trace_span", None)
+        if span is not None:
+            span.end()
+            context.detach(g.pop("trace_token"))
+        token = g.pop("traceparent_token", None)
+        if token is not None:
+            _incoming.reset(token)
+
+
+@contextmanager
+def outgoing_call(method: str, target: str, headers: dict[str, str]) -> Iterator[RecordStatus]:
+    """Around one call to the service `target`: its `traceparent` written into `headers`
+    (replacing any copy of the caller's); yields a function that records the answer's status."""
+    for name in [name for name in headers if name.lower() in PROPAGATED_HEADERS]:
+        del headers[name]
+    if not _exporting:
+        incoming = _incoming.get()
+        if incoming is not None:
+            headers["traceparent"] = incoming
+        yield _ignore_status
+        return
+    with trace.get_tracer("veloz.http_client").start_as_current_span(
+            f"{method} {target}", kind=SpanKind.CLIENT,
+            attributes={"http.request.method": method, "peer.service": target}) as span:
+        propagate.inject(headers)
+        yield lambda status: _record_status(span, status)
+
+
+def current_trace_id() -> str | None:
+    """The trace id of the request in force, as 32 hex digits, for log lines."""
+    if _exporting:
+        span_context = trace.get_current_span().get_span_context()
+        if span_context.is_valid:
+            return format(span_context.trace_id, "032x")
+    incoming = _incoming.get()
+    return incoming[3:35] if incoming is not None else None
+
+
+def _record_status(span: trace.Span, status: int) -> None:
+    span.set_attribute("http.response.status_code", status)
+    if status >= 500:
+        span.set_status(Status(StatusCode.ERROR))
+
+
+def _ignore_status(_status: int) -> None:
+    return None
