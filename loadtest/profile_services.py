@@ -89,7 +89,7 @@ def main() -> None:
         window = 2 * args.seconds + 20
         # More orders than the window can take (this machine places well under 100/s); the
         # ones left when the window closes return at once.
-        load = threading.Thread(target=place_orders, args=(gateway, token, item["id"],
+        load = threading.Thread(target=place_orders, args=(gateway, token, [item["id"]],
                                                            100 * window, 16,
                                                            time.monotonic() + window))
         load.start()

@@ -62,5 +62,7 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     logging.getLogger("gunicorn.error").propagate = True
     # Servers' own access lines would repeat the app's (which carries the request id).
     for name in ("gunicorn.access", "werkzeug"):
-        logging.getLogger(name).handlers[:] = []
+        # A NullHandler, not none: werkzeug adds a stderr handler of its own to a logger
+        # that has no handler anywhere.
+        logging.getLogger(name).handlers[:] = [logging.NullHandler()]
         logging.getLogger(name).propagate = False
