@@ -5,7 +5,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from veloz.errors import Conflict, Problem, Unprocessable
-from veloz.money import AmountOutOfRange, PaymentMismatch
+from veloz.money import AmountOutOfRange
 
 __all__ = ["AmountOutOfRange", "InsufficientStock", "OrderAlreadyPaid", "PaymentMismatch",
            "ReservationCommitted", "ReservationNotHeld", "UnknownItems", "problem_from"]
@@ -31,6 +31,13 @@ class ReservationCommitted(Conflict):
     """A release of a reservation whose stock has left for good."""
 
     title, slug = "Reservation is committed", "reservation-committed"
+
+
+class PaymentMismatch(Conflict):
+    """A charge that differs (amount or method) from a payment the order already has: never
+    a replay of it, and never proof that the order is paid."""
+
+    title, slug = "Payment does not match", "payment-mismatch"
 
 
 class OrderAlreadyPaid(Conflict):

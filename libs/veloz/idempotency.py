@@ -15,6 +15,8 @@ may say what then (pedidos answers from the order the key placed); by default it
 That is safe because every use case behind a key is itself repeatable (an order is placed
 once per key, a reservation once per order, a payment is never approved twice for an order).
 A use case that fails with an exception leaves no claim behind: its work rolled back.
+The key's own statements run on a plain connection (no ORM session): they sit on the path of
+every keyed request.
 """
 
 import contextlib
@@ -157,15 +159,15 @@ class IdempotentAnswers:
     def claim(self, key: IdempotencyKey) -> Claim:
         """Step 1: claim the key, or learn what an earlier claim holds."""
         table = self._table
-        with self._db.transaction() as session:
-            inserted = session.execute(
+        with self._db.engine.begin() as connection:
+            inserted = connection.execute(
                 insert(table).values(scope=key.scope, key=key.key, fingerprint=key.fingerprint,
                                      created_at=utcnow())
                 .on_conflict_do_nothing().returning(table.c.created_at)
             ).first()
             if inserted:
                 return Claim(True, None, inserted.created_at)
-            stored = session.execute(select(table).where(*self._names(key))).one()
+            stored = connection.execute(select(table).where(*self._names(key))).one()
         if stored.fingerprint != key.fingerprint:
             raise Unprocessable(f"This {HEADER} was already used with a different request body.")
         answer = None if stored.status_code is None else StoredAnswer(
@@ -177,8 +179,8 @@ class IdempotentAnswers:
         again; IdempotencyInProgress for a younger one."""
         if utcnow() - claim.claimed_at < self._takeover:
             raise IdempotencyInProgress
-        with self._db.transaction() as session:
-            taken = session.execute(
+        with self._db.engine.begin() as connection:
+            taken = connection.execute(
                 self._table.update()
                 .where(*self._names(key), self._table.c.created_at == claim.claimed_at,
                        self._table.c.status_code.is_(None))
@@ -189,15 +191,15 @@ class IdempotentAnswers:
 
     def _remember(self, key: IdempotencyKey, response: Response) -> Response:
         stored = StoredAnswer.of(response)
-        with self._db.transaction() as session:
-            session.execute(self._table.update().where(*self._names(key)).values(
+        with self._db.engine.begin() as connection:
+            connection.execute(self._table.update().where(*self._names(key)).values(
                 status_code=stored.status, response_body=stored.body,
                 content_type=stored.content_type))
         return response
 
     def _release(self, key: IdempotencyKey) -> None:
-        with self._db.transaction() as session:
-            session.execute(self._table.delete().where(*self._names(key),
+        with self._db.engine.begin() as connection:
+            connection.execute(self._table.delete().where(*self._names(key),
                                                        self._table.c.status_code.is_(None)))
 
     def _names(self, key: IdempotencyKey) -> tuple:

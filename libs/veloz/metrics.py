@@ -59,10 +59,13 @@ def route(request) -> str:
     `app.extensions["route_namer"]` (the gateway does, for its catch-all proxy routes)."""
     from flask import current_app
 
-    namer = current_app.extensions.get("route_namer")
-    if namer is not None:
-        return namer(request)
-    return request.url_rule.rule if request.url_rule is not None else UNMATCHED_ROUTE
+    named = request.environ.get("veloz.route")  # the metrics, the log line and the span ask
+    if named is None:
+        namer = current_app.extensions.get("route_namer")
+        named = (namer(request) if namer is not None else
+                 request.url_rule.rule if request.url_rule is not None else UNMATCHED_ROUTE)
+        request.environ["veloz.route"] = named
+    return named
 
 
 # --- platform (every service) --------------------------------------------------------------

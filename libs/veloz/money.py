@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import BeforeValidator, Field, PlainSerializer
 
-from veloz.errors import Conflict, Unprocessable
+from veloz.errors import Unprocessable
 from veloz.jsonio import wire_decimal
 
 MAX_AMOUNT = Decimal("9999999999.99")
@@ -34,13 +34,6 @@ class AmountOutOfRange(Unprocessable):
     """A computed amount (a line subtotal, an order total) beyond what NUMERIC(12,2) holds."""
 
     title, slug = "Amount out of range", "amount-out-of-range"
-
-
-class PaymentMismatch(Conflict):
-    """A charge that differs (amount or method) from a payment the order already has: never
-    a replay of it, and never proof that the order is paid."""
-
-    title, slug = "Payment does not match", "payment-mismatch"
 
 
 def line_subtotal(unit_price: Decimal, quantity: int) -> Decimal:

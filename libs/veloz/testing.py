@@ -73,15 +73,29 @@ def wipe_tables(database_url: str) -> None:
 
 @contextmanager
 def served(app) -> Iterator[str]:
-    """Serve a WSGI app over HTTP on 127.0.0.1 from a background thread; yields its URL."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
+    """Serve a WSGI app over HTTP on 127.0.0.1 for the block; yields its URL."""
+    service = RunningService(app)
     try:
-        yield f"http://127.0.0.1:{server.server_port}"
+        yield service.url
     finally:
-        server.shutdown()
-        server.server_close()
+        service.stop()
+
+
+class RunningService:
+    """A WSGI app served over HTTP on 127.0.0.1 from a background thread, until `stop()`
+    (a test may stop it to play an outage)."""
+
+    def __init__(self, app):
+        self.server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+        self.running = True
+
+    def stop(self) -> None:
+        if self.running:
+            self.server.shutdown()
+            self.server.server_close()
+            self.running = False
 
 
 def assert_answers_as_documented(app, *, max_examples: int = 10, headers: dict | None = None):

@@ -4,7 +4,6 @@ METRICS_PORT set, a worker serves its own /metrics there."""
 
 import logging
 import signal
-import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,11 +28,10 @@ def drain(take_one: Callable[[], object | None], batch_size: int) -> int:
 
 
 def run_every(interval_seconds: float, batch: Callable[[], int], batch_size: int,
-              stop: threading.Event, *, what: str, name: str | None = None) -> None:
+              stop: threading.Event, *, what: str, name: str) -> None:
     """Run `batch` until `stop`; a full batch runs again at once, a partial one waits.
     `name` labels the worker's metrics (default: its module, `estoque.sweeper` ->
     `estoque-sweeper`)."""
-    name = name or worker_name()
     metrics.start_worker_metrics(name)
     while not stop.is_set():
         try:
@@ -73,12 +71,6 @@ def serve(job: Job, settings: DatabaseSettings, stop: threading.Event | None = N
               stop or stop_on_signals(), what=job.what, name=job.name)
     db.dispose()
     log.info("%s stopped", job.name)
-
-
-def worker_name() -> str:
-    main = sys.modules.get("__main__")
-    spec = getattr(main, "__spec__", None)
-    return spec.name.replace(".", "-") if spec is not None else "worker"
 
 
 def stop_on_signals() -> threading.Event:

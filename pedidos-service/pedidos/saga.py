@@ -13,7 +13,6 @@ bottom) and the order ends `rejected`, `payment_declined` or `failed`.
 
 import logging
 from dataclasses import dataclass
-from typing import NoReturn
 
 from pedidos.clients import (
     RESERVATION_REFUSALS,
@@ -69,7 +68,10 @@ class PurchaseSaga:
     def place(self, command: PlaceOrder) -> SagaOutcome:
         order_id = self.record_pending(command.order)
         if order_id is None:  # this Idempotency-Key placed an order already
-            return self.settled_repeat(command.order) or _still_running()
+            repeat = self.settled_repeat(command.order)
+            if repeat is None:
+                raise IdempotencyInProgress
+            return repeat
         try:
             order = self.reserve(order_id, list(command.order.lines))
         except RESERVATION_REFUSALS as refusal:
@@ -248,10 +250,6 @@ class Compensation:
                     log.warning("units not returned: the item no longer exists",
                                 extra={"order_id": order.id, "item_id": line.item_id,
                                        "quantity": line.quantity})
-
-
-def _still_running() -> NoReturn:
-    raise IdempotencyInProgress
 
 
 def _lines(order: Order) -> list[tuple[int, int]]:

@@ -1,12 +1,10 @@
 """pedidos against the real estoque and pagamentos apps, each on a real port with its own
 migrated database (named apart from those services' own test databases)."""
 
-import threading
 
 import pytest
 import simplejson
 from sqlalchemy import func, select
-from werkzeug.serving import make_server
 
 from estoque.app import create_app as create_estoque
 from estoque.config import EstoqueSettings
@@ -18,25 +16,7 @@ from pedidos.models import Order
 from pedidos.store import NewOrder
 from veloz.devdb import recreate_database
 from veloz.migrate import upgrade
-from veloz.testing import migrated_test_database
-
-
-class RunningService:
-    """A Flask app served over HTTP on 127.0.0.1 from a background thread."""
-
-    def __init__(self, app):
-        self.server = make_server("127.0.0.1", 0, app, threaded=True)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,),
-                                       daemon=True)
-        self.thread.start()
-        self.running = True
-
-    def stop(self):
-        if self.running:
-            self.server.shutdown()
-            self.server.server_close()
-            self.running = False
+from veloz.testing import RunningService, migrated_test_database
 
 
 def migrated_participant_database(server_url: str, package: str) -> str:
