@@ -1,6 +1,7 @@
 """Bearer JWT verification and the access table of the HTTP contract."""
 
 import re
+import threading
 import time
 from dataclasses import dataclass
 
@@ -50,15 +51,34 @@ class Identity:
 
 
 class TokenAuthority:
-    """Verifies bearer tokens (HS256, issuer, audience, exp and sub required) and mints them."""
+    """Verifies bearer tokens (HS256, issuer, audience, exp and sub required) and mints them.
+
+    A client sends the same token on every call until it expires, so the identity of a token
+    that verified is remembered (at most `remembered` tokens, the oldest forgotten first) and
+    answered again while its `exp` lies ahead; nothing else about a signed token can change.
+    """
 
     algorithm = "HS256"
 
-    def __init__(self, settings: JwtSettings):
+    def __init__(self, settings: JwtSettings, remembered: int = 10_000):
         self._key = settings.jwt_secret.get_secret_value()
         self.issuer, self.audience = settings.jwt_issuer, settings.jwt_audience
+        self._verified: dict[str, tuple[Identity, float]] = {}
+        self._remembered = remembered
+        self._remembering = threading.Lock()
 
     def verify(self, token: str) -> Identity:
+        known = self._verified.get(token)
+        if known is not None and time.time() < known[1]:
+            return known[0]
+        identity, expires = self._decode(token)
+        with self._remembering:
+            if len(self._verified) >= self._remembered:
+                del self._verified[next(iter(self._verified))]
+            self._verified[token] = identity, expires
+        return identity
+
+    def _decode(self, token: str) -> tuple[Identity, float]:
         try:
             claims = jwt.decode(token, self._key, algorithms=[self.algorithm],
                                 issuer=self.issuer, audience=self.audience,
@@ -68,7 +88,7 @@ class TokenAuthority:
         if not valid_subject(claims["sub"]):
             raise InvalidToken("The sub claim must name a user: 1 to 255 printable characters "
                                "without surrounding spaces.")
-        return Identity(claims["sub"], _roles(claims.get("roles")))
+        return Identity(claims["sub"], _roles(claims.get("roles"))), float(claims["exp"])
 
     def mint(self, subject: str, roles: list[str], ttl_seconds: int = 3600) -> str:
         now = int(time.time())

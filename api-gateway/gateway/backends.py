@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
 
-import requests
+from urllib3 import BaseHTTPResponse
 
 from gateway.breaker import CircuitBreaker, CircuitOpen
 from gateway.config import GatewaySettings
@@ -27,7 +27,7 @@ class Backend:
     breaker: CircuitBreaker
     check_timeout: float
 
-    def send(self, method: str, path: str, **kwargs) -> requests.Response:
+    def send(self, method: str, path: str, **kwargs) -> BaseHTTPResponse:
         """One proxied call, behind this backend's circuit breaker, timed and counted."""
         started = time.perf_counter()
         try:
@@ -41,7 +41,7 @@ class Backend:
             metrics.record_backend_call(self.name, time.perf_counter() - started, kind)
             raise
         metrics.record_backend_call(self.name, time.perf_counter() - started,
-                                    "server_error" if response.status_code >= 500 else None)
+                                    "server_error" if response.status >= 500 else None)
         return response
 
     def health(self) -> str:
@@ -49,17 +49,17 @@ class Backend:
             response = self._quick_get("/health")
         except (UpstreamUnavailable, UpstreamTimeout):
             return "unreachable"
-        return "healthy" if response.status_code == 200 else "unhealthy"
+        return "healthy" if response.status == 200 else "unhealthy"
 
     def openapi(self) -> dict | None:
         """This service's OpenAPI document, or None when it cannot give one right now."""
         try:
             response = self._quick_get("/openapi.json")
-            return response.json() if response.status_code == 200 else None
-        except (UpstreamUnavailable, UpstreamTimeout, requests.JSONDecodeError):
+            return response.json() if response.status == 200 else None
+        except (UpstreamUnavailable, UpstreamTimeout, ValueError):
             return None
 
-    def _quick_get(self, path: str) -> requests.Response:
+    def _quick_get(self, path: str) -> BaseHTTPResponse:
         timeout = (self.check_timeout, self.check_timeout)
         return self.client.request("GET", path, idempotent=False, timeout=timeout)
 

@@ -3,8 +3,8 @@ and the caller's identity, which only the gateway may assert."""
 
 from urllib.parse import quote
 
-import requests
 from flask import Blueprint, Response, current_app, g, request
+from urllib3 import BaseHTTPResponse
 
 from gateway.auth import Identity, authorize
 from gateway.backends import ROUTES, Backend
@@ -41,8 +41,7 @@ def forward(collection: str, rest: str = "") -> Response:
     identity = authorize(request.method, request.path)
     backend: Backend = current_app.extensions["backends"][ROUTES[collection]]
     upstream = backend.send(request.method, _target(), headers=_outgoing_headers(identity),
-                            data=request.get_data(), idempotent=_retry_safe(),
-                            allow_redirects=False)
+                            body=request.get_data() or None, idempotent=_retry_safe())
     g.relayed = True  # the backend's answer, not one the gateway made
     return _relayed(upstream, backend)
 
@@ -86,12 +85,12 @@ def _outgoing_headers(identity: Identity | None) -> dict[str, str]:
     return headers
 
 
-def _relayed(upstream: requests.Response, backend: Backend) -> Response:
+def _relayed(upstream: BaseHTTPResponse, backend: Backend) -> Response:
     dropped = NOT_RETURNED | _connection_listed(upstream.headers.get("Connection", ""))
     headers = [(name, _gateway_links(value, backend) if name.lower() == "link" else value)
-               for name, value in upstream.raw.headers.items()
+               for name, value in upstream.headers.items()
                if not _is_dropped(name, dropped)]
-    return Response(upstream.content, status=upstream.status_code, headers=headers)
+    return Response(upstream.data, status=upstream.status, headers=headers)
 
 
 def _gateway_links(value: str, backend: Backend) -> str:

@@ -39,6 +39,27 @@ def test_a_minted_token_is_accepted(authority):
     assert authority.verify(authority.mint("ops", ["admin"])).is_admin
 
 
+def test_a_remembered_token_still_expires(authority):
+    expires = int(time.time()) + 1
+    expiring = token(exp=expires)
+    assert authority.verify(expiring).subject == "user-1"  # verified, then remembered
+
+    time.sleep(max(0.0, expires - time.time()) + 0.05)  # a second at most: the clock must pass
+
+    with pytest.raises(InvalidToken):
+        authority.verify(expiring)
+
+
+def test_only_a_bounded_number_of_tokens_is_remembered():
+    authority = TokenAuthority(JwtSettings(jwt_secret=SECRET), remembered=2)
+    tokens = [token(sub=f"user-{n}") for n in range(3)]
+
+    assert [authority.verify(t).subject for t in tokens] == ["user-0", "user-1", "user-2"]
+    assert [authority.verify(t).subject for t in reversed(tokens)] == [
+        "user-2", "user-1", "user-0"]
+    assert len(authority._verified) == 2
+
+
 @pytest.mark.parametrize("bad_token", [
     token(exp=int(time.time()) - 5),
     token(aud="another-api"),

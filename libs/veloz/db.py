@@ -2,13 +2,14 @@
 
 import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DisconnectionError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 # Constraint names every service's tables share, so migrations name things predictably.
@@ -19,6 +20,10 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+# A pooled connection idle for longer than this is checked with a round trip before use.
+IDLE_CHECK_SECONDS = 1.0
 
 
 def utcnow() -> datetime:
@@ -41,7 +46,6 @@ class Database:
             "pool_size": pool_size,
             "max_overflow": pool_size,
             "pool_timeout": pool_timeout,
-            "pool_pre_ping": True,
             "connect_args": {
                 "connect_timeout": 3,
                 "application_name": name,
@@ -71,6 +75,7 @@ class Database:
             with self._lock:
                 if self._owner_pid != os.getpid() or self._engine is None:
                     self._engine = create_engine(self.url, **self._options)
+                    check_connections_left_idle(self._engine)
                     self._sessions = sessionmaker(self._engine, expire_on_commit=False)
                     self._owner_pid = os.getpid()
         assert self._engine is not None and self._sessions is not None  # noqa: PT018
@@ -100,3 +105,25 @@ class Database:
         if self._engine is not None and self._owner_pid == os.getpid():
             self._engine.dispose()
         self._owner_pid = self._engine = self._sessions = None
+
+
+def check_connections_left_idle(engine: Engine, idle_seconds: float = IDLE_CHECK_SECONDS) -> None:
+    """Before a pooled connection that sat idle for `idle_seconds` is used, ask the server if
+    it is still there, and replace it if not: the database restarted, a failover or a proxy
+    cut it. Connections in steady use are not asked (SQLAlchemy's pool_pre_ping would ask on
+    every checkout: a round trip per transaction); one that dies while in use fails that
+    transaction, and SQLAlchemy then discards the whole pool of the process."""
+
+    @event.listens_for(engine, "checkin")
+    def note_idle_since(_dbapi_connection, record) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def check_if_idle_too_long(dbapi_connection, record, _proxy) -> None:
+        if time.monotonic() - record.info.get("idle_since", 0.0) < idle_seconds:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as error:
+            raise DisconnectionError("the idle connection is gone") from error
+

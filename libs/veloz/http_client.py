@@ -1,14 +1,19 @@
 """Calls to other services: pooled keep-alive connections, explicit (connect, read) timeouts,
-retries with backoff only for idempotent calls, and the current request id passed on."""
+retries with backoff only for idempotent calls, and the current request id passed on.
+
+Built on urllib3 directly: every order makes four service-to-service calls, and requests'
+per-call work (session merging, hooks, cookie jars, its own Response) cost about a fifth of
+the CPU of the services that call out. The answer is urllib3's response, body read."""
 
 import logging
 import os
 import threading
 from dataclasses import dataclass
+from urllib.parse import urlencode, urlsplit
 
-import requests
-from requests.adapters import HTTPAdapter
-from urllib3.exceptions import MaxRetryError, ReadTimeoutError
+from urllib3 import BaseHTTPResponse, Timeout
+from urllib3.connectionpool import HTTPConnectionPool, connection_from_url
+from urllib3.exceptions import HTTPError, MaxRetryError, ReadTimeoutError
 from urllib3.util.retry import Retry
 
 from veloz.errors import GatewayTimeout, ServiceUnavailable
@@ -17,6 +22,7 @@ from veloz.tracing import outgoing_call
 
 log = logging.getLogger(__name__)
 RETRYABLE_STATUSES = (502, 503, 504)
+SAFE_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 
 
 class UpstreamUnavailable(ServiceUnavailable):
@@ -43,89 +49,87 @@ class ClientPolicy:
 
 
 class ServiceClient:
-    """One per downstream service. Sessions are built lazily in each process (fork-safe)."""
+    """One per downstream service. Its connection pool is built lazily in each process
+    (fork-safe); `request` is safe to call from many threads."""
 
     def __init__(self, name: str, base_url: str, policy: ClientPolicy | None = None):
         self.name = name
         self.base_url = base_url.rstrip("/")
         self.policy = policy or ClientPolicy()
+        self._prefix = urlsplit(self.base_url).path
+        self._timeout = Timeout(connect=self.policy.connect_timeout,
+                                read=self.policy.read_timeout)
+        self._retries = {safe: self._retry(safe) for safe in (True, False)}
         self._lock = threading.Lock()
         self._owner_pid: int | None = None
-        self._sessions: dict[bool, requests.Session] = {}
+        self._pool: HTTPConnectionPool | None = None
 
     def request(self, method: str, path: str, *, idempotent: bool | None = None,
-                headers: dict | None = None, timeout: tuple[float, float] | None = None,
-                **kwargs) -> requests.Response:
-        """Send one call. `idempotent` defaults to the HTTP method's semantics; pass True for
-        a POST that carries an Idempotency-Key or that the callee deduplicates."""
-        retry_safe = method.upper() in ("GET", "HEAD", "PUT", "DELETE", "OPTIONS") \
-            if idempotent is None else idempotent
+                headers: dict | None = None, body: bytes | None = None,
+                params: dict | None = None,
+                timeout: tuple[float, float] | None = None) -> BaseHTTPResponse:
+        """Send one call and read its answer. `idempotent` defaults to the HTTP method's
+        semantics; pass True for a POST that carries an Idempotency-Key or that the callee
+        deduplicates."""
+        retry_safe = method in SAFE_METHODS if idempotent is None else idempotent
         sent = self._headers(headers)
+        target = f"{self._prefix}{path}?{urlencode(params)}" if params else self._prefix + path
         try:
             with outgoing_call(method, self.name, sent) as record_status:
-                response = self._session(retry_safe).request(
-                    method, f"{self.base_url}{path}", headers=sent,
-                    timeout=timeout or (self.policy.connect_timeout, self.policy.read_timeout),
-                    **kwargs)
-                record_status(response.status_code)
+                response = self._connections().urlopen(
+                    method, target, body=body, headers=sent, retries=self._retries[retry_safe],
+                    timeout=Timeout(*timeout) if timeout else self._timeout, redirect=False,
+                    assert_same_host=False)
+                record_status(response.status)
                 return response
-        except requests.ReadTimeout:
-            raise UpstreamTimeout(f"{self.name} did not answer in time.") from None
-        except requests.ConnectionError as error:
+        except (MaxRetryError, ReadTimeoutError) as error:
             if _read_timed_out(error):
                 raise UpstreamTimeout(f"{self.name} did not answer in time.") from None
-            log.warning("upstream unreachable", extra={"upstream": self.name,
-                                                       "error_type": type(error).__name__})
+            self._warn("upstream unreachable", error)
             raise UpstreamUnavailable(f"{self.name} is unreachable.") from None
-        except requests.RequestException as error:
+        except HTTPError as error:
             # e.g. the connection dropped mid-body because the service died while answering.
-            log.warning("upstream answer broken", extra={"upstream": self.name,
-                                                         "error_type": type(error).__name__})
+            self._warn("upstream answer broken", error)
             raise UpstreamUnavailable(f"{self.name} broke off its answer.") from None
 
+    def _warn(self, message: str, error: Exception) -> None:
+        log.warning(message, extra={"upstream": self.name, "error_type": type(error).__name__})
+
     def _headers(self, extra: dict | None) -> dict:
-        headers = dict(extra or {})
+        headers = dict(extra) if extra else {}
         request_id = request_id_var.get()
         if request_id:
             headers.setdefault("X-Request-ID", request_id)
         return headers
 
-    def _session(self, retry_safe: bool) -> requests.Session:
-        if self._owner_pid != os.getpid():
+    def _connections(self) -> HTTPConnectionPool:
+        if self._owner_pid != os.getpid() or self._pool is None:
             with self._lock:
-                if self._owner_pid != os.getpid():
-                    self._sessions = {safe: self._new_session(safe) for safe in (True, False)}
+                if self._owner_pid != os.getpid() or self._pool is None:
+                    self._pool = connection_from_url(self.base_url,
+                                                     maxsize=self.policy.pool_size)
                     self._owner_pid = os.getpid()
-        return self._sessions[retry_safe]
+        return self._pool
 
-    def _new_session(self, retry_safe: bool) -> requests.Session:
+    def _retry(self, retry_safe: bool) -> Retry:
         retries = self.policy.retries if retry_safe else 0
         on_status = retries if self.policy.retry_statuses else 0
-        retry = Retry(
+        return Retry(
             total=retries, connect=retries, status=on_status,
             read=retries if self.policy.retry_read_timeouts else 0,
             allowed_methods=None,  # the caller decided the call is safe to repeat
             status_forcelist=RETRYABLE_STATUSES if on_status else (),
             backoff_factor=self.policy.backoff_seconds, backoff_jitter=0.1,
-            respect_retry_after_header=True, raise_on_status=False,
+            respect_retry_after_header=True, raise_on_status=False, redirect=False,
         )
-        session = requests.Session()
-        # Services call each other directly: no proxy or netrc lookups from the environment,
-        # which requests would otherwise repeat on every call.
-        session.trust_env = False
-        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=self.policy.pool_size,
-                              max_retries=retry)
-        session.mount("http://", adapter)
-        session.mount("https://", adapter)
-        return session
 
     def close(self) -> None:
-        for session in self._sessions.values():
-            session.close()
-        self._sessions, self._owner_pid = {}, None
+        if self._pool is not None:
+            self._pool.close()
+        self._pool, self._owner_pid = None, None
 
 
-def _read_timed_out(error: requests.ConnectionError) -> bool:
+def _read_timed_out(error: HTTPError) -> bool:
     """With retries, urllib3 wraps the last read timeout in MaxRetryError."""
-    cause = error.args[0] if error.args else None
-    return isinstance(cause, MaxRetryError) and isinstance(cause.reason, ReadTimeoutError)
+    reason = error.reason if isinstance(error, MaxRetryError) else error
+    return isinstance(reason, ReadTimeoutError)

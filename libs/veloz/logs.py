@@ -52,7 +52,11 @@ class StdoutHandler(logging.StreamHandler):
 
 
 def configure_logging(service: str, level: str = "INFO") -> None:
-    """Route every logger (ours, gunicorn's, libraries') through the JSON formatter."""
+    """Route every logger (ours, gunicorn's, libraries') through the JSON formatter. Records
+    skip what no line of ours prints (the caller's file and line, thread and process names):
+    finding the caller walks the stack on every record (the logging docs' "Optimization")."""
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
+    logging._srcfile = None  # the documented switch that skips findCaller
     handler = StdoutHandler()
     handler.setFormatter(JsonFormatter(service))
     root = logging.getLogger()

@@ -35,7 +35,7 @@ def create_service_app(*, name: str, version: str, log_level: str, max_body_byte
     """Assemble a service. `readiness` returns {dependency: reachable} for /health and /readyz;
     `health` replaces the standard health routes, `document` the OpenAPI document (gateway)."""
     configure_logging(name, log_level)
-    app = Flask(name, root_path=str(Path(__file__).parent))  # no static files or templates
+    app = ServiceFlask(name, root_path=str(Path(__file__).parent))  # no static or templates
     app.json = DecimalJSONProvider(app)
     app.url_map.converters["int"] = DatabaseId
     app.config.update(MAX_CONTENT_LENGTH=max_body_bytes, SERVICE_NAME=name)
@@ -49,6 +49,21 @@ def create_service_app(*, name: str, version: str, log_level: str, max_body_byte
         app.register_blueprint(blueprint)
     app.register_blueprint(docs_blueprint(document or OpenApiDocument(name, version, description)))
     return app
+
+
+class ServiceFlask(Flask):
+    """Flask, deciding once per view or hook (not on every call) whether it is a coroutine:
+    about ten hooks run per request, and the check inspects each one's code object."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._callables: dict[Callable, Callable] = {}
+
+    def ensure_sync(self, func: Callable) -> Callable:
+        synced = self._callables.get(func)
+        if synced is None:
+            synced = self._callables[func] = super().ensure_sync(func)
+        return synced
 
 
 class DatabaseId(IntegerConverter):

@@ -5,8 +5,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-import requests
 import simplejson
+from urllib3 import BaseHTTPResponse
 
 from pedidos.config import PedidosSettings
 from pedidos.domain import charge_key
@@ -67,31 +67,31 @@ def client_policy(settings: PedidosSettings) -> ClientPolicy:
 
 def _json_body(payload: dict) -> dict:
     """Keyword arguments that send `payload` as JSON with money kept Decimal."""
-    return {"data": simplejson.dumps(payload, use_decimal=True),
+    return {"body": simplejson.dumps(payload, use_decimal=True).encode(),
             "headers": {"Content-Type": "application/json"}}
 
 
-def _parsed(response: requests.Response):
-    return simplejson.loads(response.content or b"null", use_decimal=True)
+def _parsed(response: BaseHTTPResponse):
+    return simplejson.loads(response.data or b"null", use_decimal=True)
 
 
-def _problem_of(response: requests.Response) -> dict:
+def _problem_of(response: BaseHTTPResponse) -> dict:
     body = _parsed(response)
     return body if isinstance(body, dict) else {}
 
 
-def _refusal(response: requests.Response, status: int, *kinds):
+def _refusal(response: BaseHTTPResponse, status: int, *kinds):
     """The contract problem a `status` answer carries, if it is one of `kinds`."""
-    if response.status_code != status:
+    if response.status != status:
         return None
     return problem_from(_problem_of(response), *kinds)
 
 
-def _expect(name: str, response: requests.Response, *accepted: int):
+def _expect(name: str, response: BaseHTTPResponse, *accepted: int):
     """The parsed body of an accepted answer; any other answer counts as the participant failing
     (a 5xx left after retries, or a 4xx the contract does not allow)."""
-    if response.status_code not in accepted:
-        raise UpstreamUnavailable(f"{name} answered {response.status_code}.")
+    if response.status not in accepted:
+        raise UpstreamUnavailable(f"{name} answered {response.status}.")
     return _parsed(response)
 
 
@@ -135,7 +135,7 @@ class EstoqueClient:
         no longer exists (nothing to return the units to)."""
         response = self.http.request("POST", f"/items/{item_id}/restock", idempotent=False,
                                      **_json_body({"quantity": quantity}))
-        if response.status_code == 404:
+        if response.status == 404:
             return False
         _expect(self.name, response, 200)
         return True
@@ -156,7 +156,7 @@ class PagamentosClient:
         sent = _json_body(body)
         sent["headers"]["Idempotency-Key"] = charge_key(order_id)
         response = self.http.request("POST", "/payments", idempotent=True, **sent)
-        if response.status_code == 402:
+        if response.status == 402:
             return Charge(False, _problem_of(response).get("payment") or {})
         conflict = _refusal(response, 409, OrderAlreadyPaid, PaymentMismatch,
                             IdempotencyInProgress)

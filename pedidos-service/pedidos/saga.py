@@ -28,9 +28,8 @@ from pedidos.domain import (
     pays_for,
     settled_problem,
 )
-from pedidos.models import Order
 from pedidos.schemas import PaymentIn
-from pedidos.store import NewOrder, OrderStore, PricedLine
+from pedidos.store import NewOrder, OrderRecord, OrderStore, PricedLine
 from veloz import metrics
 from veloz.contracts import PaymentMismatch, ReservationCommitted, ReservationNotHeld
 from veloz.errors import Problem
@@ -53,7 +52,7 @@ class SagaOutcome:
     """How placing an order ended: the order, the payment if one was made, the problem if any
     (None for a sale)."""
 
-    order: Order
+    order: OrderRecord
     payment: dict | None = None
     problem: Problem | None = None
 
@@ -104,7 +103,7 @@ class PurchaseSaga:
 
     # --- 2. reserve ----------------------------------------------------------------------
 
-    def reserve(self, order_id: int, lines: list[tuple[int, int]]) -> Order:
+    def reserve(self, order_id: int, lines: list[tuple[int, int]]) -> OrderRecord:
         """Hold every line at estoque's prices, then record the reservation and the total."""
         with metrics.observe_saga_step("reserve"):
             reservation = self.estoque.reserve(order_id, lines)
@@ -116,7 +115,7 @@ class PurchaseSaga:
 
     # --- 3. charge -----------------------------------------------------------------------
 
-    def charge_and_commit(self, order: Order, payment: PaymentIn | None) -> SagaOutcome:
+    def charge_and_commit(self, order: OrderRecord, payment: PaymentIn | None) -> SagaOutcome:
         """Charge exactly the total (nothing to charge for free items), then commit."""
         if not order.total:
             return self.commit(order, None)
@@ -136,7 +135,7 @@ class PurchaseSaga:
                              "payment_mismatch", PaymentMismatch)
         return self.commit(order, charge.payment)
 
-    def decline(self, order: Order, payment: dict) -> SagaOutcome:
+    def decline(self, order: OrderRecord, payment: dict) -> SagaOutcome:
         why = payment.get("decline_reason") or "no reason given"
         given_back = self.compensation.compensate(order.id, "payment_declined")
         declined = self.store.advance(order.id, OrderStatus.PAYMENT_DECLINED,
@@ -147,7 +146,7 @@ class PurchaseSaga:
 
     # --- 4. commit -----------------------------------------------------------------------
 
-    def commit(self, order: Order, payment: dict | None) -> SagaOutcome:
+    def commit(self, order: OrderRecord, payment: dict | None) -> SagaOutcome:
         payment_id = payment["id"] if payment else None
         assert order.reservation_id is not None  # recorded by step 2
         try:
@@ -204,7 +203,7 @@ class Compensation:
         metrics.record_compensation(trigger, completed=True)
         return True
 
-    def give_back(self, order: Order) -> None:
+    def give_back(self, order: OrderRecord) -> None:
         """Both are tried even when one participant is down; then the first failure is raised."""
         failures = []
         for step in (self.refund_payments, self.return_stock):
@@ -215,12 +214,12 @@ class Compensation:
         if failures:
             raise failures[0]
 
-    def refund_payments(self, order: Order) -> None:
+    def refund_payments(self, order: OrderRecord) -> None:
         for payment in self.pagamentos.payments_for(order.id):
             if payment["status"] == "approved":
                 self.pagamentos.refund(payment["id"])
 
-    def return_stock(self, order: Order) -> None:
+    def return_stock(self, order: OrderRecord) -> None:
         reservation_id = order.reservation_id or self._find_reservation(order)
         if reservation_id is None:
             return
@@ -230,7 +229,7 @@ class Compensation:
             # estoque cannot un-commit: sold units go back on sale through restock.
             self._restock(order)
 
-    def _find_reservation(self, order: Order) -> int | None:
+    def _find_reservation(self, order: OrderRecord) -> int | None:
         """A reservation estoque may have made while its answer was lost: re-posting the same
         order answers it (or makes one we release at once, or holds nothing when short)."""
         try:
@@ -238,7 +237,7 @@ class Compensation:
         except RESERVATION_REFUSALS:
             return None
 
-    def _restock(self, order: Order) -> None:
+    def _restock(self, order: OrderRecord) -> None:
         for line in order.items:
             if self.store.mark_restocked(order.id, line.item_id):
                 try:
@@ -252,5 +251,5 @@ class Compensation:
                                        "quantity": line.quantity})
 
 
-def _lines(order: Order) -> list[tuple[int, int]]:
+def _lines(order: OrderRecord) -> list[tuple[int, int]]:
     return [(line.item_id, line.quantity) for line in order.items]

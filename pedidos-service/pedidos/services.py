@@ -5,6 +5,8 @@ a transaction across HTTP."""
 import logging
 from datetime import timedelta
 
+from sqlalchemy import Row
+
 from pedidos.clients import UPSTREAM_DOWN, PagamentosClient
 from pedidos.domain import (
     Caller,
@@ -15,10 +17,9 @@ from pedidos.domain import (
     recovery_for,
     recovery_reason,
 )
-from pedidos.models import Order, OrderEvent
 from pedidos.saga import Compensation, PurchaseSaga
 from pedidos.schemas import OrderQuery
-from pedidos.store import OrderStore
+from pedidos.store import OrderRecord, OrderStore
 from veloz import metrics
 from veloz.contracts import ReservationNotHeld
 
@@ -31,13 +32,13 @@ class OrderQueries:
     def __init__(self, store: OrderStore):
         self.store = store
 
-    def get(self, order_id: int, caller: Caller) -> Order:
+    def get(self, order_id: int, caller: Caller) -> OrderRecord:
         return self.store.visible(order_id, caller)
 
-    def events(self, order_id: int, caller: Caller) -> list[OrderEvent]:
+    def events(self, order_id: int, caller: Caller) -> list[Row]:
         return self.store.events(order_id, caller)
 
-    def page(self, query: OrderQuery, caller: Caller) -> list[Order]:
+    def page(self, query: OrderQuery, caller: Caller) -> list[OrderRecord]:
         return self.store.page(query, caller)
 
 
@@ -46,7 +47,7 @@ class Cancellation:
         self.store = store
         self.compensation = compensation
 
-    def cancel(self, order_id: int, caller: Caller) -> Order:
+    def cancel(self, order_id: int, caller: Caller) -> OrderRecord:
         """Give back stock and money, then record `cancelled`. A repeat answers the same order;
         an order that never sold (rejected, failed) cannot be cancelled."""
         order = self.store.lock_visible(order_id, caller)
@@ -80,7 +81,7 @@ class OrderRecovery:
                 metrics.record_recovery("postponed")
         return order_id
 
-    def _recover(self, order: Order) -> None:
+    def _recover(self, order: OrderRecord) -> None:
         status = OrderStatus(order.status)
         if not status.in_flight:  # settled, but its compensation did not finish
             self.saga.compensation.give_back(order)
@@ -98,7 +99,7 @@ class OrderRecovery:
         self.saga.fail(order.id, f"recovered: {reason}", code)
         metrics.record_recovery("failed")
 
-    def _finish_sale(self, order: Order, reservation_id: int, payment: dict) -> None:
+    def _finish_sale(self, order: OrderRecord, reservation_id: int, payment: dict) -> None:
         try:
             self.saga.estoque.commit(reservation_id)
         except ReservationNotHeld:

@@ -1,16 +1,33 @@
 """Orders in pedidos_db: every read and every recorded step of an order, each write one short
-transaction. The saga, cancellation and recovery change orders only through here."""
+transaction. The saga, cancellation and recovery change orders only through here.
 
-from collections.abc import Callable
+Statements are SQLAlchemy Core on a plain connection and answers are plain records: every
+paid order records three steps, and the ORM's unit of work (identity map, flush planning,
+attribute loading) cost more CPU than the rest of pedidos together. A step is a conditional
+UPDATE that moves the order along one edge of the status machine, with the event that says
+why written by the same statement; only when that finds the order elsewhere does the step
+lock the row and decide in Python, as the machine says."""
+
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any, cast
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import (
+    Connection,
+    Row,
+    Table,
+    bindparam,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
-from pedidos.domain import Caller, OrderStatus, transition
+from pedidos.domain import TRANSITIONS, Caller, OrderStatus, transition
 from pedidos.models import Order, OrderEvent, OrderItem
 from pedidos.schemas import OrderQuery
 from veloz.db import Database, utcnow
@@ -18,6 +35,11 @@ from veloz.errors import NotFound
 from veloz.paging import SortKey, keyset_page
 
 FAILURES = (OrderStatus.REJECTED, OrderStatus.PAYMENT_DECLINED, OrderStatus.FAILED)
+ORDERS, LINES, EVENTS = (cast(Table, model.__table__) for model in (Order, OrderItem, OrderEvent))
+ORDER_COLUMNS = [column for column in ORDERS.c
+                 if column.name not in ("idempotency_scope", "idempotency_key")]
+LINE_COLUMNS = [LINES.c.item_id, LINES.c.quantity, LINES.c.item_name, LINES.c.unit_price,
+                LINES.c.restocked]
 
 
 @dataclass(frozen=True)
@@ -38,6 +60,34 @@ class PricedLine:
     unit_price: Decimal
 
 
+@dataclass(frozen=True)
+class OrderLine:
+    item_id: int
+    quantity: int
+    item_name: str | None
+    unit_price: Decimal | None
+    restocked: bool
+
+
+@dataclass(frozen=True)
+class OrderRecord:
+    """An order as stored, with its lines in item-id order."""
+
+    id: int
+    customer: str
+    customer_id: str | None
+    status: str
+    total: Decimal | None
+    currency: str
+    reservation_id: int | None
+    payment_id: int | None
+    failure_reason: str | None
+    compensation_pending: bool
+    created_at: datetime
+    updated_at: datetime
+    items: tuple[OrderLine, ...]
+
+
 # Told of every order that reaches a status past step 2: status, reason code, total.
 OnSettled = Callable[[OrderStatus, str, Decimal | None], None]
 
@@ -49,139 +99,203 @@ class OrderStore:
 
     # --- reads ---------------------------------------------------------------------------
 
-    def load(self, order_id: int) -> Order:
-        with self.db.reading() as session:
-            return _found(session.get(Order, order_id), order_id)
+    def load(self, order_id: int) -> OrderRecord:
+        with self.db.engine.connect() as connection:
+            return _found(_read(connection, order_id), order_id)
 
-    def by_key(self, key_scope: str, key: str) -> Order | None:
-        with self.db.reading() as session:
-            return session.scalars(select(Order).where(
-                Order.idempotency_scope == key_scope, Order.idempotency_key == key)).first()
+    def by_key(self, key_scope: str, key: str) -> OrderRecord | None:
+        with self.db.engine.connect() as connection:
+            order_id = connection.scalar(select(ORDERS.c.id).where(
+                ORDERS.c.idempotency_scope == key_scope, ORDERS.c.idempotency_key == key))
+            return None if order_id is None else _read(connection, order_id)
 
-    def visible(self, order_id: int, caller: Caller) -> Order:
-        with self.db.reading() as session:
-            return _visible(session, order_id, caller)
+    def visible(self, order_id: int, caller: Caller) -> OrderRecord:
+        with self.db.engine.connect() as connection:
+            return _visible(_read(connection, order_id), order_id, caller)
 
-    def events(self, order_id: int, caller: Caller) -> list[OrderEvent]:
-        with self.db.reading() as session:
-            _visible(session, order_id, caller)
-            return list(session.scalars(select(OrderEvent).where(OrderEvent.order_id == order_id)
-                                        .order_by(OrderEvent.id)))
+    def events(self, order_id: int, caller: Caller) -> list[Row]:
+        with self.db.engine.connect() as connection:
+            _visible(_read(connection, order_id), order_id, caller)
+            return list(connection.execute(
+                select(EVENTS).where(EVENTS.c.order_id == order_id).order_by(EVENTS.c.id)))
 
-    def page(self, query: OrderQuery, caller: Caller) -> list[Order]:
+    def page(self, query: OrderQuery, caller: Caller) -> list[OrderRecord]:
         cursor = None if query.after is None else (query.after,)
-        keys = [SortKey(Order.id, descending=query.sort == "-id")]
+        keys = [SortKey(ORDERS.c.id, descending=query.sort == "-id")]
         statement = keyset_page(_filtered(query, caller), keys, query, cursor)
-        with self.db.reading() as session:
-            return list(session.scalars(statement))
+        with self.db.engine.connect() as connection:
+            orders = list(connection.execute(statement))
+            lines = _lines_of(connection, [order.id for order in orders])
+        return [_record(order, lines.get(order.id, ())) for order in orders]
 
-    def lock_visible(self, order_id: int, caller: Caller) -> Order:
+    def lock_visible(self, order_id: int, caller: Caller) -> OrderRecord:
         """The order as it is under a row lock held to the end of this call."""
-        with self.db.transaction() as session:
-            return _visible(session, order_id, caller, lock=True)
+        with self.db.engine.begin() as connection:
+            return _visible(_read(connection, order_id, lock=True), order_id, caller)
 
     # --- recorded steps ------------------------------------------------------------------
 
     def insert_pending(self, new: NewOrder) -> int | None:
         """The new order's id, or None when its Idempotency-Key already placed one."""
+        now = utcnow()
         try:
-            with self.db.transaction() as session:
-                order = Order(customer=new.customer, customer_id=new.customer_id,
-                              status=OrderStatus.PENDING, idempotency_scope=new.key_scope,
-                              idempotency_key=new.key,
-                              items=[OrderItem(item_id=item_id, quantity=quantity)
-                                     for item_id, quantity in new.lines])
-                session.add(order)
-                session.flush()
-                _add_event(session, order, "order received")
-                return order.id
+            with self.db.engine.begin() as connection:
+                order_id = connection.execute(insert(ORDERS).values(
+                    customer=new.customer, customer_id=new.customer_id,
+                    status=OrderStatus.PENDING, currency="BRL", compensation_pending=False,
+                    idempotency_scope=new.key_scope, idempotency_key=new.key,
+                    created_at=now, updated_at=now).returning(ORDERS.c.id)).scalar_one()
+                connection.execute(insert(LINES), [
+                    {"order_id": order_id, "item_id": item_id, "quantity": quantity,
+                     "restocked": False} for item_id, quantity in new.lines])
+                connection.execute(insert(EVENTS).values(
+                    order_id=order_id, status=OrderStatus.PENDING, reason="order received",
+                    at=now))
+                return order_id
         except IntegrityError as error:
             if new.key is None or "uq_orders_idempotency" not in str(error.orig):
                 raise
             return None
 
     def record_reservation(self, order_id: int, reservation_id: int,
-                           lines: list[PricedLine], total: Decimal) -> Order:
-        with self.db.transaction() as session:
-            order = _locked(session, order_id)
-            order.status = transition(OrderStatus(order.status), OrderStatus.STOCK_RESERVED)
-            order.reservation_id = reservation_id
-            priced = {line.item_id: line for line in lines}
-            for line in order.items:
-                line.item_name = priced[line.item_id].name
-                line.unit_price = priced[line.item_id].unit_price
-            order.total = total
-            _add_event(session, order, f"stock held by reservation {reservation_id}")
-        return order
+                           lines: list[PricedLine], total: Decimal) -> OrderRecord:
+        """Step 2: `stock_reserved`, with the reservation, the total and each line's price."""
+        with self.db.engine.begin() as connection:
+            connection.execute(_PRICE_LINE, [
+                {"line_order": order_id, "line_item": line.item_id, "item_name": line.name,
+                 "unit_price": line.unit_price} for line in lines])
+            order, _ = _step(connection, order_id, OrderStatus.STOCK_RESERVED,
+                             f"stock held by reservation {reservation_id}",
+                             {"reservation_id": reservation_id, "total": total},
+                             repeat_is_fine=False)
+            return order
 
     def advance(self, order_id: int, target: OrderStatus, reason: str | None, code: str,
-                **changes) -> Order:
+                **changes) -> OrderRecord:
         """Change status (only along the machine's edges) and record why, in one transaction;
         `code` is the reason in a word, for metrics. A repeat (two cancels racing) changes
         nothing."""
-        with self.db.transaction() as session:
-            order = _locked(session, order_id)
-            if order.status == target:
-                return order
-            order.status = transition(OrderStatus(order.status), target)
-            if target in FAILURES:
-                order.failure_reason = reason
-            for name, value in changes.items():
-                setattr(order, name, value)
-            _add_event(session, order, reason)
-        self.on_settled(target, code, order.total)
+        if target in FAILURES:
+            changes["failure_reason"] = reason
+        with self.db.engine.begin() as connection:
+            order, moved = _step(connection, order_id, target, reason, changes,
+                                 repeat_is_fine=True)
+        if moved:
+            self.on_settled(target, code, order.total)
         return order
 
     def compensation_done(self, order_id: int) -> None:
-        with self.db.transaction() as session:
-            _locked(session, order_id).compensation_pending = False
+        with self.db.engine.begin() as connection:
+            connection.execute(update(ORDERS).where(ORDERS.c.id == order_id)
+                               .values(compensation_pending=False, updated_at=utcnow()))
 
     def mark_restocked(self, order_id: int, item_id: int, restocked: bool = True) -> bool:
         """Flip the line's `restocked` mark; True when this call flipped it (at most once)."""
-        with self.db.transaction() as session:
-            return session.execute(
-                update(OrderItem).where(OrderItem.order_id == order_id,
-                                        OrderItem.item_id == item_id,
-                                        OrderItem.restocked.is_not(restocked))
-                .values(restocked=restocked).returning(OrderItem.item_id)
+        with self.db.engine.begin() as connection:
+            return connection.execute(
+                update(LINES).where(LINES.c.order_id == order_id, LINES.c.item_id == item_id,
+                                    LINES.c.restocked.is_not(restocked))
+                .values(restocked=restocked).returning(LINES.c.item_id)
             ).first() is not None
 
     def lease_unfinished(self, grace: timedelta) -> int | None:
         """Take one order left mid-saga or with compensation pending for longer than `grace`
         (SKIP LOCKED, so replicas never share one) and touch it, so no replica picks it again
         within the grace period while we call the participants."""
-        with self.db.transaction() as session:
-            order = session.scalars(
-                select(Order)
-                .where(or_(Order.status.in_([OrderStatus.PENDING, OrderStatus.STOCK_RESERVED]),
-                           Order.compensation_pending),
-                       Order.updated_at <= utcnow() - grace)
-                .order_by(Order.updated_at).limit(1).with_for_update(skip_locked=True)
-            ).first()
-            if order is None:
-                return None
-            order.updated_at = utcnow()
-            return order.id
+        now = utcnow()
+        with self.db.engine.begin() as connection:
+            order_id = connection.scalar(
+                select(ORDERS.c.id)
+                .where(or_(ORDERS.c.status.in_([OrderStatus.PENDING,
+                                                OrderStatus.STOCK_RESERVED]),
+                           ORDERS.c.compensation_pending),
+                       ORDERS.c.updated_at <= now - grace)
+                .order_by(ORDERS.c.updated_at).limit(1).with_for_update(skip_locked=True))
+            if order_id is not None:
+                connection.execute(update(ORDERS).where(ORDERS.c.id == order_id)
+                                   .values(updated_at=now))
+            return order_id
 
 
-def _add_event(session: Session, order: Order, reason: str | None) -> None:
-    session.add(OrderEvent(order_id=order.id, status=order.status, reason=reason, at=utcnow()))
+_PRICE_LINE = (update(LINES)
+               .where(LINES.c.order_id == bindparam("line_order"),
+                      LINES.c.item_id == bindparam("line_item"))
+               .values(item_name=bindparam("item_name"), unit_price=bindparam("unit_price")))
+_SOURCES = {target: [source for source, targets in TRANSITIONS.items() if target in targets]
+            for target in OrderStatus}
 
 
-def _locked(session: Session, order_id: int) -> Order:
-    statement = (select(Order).where(Order.id == order_id).with_for_update()
-                 .execution_options(populate_existing=True))
-    return _found(session.scalars(statement).first(), order_id)
+def _move(connection: Connection, order_id: int, target: OrderStatus, reason: str | None,
+          changes: dict[str, Any]) -> OrderRecord | None:
+    """One statement: the order moves to `target` if it stands where the machine allows,
+    and its event is written; None when it stood anywhere else."""
+    now = utcnow()
+    moved = (update(ORDERS)
+             .where(ORDERS.c.id == order_id, ORDERS.c.status.in_(_SOURCES[target]))
+             .values(status=target, updated_at=now, **changes)
+             .returning(*ORDER_COLUMNS).cte("moved"))
+    event = insert(EVENTS).from_select(
+        ["order_id", "status", "reason", "at"],
+        select(moved.c.id, moved.c.status, literal(reason, EVENTS.c.reason.type),
+               literal(now, EVENTS.c.at.type))).cte("event")
+    rows = connection.execute(
+        select(moved, *LINE_COLUMNS).add_cte(event)
+        .outerjoin_from(moved, LINES, LINES.c.order_id == moved.c.id)
+        .order_by(LINES.c.item_id)
+    ).all()
+    return _record(rows[0], rows) if rows else None
 
 
-def _visible(session: Session, order_id: int, caller: Caller, lock: bool = False) -> Order:
-    order = _locked(session, order_id) if lock else session.get(Order, order_id)
+def _step(connection: Connection, order_id: int, target: OrderStatus, reason: str | None,
+          changes: dict[str, Any], repeat_is_fine: bool) -> tuple[OrderRecord, bool]:
+    """The order after a step to `target`, and whether this call moved it. When the order is
+    not where the step expects, its row is locked and the machine decides: a repeat of a step
+    already taken leaves it unchanged when `repeat_is_fine`; a missing edge is
+    IllegalTransition."""
+    moved = _move(connection, order_id, target, reason, changes)
+    if moved is not None:
+        return moved, True
+    order = _found(_read(connection, order_id, lock=True), order_id)
+    if order.status == target and repeat_is_fine:
+        return order, False
+    transition(OrderStatus(order.status), target)
+    moved = _move(connection, order_id, target, reason, changes)
+    assert moved is not None
+    return moved, True
+
+
+def _read(connection: Connection, order_id: int, lock: bool = False) -> OrderRecord | None:
+    statement = select(*ORDER_COLUMNS).where(ORDERS.c.id == order_id)
+    order = connection.execute(statement.with_for_update() if lock else statement).first()
+    if order is None:
+        return None
+    return _record(order, _lines_of(connection, [order_id]).get(order_id, ()))
+
+
+def _lines_of(connection: Connection, order_ids: list[int]) -> dict[int, list[Row]]:
+    lines: dict[int, list[Row]] = {}
+    if order_ids:
+        for line in connection.execute(
+                select(LINES.c.order_id, *LINE_COLUMNS)
+                .where(LINES.c.order_id.in_(order_ids)).order_by(LINES.c.item_id)):
+            lines.setdefault(line.order_id, []).append(line)
+    return lines
+
+
+def _record(order: Row, lines: Iterable[Row]) -> OrderRecord:
+    return OrderRecord(
+        **{column.name: getattr(order, column.name) for column in ORDER_COLUMNS},
+        items=tuple(OrderLine(line.item_id, line.quantity, line.item_name, line.unit_price,
+                              line.restocked) for line in lines if line.item_id is not None))
+
+
+def _visible(order: OrderRecord | None, order_id: int, caller: Caller) -> OrderRecord:
     if order is None or not caller.may_see(order.customer_id):
         raise _not_found(order_id)
     return order
 
 
-def _found(order: Order | None, order_id: int) -> Order:
+def _found(order: OrderRecord | None, order_id: int) -> OrderRecord:
     if order is None:
         raise _not_found(order_id)
     return order
@@ -192,12 +306,12 @@ def _not_found(order_id: int) -> NotFound:
 
 
 def _filtered(query: OrderQuery, caller: Caller):
-    statement = select(Order)
+    statement = select(*ORDER_COLUMNS)
     if not caller.sees_everything:
-        statement = statement.where(Order.customer_id == caller.user_id)
+        statement = statement.where(ORDERS.c.customer_id == caller.user_id)
     if query.status is not None:
-        statement = statement.where(Order.status == query.status)
+        statement = statement.where(ORDERS.c.status == query.status)
     if query.customer is not None:
-        statement = statement.where(or_(Order.customer == query.customer,
-                                        Order.customer_id == query.customer))
+        statement = statement.where(or_(ORDERS.c.customer == query.customer,
+                                        ORDERS.c.customer_id == query.customer))
     return statement
