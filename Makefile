@@ -49,11 +49,20 @@ token: $(STAMP)
 migrate: $(STAMP)
 	$(BIN)/python -m veloz.devstack migrate
 
-## Load the platform with Locust on this machine and print throughput and latency ratios.
-bench: $(STAMP)
+## Load the platform with Locust on this machine and print throughput and latency ratios,
+## beside the figures from before the performance work (BENCH_ARGS="--baseline PATH").
+bench: $(STAMP) bench-tools
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,bench]"
 	$(BIN)/python loadtest/bench.py $(BENCH_ARGS)
 	$(BIN)/python loadtest/sql_per_order.py
+
+# nginx, the reference proxy of the bench's reads (Debian's package, started by
+# loadtest/nginx_reference.py on a free port): one apt-get update, and only when it is missing.
+.PHONY: bench-tools
+bench-tools:
+	@command -v nginx >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& apt-get update -qq && apt-get install -y -qq --no-install-recommends nginx \
+		>/dev/null; } || echo "nginx not installed (the bench records no nginx reference)"
 
 ## Load the running platform (make up) with Locust: web UI on http://localhost:8089, or
 ## headless for a while: make load LOAD_ARGS="--headless -u 20 -r 5 -t 2m".

@@ -2,13 +2,15 @@
 measures it, and writes bench/results/<date>-<commit>.json and a PNG chart beside it.
 
 Phases, all from this machine to 127.0.0.1, bounded in requests and seconds:
-1. reads: `GET /items/{id}` straight to estoque, then through the gateway (the proxy's cost);
+1. reads: `GET /items/{id}` straight to estoque, then through the gateway, then through nginx
+   (a reference proxy, loadtest/nginx_reference.py): req/s, and the proxies' CPU per request;
 2. orders for one hot item (a flash sale: every buyer on one row), then spread over 1,000
    items: orders/s, p50/p95/p99, failures, CPU ms per paid order per service, and a check
    that the stock adds up (sold = paid orders, nothing left held);
 3. the database floor for the same SQL work (loadtest/floor.py, pgbench), both shapes;
 4. the cost of `GET /orders?limit=50` (and `&status=paid`) with 10,000 and 1,000,000 orders.
-Figures only: nothing here fails on timing.
+Figures only: nothing here fails on timing. The table shows them beside those of --baseline
+(the run before the performance work, same machine).
 """
 
 import argparse
@@ -21,13 +23,16 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import requests
-from cpu_per_order import SECRET, fresh_platform, measure_orders
+from cpu_per_order import SECRET, cpu_seconds, fresh_platform, measure_orders
 from floor import measure_floor
+from nginx_reference import NginxFailed, nginx_proxy
 from sqlalchemy import create_engine, text
 
 from veloz.db import sqlalchemy_url
@@ -35,6 +40,7 @@ from veloz.devstack import Platform
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
+BASELINE = RESULTS / "2026-11-26-df15fa5.json"  # df15fa5: before the performance work
 
 
 def read_rate(url: str, clients: int, seconds: float) -> dict:
@@ -58,15 +64,44 @@ def read_rate(url: str, clients: int, seconds: float) -> dict:
     with ThreadPoolExecutor(max_workers=clients) as pool:
         total = sum(pool.map(run, range(clients)))
     return {"requests_per_second": round(total / (time.perf_counter() - started), 1),
-            "p50_ms": round(1000 * statistics.median(latencies), 2)}
+            "p50_ms": round(1000 * statistics.median(latencies), 2), "requests": total}
+
+
+def proxied_rate(url: str, group: int, clients: int, seconds: float) -> dict:
+    """read_rate through a proxy, plus the CPU ms its processes (process group `group`)
+    spent per request."""
+    before = cpu_seconds(group)
+    figures = read_rate(url, clients, seconds)
+    spent = cpu_seconds(group) - before
+    return {**figures, "cpu_ms_per_request": round(1000 * spent / max(figures["requests"], 1),
+                                                   3)}
+
+
+def through_nginx(estoque: str, path: str, clients: int, seconds: float) -> dict:
+    """The same reads through nginx, or None with the reason there is no figure."""
+    try:
+        with nginx_proxy(estoque) as proxy:
+            if proxy is None:
+                return {"nginx": None, "nginx_reason": "nginx is not installed"}
+            return {"nginx": proxied_rate(proxy.url + path, proxy.pid, clients, seconds)}
+    except NginxFailed as error:
+        return {"nginx": None, "nginx_reason": str(error)}
+
+
+def per_direct(figures: dict | None, direct: dict) -> float | None:
+    return (round(figures["requests_per_second"] / direct["requests_per_second"], 2)
+            if figures else None)
 
 
 def reads(platform: Platform, item_id: int, clients: int, seconds: float) -> dict:
-    path = f"/items/{item_id}"
-    direct = read_rate(platform.url("estoque-service") + path, clients, seconds)
-    proxied = read_rate(platform.url("api-gateway") + path, clients, seconds)
-    return {"direct": direct, "through_gateway": proxied,
-            "ratio": round(proxied["requests_per_second"] / direct["requests_per_second"], 2)}
+    """Straight to estoque, through the gateway, through nginx: same clients, same time."""
+    path, estoque = f"/items/{item_id}", platform.url("estoque-service")
+    direct = read_rate(estoque + path, clients, seconds)
+    gateway = proxied_rate(platform.url("api-gateway") + path,
+                           platform.processes["api-gateway"].pid, clients, seconds)
+    nginx = through_nginx(estoque, path, clients, seconds)
+    return {"direct": direct, "through_gateway": gateway, "ratio": per_direct(gateway, direct),
+            **nginx, "nginx_ratio": per_direct(nginx["nginx"], direct)}
 
 
 def stock_adds_up(platform: Platform, items: list[dict], paid: int) -> bool:
@@ -161,40 +196,122 @@ def chart(results: dict, path: Path) -> None:
     figure.savefig(path, dpi=90)
 
 
-def table(results: dict) -> str:
-    hot, spread, floor = (results["orders_hot_item"], results["orders_1000_items"],
-                          results["floor"])
-    ratio = spread["orders_per_second"] / floor["orders_1000_items"]["orders_per_second"]
-    gateway, direct = (results["reads"]["through_gateway"]["requests_per_second"],
-                       results["reads"]["direct"]["requests_per_second"])
-    rows = [("paid orders/s (hot item / 1,000 items)",
-             f"{hot['orders_per_second']} / {spread['orders_per_second']}"),
-            ("database floor, saga's 6 transactions (hot / spread)",
-             f"{floor['orders_hot_item']['orders_per_second']} / "
-             f"{floor['orders_1000_items']['orders_per_second']}"),
-            ("database floor, one transaction (hot / spread)",
-             f"{floor['one_transaction_hot_item']['orders_per_second']} / "
-             f"{floor['one_transaction_1000_items']['orders_per_second']}"),
-            ("orders/s / floor (spread, saga's transactions)",
-             f"{ratio:.3f}"),
-            ("CPU ms per paid order, all services (hot / spread)",
-             f"{hot['cpu_ms_per_order_total']} / {spread['cpu_ms_per_order_total']}"),
-            ("  per service (spread)", ", ".join(f"{k} {v}" for k, v in
-                                               spread["cpu_ms_per_order"].items())),
-            ("POST /orders p50 / p95 / p99 ms (spread)",
-             f"{spread['p50_ms']} / {spread['p95_ms']} / {spread['p99_ms']}"),
-            ("failed orders; stock adds up (hot / spread)",
-             f"{hot['failed']} {hot['stock_adds_up']} / {spread['failed']} "
-             f"{spread['stock_adds_up']}"),
-            ("GET /items/{id} through the gateway / straight to estoque",
-             f"{results['reads']['ratio']} ({gateway} / {direct} req/s)"),
-            ("GET /orders?limit=50 ms, 10k / 1M orders",
-             f"{results['listing']['10k']['limit_50']} / {results['listing']['1M']['limit_50']}"),
-            ("GET /orders?status=paid&limit=50 ms, 10k / 1M orders",
-             f"{results['listing']['10k']['paid_limit_50']} / "
-             f"{results['listing']['1M']['paid_limit_50']}")]
-    width = max(len(name) for name, _ in rows)
-    return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
+NO_FIGURE = "—"
+Cell = Callable[[dict], str]
+
+
+def value_at(results: dict, path: str) -> Any:
+    """results["a"]["b"] for "a.b"; KeyError when a run lacks it."""
+    value: Any = results
+    for key in path.split("."):
+        value = value[key]
+    return value
+
+
+def values_at(*paths: str) -> Cell:
+    return lambda results: " / ".join(
+        NO_FIGURE if (value := value_at(results, path)) is None else str(value) for path in paths)
+
+
+def saga_share(results: dict) -> str:
+    spread = value_at(results, "orders_1000_items.orders_per_second")
+    floor = value_at(results, "floor.orders_1000_items.orders_per_second")
+    return f"{spread / floor:.3f}"
+
+
+def failures(results: dict) -> str:
+    return " / ".join(f"{results[key]['failed']} {results[key]['stock_adds_up']}"
+                      for key in ("orders_hot_item", "orders_1000_items"))
+
+
+def proxy_reads(proxy: str, ratio: str) -> Cell:
+    """ratio (proxied / direct req/s) of GET /items/{id} through `proxy`."""
+    def cell(results: dict) -> str:
+        reads = results["reads"]
+        if reads[proxy] is None:
+            return f"{NO_FIGURE} ({reads.get(proxy + '_reason', 'not measured')[:50]})"
+        return (f"{reads[ratio]} ({reads[proxy]['requests_per_second']} / "
+                f"{reads['direct']['requests_per_second']} req/s)")
+    return cell
+
+
+def proxy_cpu(results: dict) -> str:
+    reads = results["reads"]
+    nginx = reads["nginx"]["cpu_ms_per_request"] if reads["nginx"] else NO_FIGURE
+    return f"{reads['through_gateway']['cpu_ms_per_request']} / {nginx}"
+
+
+def service_cpu(service: str) -> Cell:
+    return lambda results: str(results["orders_1000_items"]["cpu_ms_per_order"][service])
+
+
+def services(*runs: dict) -> list[str]:
+    names = [name for run in runs for name in
+             run.get("orders_1000_items", {}).get("cpu_ms_per_order", {})]
+    return list(dict.fromkeys(names))
+
+
+def rows(*runs: dict) -> list[tuple[str, Cell]]:
+    return [
+        ("paid orders/s (hot item / 1,000 items)",
+         values_at("orders_hot_item.orders_per_second", "orders_1000_items.orders_per_second")),
+        ("database floor, saga's 6 transactions (hot / spread)",
+         values_at("floor.orders_hot_item.orders_per_second",
+                 "floor.orders_1000_items.orders_per_second")),
+        ("database floor, one transaction (hot / spread)",
+         values_at("floor.one_transaction_hot_item.orders_per_second",
+                 "floor.one_transaction_1000_items.orders_per_second")),
+        ("orders/s / floor (spread, saga's transactions)", saga_share),
+        ("CPU ms per paid order, all services (hot / spread)",
+         values_at("orders_hot_item.cpu_ms_per_order_total",
+                 "orders_1000_items.cpu_ms_per_order_total")),
+        *((f"  {service} (spread)", service_cpu(service)) for service in services(*runs)),
+        ("POST /orders p50 / p95 / p99 ms (spread)",
+         values_at(*(f"orders_1000_items.{p}_ms" for p in ("p50", "p95", "p99")))),
+        ("failed orders; stock adds up (hot / spread)", failures),
+        ("GET /items/{id} through the gateway / straight to estoque",
+         proxy_reads("through_gateway", "ratio")),
+        ("GET /items/{id} through nginx / straight to estoque",
+         proxy_reads("nginx", "nginx_ratio")),
+        ("proxy CPU ms per GET /items/{id} (gateway / nginx)", proxy_cpu),
+        ("GET /orders?limit=50 ms, 10k / 1M orders",
+         values_at("listing.10k.limit_50", "listing.1M.limit_50")),
+        ("GET /orders?status=paid&limit=50 ms, 10k / 1M orders",
+         values_at("listing.10k.paid_limit_50", "listing.1M.paid_limit_50"))]
+
+
+def cell(accessor: Cell, results: dict) -> str:
+    """The row's figure from one run, or NO_FIGURE where that run lacks it."""
+    try:
+        return accessor(results)
+    except (KeyError, TypeError, ZeroDivisionError):
+        return NO_FIGURE
+
+
+def aligned(lines: list[tuple[str, ...]]) -> list[str]:
+    """Columns padded to their widest value, two spaces apart (the last one unpadded)."""
+    widths = [max(len(line[column]) for line in lines) for column in range(len(lines[0]) - 1)]
+    return ["  ".join([*(value.ljust(width) for value, width in zip(line, widths,
+                                                                    strict=False)), line[-1]])
+            for line in lines]
+
+
+def table(results: dict, baseline: dict | None = None) -> str:
+    """One row per figure: the baseline's (when given) beside this run's."""
+    runs = {"now": results} if baseline is None else {"before": baseline, "now": results}
+    lines = [("", *(f"{name} ({run.get('commit', '?')})" for name, run in runs.items()))]
+    lines += [(label, *(cell(accessor, run) for run in runs.values()))
+              for label, accessor in rows(*runs.values())]
+    text_lines = aligned(lines)
+    if baseline and (baseline.get("machine"), baseline.get("clients")) != (
+            results.get("machine"), results.get("clients")):
+        text_lines.append(f"(before: {baseline.get('machine')}, "
+                          f"{baseline.get('clients')} clients)")
+    return "\n".join(text_lines)
+
+
+def load_baseline(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def main() -> None:
@@ -205,6 +322,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10, help="per read phase and floor")
     parser.add_argument("--skip-million", action="store_true",
                         help="measure the order listing at 10k orders only")
+    parser.add_argument("--baseline", type=Path, default=BASELINE,
+                        help="an earlier run's JSON, shown beside this one (default: %(default)s)")
     args = parser.parse_args()
     from gateway.auth import TokenAuthority
     from gateway.config import JwtSettings
@@ -239,7 +358,10 @@ def main() -> None:
     stem = RESULTS / f"{results['date'][:10]}-{results['commit']}"
     stem.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
     chart(results, stem.with_suffix(".png"))
-    print(table(results))
+    baseline = load_baseline(args.baseline)
+    if baseline is None:
+        print(f"no baseline at {args.baseline}: this run's figures only")
+    print(table(results, baseline))
     print(f"\n{stem}.json and .png")
 
 

@@ -35,10 +35,6 @@ def _item(item) -> ItemOut:
     return ItemOut.model_validate(item)
 
 
-def _reservation(reservation) -> ReservationOut:
-    return ReservationOut.model_validate(reservation)
-
-
 @bp.post("/items")
 @operation("Create an item", body=ItemCreate, tags=ITEMS,
            responses={201: ItemOut, 409: "Another item already uses this SKU."})
@@ -57,7 +53,7 @@ def list_items(query: ItemQuery):
 @bp.get("/items/<int:item_id>")
 @operation("Get an item", responses={200: ItemOut}, tags=ITEMS)
 def get_item(item_id: int):
-    return respond(_item(services.get_item(_db(), item_id)))
+    return respond(services.get_item(_db(), item_id))
 
 
 @bp.patch("/items/<int:item_id>")
@@ -80,7 +76,7 @@ def delete_item(item_id: int):
 @operation("Add units to what can be sold", body=Restock, tags=ITEMS,
            responses={200: ItemOut, 422: "Invalid body, or the stock would pass its limit."})
 def restock(item_id: int, body: Restock):
-    return respond(_item(services.restock(_db(), item_id, body.quantity)))
+    return respond(services.restock(_db(), item_id, body.quantity))
 
 
 @bp.patch("/items/<int:item_id>/reserve")
@@ -90,14 +86,14 @@ def hold_single_item(item_id: int, body: SingleHold):
     item, reservation = services.hold_single_item(
         _db(), item_id, body.quantity, _settings().default_hold_seconds)
     return respond(SingleHoldOut(message=f"Reserved {body.quantity} of {item.name}",
-                                 item=_item(item), reservation_id=reservation.id))
+                                 item=item, reservation_id=reservation.id))
 
 
 @bp.patch("/items/<int:item_id>/write-off")
 @operation("Commit a hold of this item (stock leaves for good)", body=WriteOff, tags=ITEMS,
            responses={200: ItemOut, 409: "The hold is released or expired."})
 def write_off(item_id: int, body: WriteOff):
-    return respond(_item(services.write_off(_db(), item_id, body.reservation_id)))
+    return respond(services.write_off(_db(), item_id, body.reservation_id))
 
 
 @bp.post("/reservations")
@@ -113,7 +109,7 @@ def create_reservation(body: ReservationCreate):
 
     def hold():
         reservation, created = services.reserve(_db(), body, ttl)
-        return respond(_reservation(reservation), 201 if created else 200,
+        return respond(reservation, 201 if created else 200,
                        {"Location": f"/reservations/{reservation.id}"})
 
     return answers().answer(key, hold)
@@ -122,18 +118,18 @@ def create_reservation(body: ReservationCreate):
 @bp.get("/reservations/<int:reservation_id>")
 @operation("Get a reservation", responses={200: ReservationOut}, tags=HOLDS)
 def get_reservation(reservation_id: int):
-    return respond(_reservation(services.get_reservation(_db(), reservation_id)))
+    return respond(services.get_reservation(_db(), reservation_id))
 
 
 @bp.post("/reservations/<int:reservation_id>/commit")
 @operation("Commit a hold (idempotent)", tags=HOLDS,
            responses={200: ReservationOut, 409: "The hold is released or expired."})
 def commit_reservation(reservation_id: int):
-    return respond(_reservation(services.commit_reservation(_db(), reservation_id)))
+    return respond(services.commit_reservation(_db(), reservation_id))
 
 
 @bp.post("/reservations/<int:reservation_id>/release")
 @operation("Release a hold (idempotent)", tags=HOLDS,
            responses={200: ReservationOut, 409: "The hold is committed."})
 def release_reservation(reservation_id: int):
-    return respond(_reservation(services.release_reservation(_db(), reservation_id)))
+    return respond(services.release_reservation(_db(), reservation_id))

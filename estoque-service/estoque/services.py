@@ -1,13 +1,42 @@
 """Use cases of estoque. Each owns one transaction; stock moves only by conditional UPDATEs,
-taken in item-id order so concurrent holds never deadlock."""
+taken in item-id order so concurrent holds never deadlock.
 
-from dataclasses import asdict
+Holds, commits, releases and the reads of items and reservations are the hot path: every paid
+order holds stock, then commits it. They run SQLAlchemy Core statements on a plain connection
+and build their answers straight from the rows those statements return, because the ORM's
+unit of work (session, flush, identity map, object loading) cost more CPU than the rest of
+the request. The statements are built once, with bound parameters, and each does as much as
+one round trip can:
 
-from sqlalchemy import func, select, update
+- a hold is an INSERT ... RETURNING of the reservation, then one statement per line that
+  takes the item's units (the conditional UPDATE) and writes the line from what it returns;
+- a commit or a release is one read of the reservation and its lines, its row locked
+  (FOR UPDATE), then the domain's rules, then one statement that moves the last line's units
+  and sets the new status (any other lines move first, one UPDATE each, in one batch).
+
+Item administration (create, change, delete, list) is rare and stays on the ORM.
+"""
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ColumnElement,
+    Connection,
+    Integer,
+    Row,
+    Select,
+    Update,
+    bindparam,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, joinedload
-from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm import Session
 
 from estoque.domain import (
     MAX_UNITS,
@@ -23,8 +52,8 @@ from estoque.domain import (
     shortage_detail,
     unknown_items_error,
 )
-from estoque.models import Item, Reservation, ReservationLine
-from estoque.schemas import ItemCreate, ItemQuery, ReservationCreate
+from estoque.models import Item, items, reservation_lines, reservations
+from estoque.schemas import ItemCreate, ItemOut, ItemQuery, ReservationCreate, ReservationOut
 from veloz import metrics
 from veloz.contracts import InsufficientStock
 from veloz.db import Database, utcnow
@@ -38,6 +67,83 @@ _SORTS = {
     "-price": [SortKey(Item.price, descending=True), SortKey(Item.id)],
     "name": [SortKey(Item.name), SortKey(Item.id)],
 }
+
+# --- statements of the hot path, built once -----------------------------------------------
+
+_ITEM = [items.c[name] for name in ItemOut.model_fields]  # the columns an item's answer shows
+_RESERVATION = [reservations.c.id, reservations.c.order_id, reservations.c.status,
+                reservations.c.expires_at, reservations.c.created_at, reservations.c.updated_at]
+_LINE = [reservation_lines.c.item_id, reservation_lines.c.name, reservation_lines.c.quantity,
+         reservation_lines.c.unit_price]
+
+_LIVE_ITEM = select(*_ITEM).where(items.c.id == bindparam("item_id"),
+                                  items.c.deleted_at.is_(None))
+_NEW_HOLD = insert(reservations).returning(*_RESERVATION)
+# The same order always gets the same hold: a second insert for it inserts nothing.
+_NEW_ORDER_HOLD = (insert(reservations)
+                   .on_conflict_do_nothing(index_elements=[reservations.c.order_id])
+                   .returning(*_RESERVATION))
+_NEXT_EXPIRED = (select(reservations.c.id)
+                 .where(reservations.c.status == ReservationStatus.HELD,
+                        reservations.c.expires_at <= func.now())
+                 .order_by(reservations.c.expires_at).limit(1)
+                 .with_for_update(skip_locked=True))
+
+
+def _take_line_statement():
+    """Move `units` of a live item from available to reserved, if it has that many, and write
+    the reservation line that holds them, in one statement. Returns the line, or no row."""
+    units = bindparam("units", type_=Integer)
+    taken = (update(items)
+             .where(items.c.id == bindparam("item_id"), items.c.deleted_at.is_(None),
+                    items.c.quantity >= units)
+             .values(quantity=items.c.quantity - units, reserved=items.c.reserved + units)
+             .returning(items.c.id, items.c.name, items.c.price)
+             .cte("taken"))
+    held_by = bindparam("reservation_id", type_=BigInteger)
+    return (insert(reservation_lines)
+            .from_select(["reservation_id", "item_id", "name", "quantity", "unit_price"],
+                         select(held_by, taken.c.id, taken.c.name, units, taken.c.price))
+            .returning(*_LINE))
+
+
+@dataclass(frozen=True)
+class _UnitsMove:
+    """How a commit or a release moves a reservation's units between two stock columns: one
+    UPDATE per line in item-id order, the last line's in the statement that also sets the
+    reservation's status and returns its row."""
+
+    line: Update
+    last_line_and_status: Update
+
+
+def _units_move(source: Column[int], target: Column[int]) -> _UnitsMove:
+    units = bindparam("units", type_=Integer)
+    line = (update(items).where(items.c.id == bindparam("item_id"))
+            .values({source: source - units, target: target + units}))
+    # `now` is bound by hand: the items' updated_at already took the name `updated_at`.
+    status = (update(reservations).where(reservations.c.id == bindparam("reservation_id"))
+              .values(status=bindparam("new_status"), updated_at=bindparam("now"))
+              .returning(*_RESERVATION).add_cte(line.cte("moved")))
+    return _UnitsMove(line, status)
+
+
+def _reservation_statement(*where: ColumnElement[bool]) -> Select:
+    """A reservation's row joined to its lines' rows, one row per line in item-id order (an
+    outer join, as the ORM's joinedload made: the reservation comes even without lines)."""
+    joined = reservations.outerjoin(reservation_lines,
+                                    reservation_lines.c.reservation_id == reservations.c.id)
+    return (select(*_RESERVATION, *_LINE).select_from(joined).where(*where)
+            .order_by(reservation_lines.c.item_id))
+
+
+_TAKE_LINE = _take_line_statement()
+_COMMIT_UNITS = _units_move(items.c.reserved, items.c.committed)
+_RETURN_UNITS = _units_move(items.c.reserved, items.c.quantity)
+_RESERVATION_BY_ID = _reservation_statement(reservations.c.id == bindparam("reservation_id"))
+_LOCKED_RESERVATION = _RESERVATION_BY_ID.with_for_update(of=reservations)
+_RESERVATION_OF_ORDER = _reservation_statement(
+    reservations.c.order_id == bindparam("order_id"))
 
 
 # --- items -------------------------------------------------------------------------------
@@ -58,9 +164,9 @@ def list_items(db: Database, query: ItemQuery) -> list[Item]:
         return list(session.scalars(keyset_page(statement, keys, query, cursor)))
 
 
-def get_item(db: Database, item_id: int) -> Item:
-    with db.reading() as session:
-        return _live_item(session, item_id)
+def get_item(db: Database, item_id: int) -> ItemOut:
+    with db.engine.connect() as connection:
+        return _live_item_out(connection, item_id)
 
 
 def update_item(db: Database, item_id: int, changes: dict) -> Item:
@@ -81,21 +187,21 @@ def delete_item(db: Database, item_id: int) -> None:
         item.deleted_at = utcnow()
 
 
-def restock(db: Database, item_id: int, quantity: int) -> Item:
+def restock(db: Database, item_id: int, quantity: int) -> ItemOut:
     """Add units, as long as every unit the item ever had still fits the stock columns."""
-    with db.transaction() as session:
-        moved = session.execute(
-            update(Item).where(Item.id == item_id, Item.deleted_at.is_(None),
-                               Item.quantity + Item.reserved + Item.committed
-                               <= MAX_UNITS - quantity)
-            .values(quantity=Item.quantity + quantity).returning(Item.id)
+    with db.engine.begin() as connection:
+        item = connection.execute(
+            update(items).where(items.c.id == item_id, items.c.deleted_at.is_(None),
+                                items.c.quantity + items.c.reserved + items.c.committed
+                                <= MAX_UNITS - quantity)
+            .values(quantity=items.c.quantity + quantity).returning(*_ITEM)
         ).first()
-        if moved is None:
-            _live_item(session, item_id)  # 404 when there is no such item
+        if item is None:
+            _live_item_out(connection, item_id)  # 404 when there is no such item
             raise StockLimitReached(f"Item {item_id} cannot hold {quantity} more units: "
                                     f"its stock would pass {MAX_UNITS} units.",
                                     errors=[{"field": "quantity", "message": "too many units"}])
-        return _live_item(session, item_id)
+        return ItemOut.model_validate(item)
 
 
 def _filtered_items(query: ItemQuery):
@@ -126,6 +232,13 @@ def _live_item(session: Session, item_id: int, lock: bool = False) -> Item:
     return item
 
 
+def _live_item_out(connection: Connection, item_id: int) -> ItemOut:
+    item = connection.execute(_LIVE_ITEM, {"item_id": item_id}).first()
+    if item is None:
+        raise _item_not_found(item_id)
+    return ItemOut.model_validate(item)
+
+
 def _item_not_found(item_id: int) -> NotFound:
     return NotFound(f"Item {item_id} does not exist.")
 
@@ -141,125 +254,119 @@ def _flush_unique_sku(session: Session) -> None:
 
 # --- reservations ------------------------------------------------------------------------
 
-def reserve(db: Database, request: ReservationCreate, ttl: int) -> tuple[Reservation, bool]:
+def reserve(db: Database, request: ReservationCreate, ttl: int) -> tuple[ReservationOut, bool]:
     """All-or-nothing hold of every line; the same order_id always gets the same hold.
     Returns the reservation and whether this call made it."""
-    with db.transaction() as session:
-        return _hold_for_order(session, request, ttl)
+    with db.engine.begin() as connection:
+        return _hold_for_order(connection, request, ttl)
 
 
 def hold_single_item(db: Database, item_id: int, quantity: int,
-                     ttl: int) -> tuple[Item, Reservation]:
+                     ttl: int) -> tuple[ItemOut, ReservationOut]:
     """The original API's one-item hold: a reservation without an order."""
-    with db.transaction() as session:
-        _live_item(session, item_id)
-        reservation = _new_reservation(session, ttl)
+    with db.engine.begin() as connection:
+        _live_item_out(connection, item_id)  # 404 when there is no such item
+        reservation = connection.execute(_NEW_HOLD, _hold_values(None, ttl)).one()
         try:
-            _take_all(session, reservation, {item_id: quantity})
+            lines = _take_all(connection, reservation.id, {item_id: quantity})
         except InsufficientStock as short:
             short.extensions["available"] = short.errors[0]["available"]
             raise
         metrics.record_reservation("granted")
-        return _live_item(session, item_id), reservation
+        return _live_item_out(connection, item_id), _reservation_out(reservation, lines)
 
 
-def get_reservation(db: Database, reservation_id: int) -> Reservation:
-    with db.reading() as session:
-        return _reservation(session, reservation_id)
+def get_reservation(db: Database, reservation_id: int) -> ReservationOut:
+    with db.engine.connect() as connection:
+        return _reservation(connection, reservation_id)
 
 
-def commit_reservation(db: Database, reservation_id: int) -> Reservation:
-    with db.transaction() as session:
-        return _commit(session, _reservation(session, reservation_id, lock=True))
+def commit_reservation(db: Database, reservation_id: int) -> ReservationOut:
+    with db.engine.begin() as connection:
+        return _commit(connection, _reservation(connection, reservation_id, lock=True))
 
 
-def write_off(db: Database, item_id: int, reservation_id: int) -> Item:
+def write_off(db: Database, item_id: int, reservation_id: int) -> ItemOut:
     """Commit a hold through the item it holds (the original API's 'baixa')."""
-    with db.transaction() as session:
-        reservation = _reservation(session, reservation_id, lock=True)
-        if item_id not in {line.item_id for line in reservation.lines}:
+    with db.engine.begin() as connection:
+        reservation = _reservation(connection, reservation_id, lock=True)
+        if item_id not in {line.item_id for line in reservation.items}:
             raise NotFound(f"Reservation {reservation_id} holds nothing of item {item_id}.")
-        _commit(session, reservation)
-        return _live_item(session, item_id)
+        _commit(connection, reservation)
+        return _live_item_out(connection, item_id)
 
 
-def release_reservation(db: Database, reservation_id: int) -> Reservation:
-    with db.transaction() as session:
-        reservation = _reservation(session, reservation_id, lock=True)
+def release_reservation(db: Database, reservation_id: int) -> ReservationOut:
+    with db.engine.begin() as connection:
+        reservation = _reservation(connection, reservation_id, lock=True)
         if may_release(ReservationStatus(reservation.status)):
-            _return_stock(session, reservation, ReservationStatus.RELEASED)
+            return _return_stock(connection, reservation, ReservationStatus.RELEASED)
         return reservation
 
 
 def release_expired_hold(db: Database) -> int | None:
     """Release one expired hold, skipping rows other sweepers hold. Returns its id, or None."""
-    with db.transaction() as session:
-        reservation = session.scalars(
-            select(Reservation)
-            .where(Reservation.status == ReservationStatus.HELD,
-                   Reservation.expires_at <= func.now())
-            .order_by(Reservation.expires_at).limit(1).with_for_update(skip_locked=True)
-        ).first()
-        if reservation is None:
+    with db.engine.begin() as connection:
+        expired = connection.execute(_NEXT_EXPIRED).first()
+        if expired is None:
             return None
-        _return_stock(session, reservation, ReservationStatus.EXPIRED)
-        return reservation.id
+        _return_stock(connection, _reservation(connection, expired.id),
+                      ReservationStatus.EXPIRED)
+        return expired.id
 
 
-def _hold_for_order(session: Session, request: ReservationCreate,
-                    ttl: int) -> tuple[Reservation, bool]:
-    reservation = session.scalars(
-        insert(Reservation).values(order_id=request.order_id, status=ReservationStatus.HELD,
-                                   expires_at=hold_expiry(utcnow(), ttl),
-                                   created_at=utcnow(), updated_at=utcnow())
-        .on_conflict_do_nothing(index_elements=[Reservation.order_id]).returning(Reservation)
-    ).first()
+def _hold_for_order(connection: Connection, request: ReservationCreate,
+                    ttl: int) -> tuple[ReservationOut, bool]:
+    reservation = connection.execute(_NEW_ORDER_HOLD,
+                                     _hold_values(request.order_id, ttl)).first()
     if reservation is None:
-        existing = select(Reservation).where(Reservation.order_id == request.order_id)
-        return session.scalars(existing).one(), False
-    _take_all(session, reservation, {line.item_id: line.quantity for line in request.items})
-    _refuse_amounts_beyond_limit(reservation, request)
+        return _reservation_of_order(connection, request.order_id), False
+    lines = _take_all(connection, reservation.id,
+                      {line.item_id: line.quantity for line in request.items})
+    _refuse_amounts_beyond_limit(lines, request)
     metrics.record_reservation("granted")
-    return reservation, True
+    return _reservation_out(reservation, lines), True
 
 
-def _refuse_amounts_beyond_limit(reservation: Reservation, request: ReservationCreate) -> None:
+def _hold_values(order_id: int | None, ttl: int) -> dict:
+    """A new hold's columns; `created_at` and `updated_at` come from the columns' defaults."""
+    return {"order_id": order_id, "status": ReservationStatus.HELD,
+            "expires_at": hold_expiry(utcnow(), ttl)}
+
+
+def _refuse_amounts_beyond_limit(lines: Sequence[Row], request: ReservationCreate) -> None:
     """A hold whose lines or total could not be charged is refused (the transaction rolls
     back, so nothing stays held); errors name the lines as the request listed them."""
-    price = {line.item_id: line.unit_price for line in reservation.lines}
+    price = {line.item_id: line.unit_price for line in lines}
     total_within_limit([(price[line.item_id], line.quantity) for line in request.items])
 
 
-def _new_reservation(session: Session, ttl: int) -> Reservation:
-    reservation = Reservation(order_id=None, status=ReservationStatus.HELD,
-                              expires_at=hold_expiry(utcnow(), ttl))
-    session.add(reservation)
-    session.flush()
-    return reservation
-
-
-def _take_all(session: Session, reservation: Reservation, wanted: dict[int, int]) -> None:
-    """Move every line from available to reserved, or raise: 422 naming unknown items,
-    else 409 listing every short line."""
-    taken = {item_id: _take(session, item_id, wanted[item_id]) for item_id in sorted(wanted)}
-    refused = [item_id for item_id, row in taken.items() if row is None]
-    if refused:
-        refusal = _refusal(session, refused, wanted)
+def _take_all(connection: Connection, reservation_id: int,
+              wanted: dict[int, int]) -> list[Row]:
+    """Take the wanted units of every item, in item-id order, writing the reservation's lines;
+    returns the lines, or raises: 422 naming unknown items, else 409 listing every short line
+    (the caller's transaction then rolls back what was taken)."""
+    taken = {item_id: _take(connection, reservation_id, item_id, wanted[item_id])
+             for item_id in sorted(wanted)}
+    lines = [line for line in taken.values() if line is not None]
+    if len(lines) < len(taken):
+        refused = [item_id for item_id, line in taken.items() if line is None]
+        refusal = _refusal(connection, refused, wanted)
         if isinstance(refusal, InsufficientStock):
             metrics.record_reservation("refused")
         raise refusal
-    lines = [ReservationLine(reservation_id=reservation.id, item_id=item_id, name=row.name,
-                             quantity=wanted[item_id], unit_price=row.price)
-             for item_id, row in taken.items()]
-    session.add_all(lines)
-    session.flush()
-    # The lines are known without reading them back.
-    set_committed_value(reservation, "lines", lines)
+    return lines
 
 
-def _refusal(session: Session, refused: list[int], wanted: dict[int, int]) -> Exception:
-    rows = session.execute(
-        select(Item.id, Item.quantity).where(Item.id.in_(refused), Item.deleted_at.is_(None)))
+def _take(connection: Connection, reservation_id: int, item_id: int,
+          quantity: int) -> Row | None:
+    return connection.execute(_TAKE_LINE, {"reservation_id": reservation_id,
+                                           "item_id": item_id, "units": quantity}).first()
+
+
+def _refusal(connection: Connection, refused: list[int], wanted: dict[int, int]) -> Exception:
+    rows = connection.execute(select(items.c.id, items.c.quantity)
+                              .where(items.c.id.in_(refused), items.c.deleted_at.is_(None)))
     available = {row.id: row.quantity for row in rows}
     missing = [item_id for item_id in refused if item_id not in available]
     if missing:
@@ -268,48 +375,61 @@ def _refusal(session: Session, refused: list[int], wanted: dict[int, int]) -> Ex
     return InsufficientStock(shortage_detail(shortfalls), errors=[asdict(s) for s in shortfalls])
 
 
-def _take(session: Session, item_id: int, quantity: int):
-    return session.execute(
-        update(Item)
-        .where(Item.id == item_id, Item.deleted_at.is_(None), Item.quantity >= quantity)
-        .values(quantity=Item.quantity - quantity, reserved=Item.reserved + quantity)
-        .returning(Item.name, Item.price)
-        .execution_options(synchronize_session=False)
-    ).first()
-
-
-def _reservation(session: Session, reservation_id: int, lock: bool = False) -> Reservation:
-    statement = (select(Reservation).options(joinedload(Reservation.lines))
-                 .where(Reservation.id == reservation_id))
-    if lock:
-        statement = statement.with_for_update(of=Reservation)
-    reservation = session.scalars(statement).unique().first()
-    if reservation is None:
+def _reservation(connection: Connection, reservation_id: int,
+                 lock: bool = False) -> ReservationOut:
+    """The reservation and its lines; with `lock`, its row stays locked (FOR UPDATE) until
+    the transaction ends."""
+    rows = connection.execute(_LOCKED_RESERVATION if lock else _RESERVATION_BY_ID,
+                              {"reservation_id": reservation_id}).all()
+    if not rows:
         raise NotFound(f"Reservation {reservation_id} does not exist.")
-    return reservation
+    return _joined_reservation_out(rows)
 
 
-def _commit(session: Session, reservation: Reservation) -> Reservation:
+def _reservation_of_order(connection: Connection, order_id: int) -> ReservationOut:
+    rows = connection.execute(_RESERVATION_OF_ORDER, {"order_id": order_id}).all()
+    if not rows:
+        raise NotFound(f"No reservation holds order {order_id}.")
+    return _joined_reservation_out(rows)
+
+
+def _joined_reservation_out(rows: Sequence[Row]) -> ReservationOut:
+    """The answer from the rows of `_reservation_statement` (line columns are null in the one
+    row of a reservation without lines)."""
+    return _reservation_out(rows[0], [row for row in rows if row.item_id is not None])
+
+
+def _reservation_out(reservation: Row, lines: Sequence[Row]) -> ReservationOut:
+    """The answer from a reservation's row and its lines' rows (other columns are ignored)."""
+    return ReservationOut.model_validate({**reservation._mapping, "lines": lines})
+
+
+def _commit(connection: Connection, reservation: ReservationOut) -> ReservationOut:
     status = ReservationStatus(reservation.status)
-    if may_commit(status, is_expired(status, reservation.expires_at, utcnow())):
-        for line in reservation.lines:
-            _shift(session, line, reserved=-line.quantity, committed=line.quantity)
-        reservation.status = ReservationStatus.COMMITTED
-        metrics.record_reservation("committed")
-    return reservation
+    if not may_commit(status, is_expired(status, reservation.expires_at, utcnow())):
+        return reservation
+    committed = _move_units(connection, _COMMIT_UNITS, reservation, ReservationStatus.COMMITTED)
+    metrics.record_reservation("committed")
+    return committed
 
 
-def _return_stock(session: Session, reservation: Reservation, status: ReservationStatus):
-    for line in reservation.lines:
-        _shift(session, line, reserved=-line.quantity, quantity=line.quantity)
-    reservation.status = status
+def _return_stock(connection: Connection, reservation: ReservationOut,
+                  status: ReservationStatus) -> ReservationOut:
+    returned = _move_units(connection, _RETURN_UNITS, reservation, status)
     metrics.record_reservation(status.value)
+    return returned
 
 
-def _shift(session: Session, line: ReservationLine, **deltas: int) -> None:
-    session.execute(
-        update(Item).where(Item.id == line.item_id)
-        .values({getattr(Item, name): getattr(Item, name) + delta
-                 for name, delta in deltas.items()})
-        .execution_options(synchronize_session=False)
-    )
+def _move_units(connection: Connection, move: _UnitsMove, reservation: ReservationOut,
+                status: ReservationStatus) -> ReservationOut:
+    """Move the units of every line, in item-id order (the order the lines come in), and set
+    the new status; returns the reservation as it now is. Lines before the last go to the
+    server as one batch, still run one after another. A reservation always has lines: the
+    transaction that makes it writes them."""
+    *earlier, last = [{"item_id": line.item_id, "units": line.quantity}
+                      for line in reservation.items]
+    if earlier:
+        connection.execute(move.line, earlier)
+    row = connection.execute(move.last_line_and_status, {
+        **last, "reservation_id": reservation.id, "new_status": status, "now": utcnow()}).one()
+    return reservation.model_copy(update=row._asdict())

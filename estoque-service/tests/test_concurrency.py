@@ -90,3 +90,23 @@ def test_sweepers_running_side_by_side_release_each_expired_hold_once(app, clien
 
     assert sum(released) == 20
     assert _books(db, item["id"]) == (40, 0, 0)
+
+
+def test_holds_commits_and_releases_of_several_items_racing_never_deadlock(app, client, db,
+                                                                            make_item):
+    stock = [make_item(quantity=60) for _ in range(3)]
+    ids = [item["id"] for item in stock]
+    held = [client.post("/reservations", json={"order_id": n, "items": [
+        {"item_id": item_id, "quantity": 1} for item_id in ids[n % 3:] + ids[:n % 3]]}
+    ).json["id"] for n in range(1, 13)]
+    mixed = [("post", f"/reservations/{rid}/{'commit' if rid % 2 else 'release'}", None)
+             for rid in held]
+    mixed += [("post", "/reservations", {"order_id": 100 + n, "items": [
+        {"item_id": item_id, "quantity": 2} for item_id in ids[n % 3:] + ids[:n % 3]]})
+        for n in range(12)]
+
+    statuses = _race(app, mixed)
+
+    assert statuses == [200] * 12 + [201] * 12
+    for item_id in ids:
+        assert _books(db, item_id) == (60 - 6 - 24, 24, 6)

@@ -1,13 +1,34 @@
-"""Use cases of pagamentos: each one a single transaction."""
+"""Use cases of pagamentos: each one a single transaction.
+
+Statements are SQLAlchemy Core on a plain connection and answers are built straight from rows:
+every paid order is one charge, and the ORM's unit of work (session, flush, object loading)
+cost more CPU than the rest of the charge together. A first charge of an order is two
+statements: the order's lock, then an INSERT that writes the payment only if no payment of the
+order stands. Only when one stands are the standing payments read and judged in Python. The
+lock is a statement of its own: a statement reads from a snapshot taken when it starts, so one
+that also waited for the lock would miss a payment committed while it waited.
+"""
 
 import logging
 import random
 import time
 from collections.abc import Callable
+from typing import Any, cast
 
-from sqlalchemy import func, select
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    CursorResult,
+    Insert,
+    Row,
+    Table,
+    bindparam,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from pagamentos import domain
 from pagamentos.config import PagamentosSettings
@@ -16,11 +37,31 @@ from pagamentos.models import ONE_APPROVED_PER_ORDER, Payment
 from pagamentos.schemas import ChargeRequest, PaymentListQuery, PaymentOut
 from veloz import metrics
 from veloz.contracts import OrderAlreadyPaid, PaymentMismatch
-from veloz.db import Database
+from veloz.db import Database, utcnow
 from veloz.errors import NotFound
 from veloz.paging import SortKey, keyset_page
 
 log = logging.getLogger(__name__)
+
+PAYMENTS = cast(Table, Payment.__table__)  # typed a FromClause, which insert() refuses
+# What a charge writes; the database numbers the payment.
+WRITTEN = ("order_id", "amount", "method", "status", "decline_reason", "card_last4",
+           "created_at", "updated_at")
+
+# Built once: each use only binds its values to them.
+_LOCK_ORDER = select(func.pg_advisory_xact_lock(bindparam("order_id", type_=BigInteger)))
+_STANDING = select(PAYMENTS).where(PAYMENTS.c.order_id == bindparam("order_id"),
+                                   PAYMENTS.c.status != PaymentStatus.REFUNDED)
+_INSERT = insert(PAYMENTS).returning(*PAYMENTS.c)
+_INSERT_IF_NONE_STANDS = (
+    insert(PAYMENTS)
+    .from_select(WRITTEN, select(*(bindparam(name, type_=PAYMENTS.c[name].type)
+                                   for name in WRITTEN)).where(~_STANDING.exists()))
+    .returning(*PAYMENTS.c))
+_BY_ID = select(PAYMENTS).where(PAYMENTS.c.id == bindparam("payment_id"))
+_BY_ID_LOCKED = _BY_ID.with_for_update()
+_SET_STATUS = (update(PAYMENTS).where(PAYMENTS.c.id == bindparam("payment_id"))
+               .values(status=bindparam("new_status")).returning(*PAYMENTS.c))
 
 
 class Payments:
@@ -35,32 +76,32 @@ class Payments:
     def charge(self, request: ChargeRequest) -> PaymentOut:
         """The stored payment, approved or declined."""
         self._obey_fault_switches()
-        with self._db.transaction() as session:
-            return self._charge(session, request)
+        with self._db.engine.begin() as connection:
+            return self._charge(connection, request)
 
     def refund(self, payment_id: int) -> PaymentOut:
         self._obey_fault_switches()
-        with self._db.transaction() as session:
-            payment = _locked(session, payment_id)
+        with self._db.engine.begin() as connection:
+            payment = _locked(connection, payment_id)
             status = domain.refunded_status(payment.status)
             if payment.status != status:
-                payment.status = status
-                session.flush()
+                payment = _set_status(connection, payment_id, status)
                 metrics.record_refund(payment.method)
                 log.info("payment refunded", extra={"payment_id": payment.id,
                                                     "order_id": payment.order_id})
-            return PaymentOut.model_validate(payment)
+            return payment
 
     def get(self, payment_id: int) -> PaymentOut:
-        with self._db.reading() as session:
-            return PaymentOut.model_validate(_found(session.get(Payment, payment_id), payment_id))
+        with self._db.engine.connect() as connection:
+            return _found(connection.execute(_BY_ID, {"payment_id": payment_id}).first(),
+                          payment_id)
 
     def page(self, query: PaymentListQuery) -> list[PaymentOut]:
         """One page plus one extra row that tells whether a next page exists."""
-        statement = keyset_page(_filtered(query), [SortKey(Payment.id)], query,
+        statement = keyset_page(_filtered(query), [SortKey(PAYMENTS.c.id)], query,
                                 None if query.after is None else (query.after,))
-        with self._db.reading() as session:
-            return [PaymentOut.model_validate(row) for row in session.scalars(statement)]
+        with self._db.engine.connect() as connection:
+            return [_payment(row) for row in connection.execute(statement)]
 
     def _obey_fault_switches(self) -> None:
         if domain.processor_fails(self._settings.payment_failure_rate, self._draw()):
@@ -69,51 +110,81 @@ class Payments:
         if self._settings.payment_latency_ms:
             time.sleep(self._settings.payment_latency_ms / 1000)
 
-    def _charge(self, session: Session, request: ChargeRequest) -> PaymentOut:
-        _refuse_conflicting_charge(session, request)
-        outcome = domain.charge_outcome(request.card_number,
-                                        self._settings.payment_decline_rate, self._draw())
-        payment = _insert(session, Payment(
-            order_id=request.order_id, amount=request.amount, method=request.method,
-            status=outcome.status, decline_reason=outcome.decline_reason,
-            card_last4=domain.card_last4(request.card_number)))
+    def _charge(self, connection: Connection, request: ChargeRequest) -> PaymentOut:
+        """Charges of one order run one at a time (a transaction-scoped lock on the order id);
+        a charge of an order with a standing payment must first pass the judgement of
+        `_refuse_conflicting_charge`."""
+        _lock_order(connection, request.order_id)
+        values = self._new_payment(request)
+        payment = _insert_if_none_stands(connection, values)
+        if payment is None:
+            _refuse_conflicting_charge(connection, request)
+            payment = _insert(connection, values)
         metrics.record_payment(payment.status, payment.decline_reason, payment.method)
         log.info("payment charged", extra={"payment_id": payment.id, "order_id": payment.order_id,
                                            "status": payment.status,
                                            "decline_reason": payment.decline_reason})
-        return PaymentOut.model_validate(payment)
+        return payment
+
+    def _new_payment(self, request: ChargeRequest) -> dict[str, Any]:
+        """The row a charge writes (each of WRITTEN), with its outcome drawn."""
+        outcome = domain.charge_outcome(request.card_number,
+                                        self._settings.payment_decline_rate, self._draw())
+        now = utcnow()
+        return {"order_id": request.order_id, "amount": request.amount,
+                "method": request.method, "status": outcome.status,
+                "decline_reason": outcome.decline_reason,
+                "card_last4": domain.card_last4(request.card_number),
+                "created_at": now, "updated_at": now}
 
 
-def _refuse_conflicting_charge(session: Session, request: ChargeRequest) -> None:
-    """Charges of one order run one at a time (a transaction-scoped lock on the order id); a
-    charge is refused when the order already has a payment asking for something else, or an
-    approved one. Refunded payments no longer stand, so they free the order."""
-    session.execute(select(func.pg_advisory_xact_lock(request.order_id)))
-    standing = session.scalars(select(Payment).where(
-        Payment.order_id == request.order_id, Payment.status != PaymentStatus.REFUNDED)).all()
-    for payment in standing:
+def _lock_order(connection: Connection, order_id: int) -> None:
+    """Held to the end of the transaction; every statement after it sees what the order's
+    previous charges committed."""
+    connection.execute(_LOCK_ORDER, {"order_id": order_id})
+
+
+def _refuse_conflicting_charge(connection: Connection, request: ChargeRequest) -> None:
+    """A charge is refused when the order already has a payment asking for something else, or
+    an approved one. Refunded payments no longer stand, so they free the order."""
+    for payment in _standing(connection, request.order_id):
         if not domain.asks_the_same(payment, request):
             raise PaymentMismatch(
                 f"Order {request.order_id} already has payment {payment.id} of {payment.amount} "
                 f"by {payment.method}; a charge of {request.amount} by {request.method} is not "
-                "a repeat of it.", payment=PaymentOut.model_validate(payment).model_dump())
+                "a repeat of it.", payment=payment.model_dump())
         if payment.status == PaymentStatus.APPROVED:
             raise OrderAlreadyPaid(
                 f"Order {request.order_id} already has an approved payment.",
-                payment=PaymentOut.model_validate(payment).model_dump())
+                payment=payment.model_dump())
 
 
-def _insert(session: Session, payment: Payment) -> Payment:
-    """Flush now, so a concurrent approval of the same order surfaces as a 409 here."""
-    session.add(payment)
+def _standing(connection: Connection, order_id: int) -> list[PaymentOut]:
+    """The order's payments that are not refunded."""
+    return [_payment(row) for row in connection.execute(_STANDING, {"order_id": order_id})]
+
+
+def _insert_if_none_stands(connection: Connection, values: dict[str, Any]) -> PaymentOut | None:
+    """The stored payment, in one statement when no payment of its order stands (an order's
+    first charge); None, writing nothing, when one does."""
+    row = _written(connection, _INSERT_IF_NONE_STANDS, values).first()
+    return None if row is None else _payment(row)
+
+
+def _insert(connection: Connection, values: dict[str, Any]) -> PaymentOut:
+    return _payment(_written(connection, _INSERT, values).one())
+
+
+def _written(connection: Connection, statement: Insert, values: dict[str, Any]) -> CursorResult:
+    """Run an INSERT of a payment, so a concurrent approval of the same order (refused by the
+    unique index) surfaces as a 409 here."""
     try:
-        session.flush()
+        return connection.execute(statement, values)
     except IntegrityError as error:
         if _violated_constraint(error) != ONE_APPROVED_PER_ORDER:
             raise
         raise OrderAlreadyPaid(
-            f"Order {payment.order_id} already has an approved payment.") from None
-    return payment
+            f"Order {values['order_id']} already has an approved payment.") from None
 
 
 def _violated_constraint(error: IntegrityError) -> str | None:
@@ -121,20 +192,31 @@ def _violated_constraint(error: IntegrityError) -> str | None:
     return getattr(diagnostics, "constraint_name", None)
 
 
-def _locked(session: Session, payment_id: int) -> Payment:
-    return _found(session.get(Payment, payment_id, with_for_update=True), payment_id)
+def _locked(connection: Connection, payment_id: int) -> PaymentOut:
+    row = connection.execute(_BY_ID_LOCKED, {"payment_id": payment_id}).first()
+    return _found(row, payment_id)
 
 
-def _found(payment: Payment | None, payment_id: int) -> Payment:
-    if payment is None:
+def _set_status(connection: Connection, payment_id: int, status: PaymentStatus) -> PaymentOut:
+    """The payment with its new status (and `updated_at` moved by the column's onupdate)."""
+    return _payment(connection.execute(
+        _SET_STATUS, {"payment_id": payment_id, "new_status": status}).one())
+
+
+def _found(row: Row | None, payment_id: int) -> PaymentOut:
+    if row is None:
         raise NotFound(f"Payment {payment_id} does not exist.")
-    return payment
+    return _payment(row)
+
+
+def _payment(row: Row) -> PaymentOut:
+    return PaymentOut.model_validate(row._asdict())
 
 
 def _filtered(query: PaymentListQuery):
-    statement = select(Payment)
+    statement = select(PAYMENTS)
     if query.order_id is not None:
-        statement = statement.where(Payment.order_id == query.order_id)
+        statement = statement.where(PAYMENTS.c.order_id == query.order_id)
     if query.status is not None:
-        statement = statement.where(Payment.status == query.status)
+        statement = statement.where(PAYMENTS.c.status == query.status)
     return statement

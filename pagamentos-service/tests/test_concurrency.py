@@ -60,6 +60,28 @@ def test_the_database_refuses_an_approval_racing_past_the_check(app, charge, sto
     assert stored_payments(order_id=55) == 1
 
 
+
+def test_a_charge_waiting_for_the_order_lock_sees_what_the_holder_committed(app, charge,
+                                                                           stored_payments):
+    """The charge reads the order's payments only once it holds the lock, so a payment the
+    holder committed meanwhile is judged: another amount is a mismatch, not a second row."""
+    holder = app.extensions["database"].engine.connect()
+    holder.execute(text("SELECT pg_advisory_xact_lock(60)"))
+    holder.execute(text("INSERT INTO payments (order_id, amount, method, status, decline_reason,"
+                        " created_at, updated_at) VALUES (60, 10, 'pix', 'declined',"
+                        " 'card_declined', now(), now())"))
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(charge, order_id=60, amount=20, method="pix")
+        _wait_until_blocked(app)
+        holder.commit()
+        response = pending.result(timeout=10)
+    holder.close()
+
+    assert response.status_code == 409
+    assert response.get_json()["type"] == "urn:pedidos-veloz:problem:payment-mismatch"
+    assert response.get_json()["payment"]["amount"] == 10
+    assert stored_payments(order_id=60) == 1
+
 def _wait_until_blocked(app, attempts: int = 100) -> None:
     waiting = text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
                    " AND datname = current_database()")
