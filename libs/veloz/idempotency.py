@@ -27,7 +27,18 @@ from datetime import UTC, datetime, timedelta
 
 from flask import Flask, Response, current_app, request
 from pydantic import BaseModel
-from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text, select
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Executable,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    bindparam,
+    select,
+)
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -127,8 +138,8 @@ class IdempotentAnswers:
 
     def __init__(self, db: Database, table: Table, takeover_seconds: float = 60.0):
         self._db = db
-        self._table = table
         self._takeover = timedelta(seconds=takeover_seconds)
+        self._sql = _KeyStatements.of(table)
 
     def answer(self, key: IdempotencyKey | None, produce: Callable[[], Response],
                unanswered: Callable[[], Response | None] | None = None) -> Response:
@@ -158,16 +169,12 @@ class IdempotentAnswers:
 
     def claim(self, key: IdempotencyKey) -> Claim:
         """Step 1: claim the key, or learn what an earlier claim holds."""
-        table = self._table
         with self._db.engine.begin() as connection:
-            inserted = connection.execute(
-                insert(table).values(scope=key.scope, key=key.key, fingerprint=key.fingerprint,
-                                     created_at=utcnow())
-                .on_conflict_do_nothing().returning(table.c.created_at)
-            ).first()
+            inserted = connection.execute(self._sql.claim, {
+                **_named(key), "fingerprint_of_body": key.fingerprint, "now": utcnow()}).first()
             if inserted:
                 return Claim(True, None, inserted.created_at)
-            stored = connection.execute(select(table).where(*self._names(key))).one()
+            stored = connection.execute(self._sql.stored, _named(key)).one()
         if stored.fingerprint != key.fingerprint:
             raise Unprocessable(f"This {HEADER} was already used with a different request body.")
         answer = None if stored.status_code is None else StoredAnswer(
@@ -180,27 +187,52 @@ class IdempotentAnswers:
         if utcnow() - claim.claimed_at < self._takeover:
             raise IdempotencyInProgress
         with self._db.engine.begin() as connection:
-            taken = connection.execute(
-                self._table.update()
-                .where(*self._names(key), self._table.c.created_at == claim.claimed_at,
-                       self._table.c.status_code.is_(None))
-                .values(created_at=utcnow()).returning(self._table.c.key)
-            ).first()
+            taken = connection.execute(self._sql.take_over, {
+                **_named(key), "claimed_at": claim.claimed_at, "now": utcnow()}).first()
         if taken is None:
             raise IdempotencyInProgress
 
     def _remember(self, key: IdempotencyKey, response: Response) -> Response:
         stored = StoredAnswer.of(response)
         with self._db.engine.begin() as connection:
-            connection.execute(self._table.update().where(*self._names(key)).values(
-                status_code=stored.status, response_body=stored.body,
-                content_type=stored.content_type))
+            connection.execute(self._sql.remember, {
+                **_named(key), "answer_status": stored.status, "answer_body": stored.body,
+                "answer_type": stored.content_type})
         return response
 
     def _release(self, key: IdempotencyKey) -> None:
         with self._db.engine.begin() as connection:
-            connection.execute(self._table.delete().where(*self._names(key),
-                                                       self._table.c.status_code.is_(None)))
+            connection.execute(self._sql.release, _named(key))
 
-    def _names(self, key: IdempotencyKey) -> tuple:
-        return self._table.c.scope == key.scope, self._table.c.key == key.key
+
+def _named(key: IdempotencyKey) -> dict[str, str]:
+    return {"key_scope": key.scope, "key_name": key.key}
+
+
+@dataclass(frozen=True)
+class _KeyStatements:
+    """The statements on a service's keys, built once: they run on every keyed request."""
+
+    claim: Executable
+    stored: Executable
+    take_over: Executable
+    remember: Executable
+    release: Executable
+
+    @classmethod
+    def of(cls, table: Table) -> "_KeyStatements":
+        named = (table.c.scope == bindparam("key_scope"), table.c.key == bindparam("key_name"))
+        unanswered = table.c.status_code.is_(None)
+        return cls(
+            claim=insert(table).values(
+                scope=bindparam("key_scope"), key=bindparam("key_name"),
+                fingerprint=bindparam("fingerprint_of_body"), created_at=bindparam("now"))
+            .on_conflict_do_nothing().returning(table.c.created_at),
+            stored=select(table).where(*named),
+            take_over=table.update()
+            .where(*named, table.c.created_at == bindparam("claimed_at"), unanswered)
+            .values(created_at=bindparam("now")).returning(table.c.key),
+            remember=table.update().where(*named).values(
+                status_code=bindparam("answer_status"), response_body=bindparam("answer_body"),
+                content_type=bindparam("answer_type")),
+            release=table.delete().where(*named, unanswered))

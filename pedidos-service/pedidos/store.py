@@ -14,17 +14,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import (
-    Connection,
-    Row,
-    Table,
-    bindparam,
-    insert,
-    literal,
-    or_,
-    select,
-    update,
-)
+from sqlalchemy import Connection, Row, Table, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from pedidos.domain import TRANSITIONS, Caller, OrderStatus, transition
@@ -137,21 +127,13 @@ class OrderStore:
 
     def insert_pending(self, new: NewOrder) -> int | None:
         """The new order's id, or None when its Idempotency-Key already placed one."""
-        now = utcnow()
+        item_ids, quantities = zip(*new.lines, strict=True)
         try:
             with self.db.engine.begin() as connection:
-                order_id = connection.execute(insert(ORDERS).values(
-                    customer=new.customer, customer_id=new.customer_id,
-                    status=OrderStatus.PENDING, currency="BRL", compensation_pending=False,
-                    idempotency_scope=new.key_scope, idempotency_key=new.key,
-                    created_at=now, updated_at=now).returning(ORDERS.c.id)).scalar_one()
-                connection.execute(insert(LINES), [
-                    {"order_id": order_id, "item_id": item_id, "quantity": quantity,
-                     "restocked": False} for item_id, quantity in new.lines])
-                connection.execute(insert(EVENTS).values(
-                    order_id=order_id, status=OrderStatus.PENDING, reason="order received",
-                    at=now))
-                return order_id
+                return connection.execute(_INSERT_PENDING, {
+                    "customer": new.customer, "customer_id": new.customer_id,
+                    "key_scope": new.key_scope, "key": new.key, "now": utcnow(),
+                    "item_ids": list(item_ids), "quantities": list(quantities)}).scalar_one()
         except IntegrityError as error:
             if new.key is None or "uq_orders_idempotency" not in str(error.orig):
                 raise
@@ -161,9 +143,10 @@ class OrderStore:
                            lines: list[PricedLine], total: Decimal) -> OrderRecord:
         """Step 2: `stock_reserved`, with the reservation, the total and each line's price."""
         with self.db.engine.begin() as connection:
-            connection.execute(_PRICE_LINE, [
-                {"line_order": order_id, "line_item": line.item_id, "item_name": line.name,
-                 "unit_price": line.unit_price} for line in lines])
+            connection.execute(_PRICE_LINES, {
+                "order_id": order_id, "item_ids": [line.item_id for line in lines],
+                "names": [line.name for line in lines],
+                "prices": [line.unit_price for line in lines]})
             order, _ = _step(connection, order_id, OrderStatus.STOCK_RESERVED,
                              f"stock held by reservation {reservation_id}",
                              {"reservation_id": reservation_id, "total": total},
@@ -217,11 +200,54 @@ class OrderStore:
             return order_id
 
 
-_PRICE_LINE = (update(LINES)
-               .where(LINES.c.order_id == bindparam("line_order"),
-                      LINES.c.item_id == bindparam("line_item"))
-               .values(item_name=bindparam("item_name"), unit_price=bindparam("unit_price")))
-_SOURCES = {target: [source for source, targets in TRANSITIONS.items() if target in targets]
+# Each recorded step is one statement. Text, not Core constructs: these run on every order,
+# and building and keying a CTE statement per call cost more than running it.
+_ORDER_COLUMN_LIST = ", ".join(column.name for column in ORDER_COLUMNS)
+_INSERT_PENDING = text("""
+    WITH new_order AS (
+        INSERT INTO orders (customer, customer_id, status, currency, compensation_pending,
+                            idempotency_scope, idempotency_key, created_at, updated_at)
+        VALUES (:customer, :customer_id, 'pending', 'BRL', false, :key_scope, :key,
+                :now, :now)
+        RETURNING id),
+    lines AS (
+        INSERT INTO order_items (order_id, item_id, quantity, restocked)
+        SELECT new_order.id, line.item_id, line.quantity, false
+        FROM new_order, unnest(CAST(:item_ids AS bigint[]), CAST(:quantities AS integer[]))
+                        AS line (item_id, quantity)),
+    event AS (
+        INSERT INTO order_events (order_id, status, reason, at)
+        SELECT id, 'pending', 'order received', :now FROM new_order)
+    SELECT id FROM new_order""")
+_PRICE_LINES = text("""
+    UPDATE order_items SET item_name = line.name, unit_price = line.price
+    FROM unnest(CAST(:item_ids AS bigint[]), CAST(:names AS varchar[]),
+                CAST(:prices AS numeric[])) AS line (item_id, name, price)
+    WHERE order_items.order_id = :order_id AND order_items.item_id = line.item_id""")
+# A change left None keeps what the order has (no step clears these columns).
+_MOVE = text(f"""
+    WITH moved AS (
+        UPDATE orders
+        SET status = :target, updated_at = :now,
+            reservation_id = COALESCE(CAST(:reservation_id AS bigint), reservation_id),
+            total = COALESCE(CAST(:total AS numeric), total),
+            payment_id = COALESCE(CAST(:payment_id AS bigint), payment_id),
+            failure_reason = COALESCE(CAST(:failure_reason AS text), failure_reason),
+            compensation_pending = COALESCE(CAST(:compensation_pending AS boolean),
+                                            compensation_pending)
+        WHERE id = :order_id AND status = ANY(CAST(:sources AS varchar[]))
+        RETURNING {_ORDER_COLUMN_LIST}),
+    event AS (
+        INSERT INTO order_events (order_id, status, reason, at)
+        SELECT id, status, CAST(:reason AS text), :now FROM moved)
+    SELECT moved.*, order_items.item_id, order_items.quantity, order_items.item_name,
+           order_items.unit_price, order_items.restocked
+    FROM moved LEFT JOIN order_items ON order_items.order_id = moved.id
+    ORDER BY order_items.item_id""")  # noqa: S608 - column names from the table, not input
+_CHANGEABLE = ("reservation_id", "total", "payment_id", "failure_reason",
+               "compensation_pending")
+_SOURCES = {target: [str(source) for source, targets in TRANSITIONS.items()
+                     if target in targets]
             for target in OrderStatus}
 
 
@@ -229,20 +255,12 @@ def _move(connection: Connection, order_id: int, target: OrderStatus, reason: st
           changes: dict[str, Any]) -> OrderRecord | None:
     """One statement: the order moves to `target` if it stands where the machine allows,
     and its event is written; None when it stood anywhere else."""
-    now = utcnow()
-    moved = (update(ORDERS)
-             .where(ORDERS.c.id == order_id, ORDERS.c.status.in_(_SOURCES[target]))
-             .values(status=target, updated_at=now, **changes)
-             .returning(*ORDER_COLUMNS).cte("moved"))
-    event = insert(EVENTS).from_select(
-        ["order_id", "status", "reason", "at"],
-        select(moved.c.id, moved.c.status, literal(reason, EVENTS.c.reason.type),
-               literal(now, EVENTS.c.at.type))).cte("event")
-    rows = connection.execute(
-        select(moved, *LINE_COLUMNS).add_cte(event)
-        .outerjoin_from(moved, LINES, LINES.c.order_id == moved.c.id)
-        .order_by(LINES.c.item_id)
-    ).all()
+    unknown = changes.keys() - set(_CHANGEABLE)
+    assert not unknown, f"a step cannot change {unknown}"
+    rows = connection.execute(_MOVE, {
+        "order_id": order_id, "target": str(target), "sources": _SOURCES[target],
+        "reason": reason, "now": utcnow(),
+        **{name: changes.get(name) for name in _CHANGEABLE}}).all()
     return _record(rows[0], rows) if rows else None
 
 
