@@ -17,6 +17,7 @@ keepalive = 5
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "0"))
 max_requests_jitter = max_requests // 10
 accesslog = None  # the app writes one JSON access line per request
+logger_class = "veloz.gunicorn_workers.AppWritesAccessLines"
 preload_app = False
 # No gunicornc control socket: every service would claim the same ~/.gunicorn/gunicorn.ctl,
 # and a read-only container has nowhere to put it.

@@ -75,3 +75,13 @@ class ProblemThreadWorker(ProblemErrors, ThreadWorker):
 
 class ProblemSyncWorker(ProblemErrors, SyncWorker):
     """sync, when GUNICORN_THREADS is 1."""
+
+
+class AppWritesAccessLines(Logger):
+    """gunicorn's logger, minus its access lines: the app writes one JSON line per request
+    with its request id and route. (gunicorn would otherwise build every access line's
+    fields, headers and environ included, because a `logconfig_dict` is set.)"""
+
+    @property
+    def access_log_enabled(self) -> bool:
+        return False
