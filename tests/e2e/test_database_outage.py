@@ -1,5 +1,5 @@
 """A service's database becomes unreachable, then comes back: clear 503s meanwhile, no 500,
-and the platform heals by itself (pooled connections are checked before use)."""
+and the platform heals by itself (idle pooled connections are checked before use)."""
 
 import time
 from contextlib import contextmanager
