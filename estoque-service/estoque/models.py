@@ -2,7 +2,6 @@
 
 from datetime import datetime
 from decimal import Decimal
-from typing import cast
 
 from sqlalchemy import (
     BigInteger,
@@ -14,13 +13,12 @@ from sqlalchemy import (
     MetaData,
     Numeric,
     String,
-    Table,
     Text,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from veloz.db import NAMING_CONVENTION, utcnow
+from veloz.db import NAMING_CONVENTION, table_of, utcnow
 from veloz.idempotency import idempotency_table
 
 
@@ -90,8 +88,7 @@ class ReservationLine(Base):
 idempotency_keys = idempotency_table(Base.metadata)
 metadata = Base.metadata
 
-# The tables behind the classes, for the Core statements of the hot path (services.py); the
-# classes type them as FromClause, which insert() refuses.
-items = cast(Table, Item.__table__)
-reservations = cast(Table, Reservation.__table__)
-reservation_lines = cast(Table, ReservationLine.__table__)
+# The tables behind the classes, for the Core statements of the hot path (services.py).
+items = table_of(Item)
+reservations = table_of(Reservation)
+reservation_lines = table_of(ReservationLine)

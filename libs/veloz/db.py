@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, Table, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -24,6 +24,14 @@ NAMING_CONVENTION = {
 
 # A pooled connection idle for longer than this is checked with a round trip before use.
 IDLE_CHECK_SECONDS = 1.0
+
+
+def table_of(model) -> Table:
+    """The table behind a mapped class, for Core statements (the class types it as a
+    FromClause, which insert() and update() refuse)."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
 
 
 def utcnow() -> datetime:

@@ -7,7 +7,7 @@ from sqlalchemy import BigInteger, CheckConstraint, DateTime, Index, MetaData, N
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from pagamentos.domain import PaymentMethod, PaymentStatus
-from veloz.db import NAMING_CONVENTION, utcnow
+from veloz.db import NAMING_CONVENTION, table_of, utcnow
 from veloz.idempotency import idempotency_table
 
 ONE_APPROVED_PER_ORDER = "uq_payments_order_id_approved"
@@ -49,3 +49,5 @@ class Payment(Base):
 
 idempotency_keys = idempotency_table(Base.metadata)
 metadata = Base.metadata
+# The table behind Payment, for the Core statements of the use cases (services.py).
+payments = table_of(Payment)

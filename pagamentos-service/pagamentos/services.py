@@ -13,7 +13,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -21,7 +21,6 @@ from sqlalchemy import (
     CursorResult,
     Insert,
     Row,
-    Table,
     bindparam,
     func,
     insert,
@@ -33,7 +32,7 @@ from sqlalchemy.exc import IntegrityError
 from pagamentos import domain
 from pagamentos.config import PagamentosSettings
 from pagamentos.domain import PaymentStatus
-from pagamentos.models import ONE_APPROVED_PER_ORDER, Payment
+from pagamentos.models import ONE_APPROVED_PER_ORDER, payments
 from pagamentos.schemas import ChargeRequest, PaymentListQuery, PaymentOut
 from veloz import metrics
 from veloz.contracts import OrderAlreadyPaid, PaymentMismatch
@@ -43,25 +42,24 @@ from veloz.paging import SortKey, keyset_page
 
 log = logging.getLogger(__name__)
 
-PAYMENTS = cast(Table, Payment.__table__)  # typed a FromClause, which insert() refuses
 # What a charge writes; the database numbers the payment.
 WRITTEN = ("order_id", "amount", "method", "status", "decline_reason", "card_last4",
            "created_at", "updated_at")
 
 # Built once: each use only binds its values to them.
 _LOCK_ORDER = select(func.pg_advisory_xact_lock(bindparam("order_id", type_=BigInteger)))
-_STANDING = select(PAYMENTS).where(PAYMENTS.c.order_id == bindparam("order_id"),
-                                   PAYMENTS.c.status != PaymentStatus.REFUNDED)
-_INSERT = insert(PAYMENTS).returning(*PAYMENTS.c)
+_STANDING = select(payments).where(payments.c.order_id == bindparam("order_id"),
+                                   payments.c.status != PaymentStatus.REFUNDED)
+_INSERT = insert(payments).returning(*payments.c)
 _INSERT_IF_NONE_STANDS = (
-    insert(PAYMENTS)
-    .from_select(WRITTEN, select(*(bindparam(name, type_=PAYMENTS.c[name].type)
+    insert(payments)
+    .from_select(WRITTEN, select(*(bindparam(name, type_=payments.c[name].type)
                                    for name in WRITTEN)).where(~_STANDING.exists()))
-    .returning(*PAYMENTS.c))
-_BY_ID = select(PAYMENTS).where(PAYMENTS.c.id == bindparam("payment_id"))
+    .returning(*payments.c))
+_BY_ID = select(payments).where(payments.c.id == bindparam("payment_id"))
 _BY_ID_LOCKED = _BY_ID.with_for_update()
-_SET_STATUS = (update(PAYMENTS).where(PAYMENTS.c.id == bindparam("payment_id"))
-               .values(status=bindparam("new_status")).returning(*PAYMENTS.c))
+_SET_STATUS = (update(payments).where(payments.c.id == bindparam("payment_id"))
+               .values(status=bindparam("new_status")).returning(*payments.c))
 
 
 class Payments:
@@ -98,7 +96,7 @@ class Payments:
 
     def page(self, query: PaymentListQuery) -> list[PaymentOut]:
         """One page plus one extra row that tells whether a next page exists."""
-        statement = keyset_page(_filtered(query), [SortKey(PAYMENTS.c.id)], query,
+        statement = keyset_page(_filtered(query), [SortKey(payments.c.id)], query,
                                 None if query.after is None else (query.after,))
         with self._db.engine.connect() as connection:
             return [_payment(row) for row in connection.execute(statement)]
@@ -214,9 +212,9 @@ def _payment(row: Row) -> PaymentOut:
 
 
 def _filtered(query: PaymentListQuery):
-    statement = select(PAYMENTS)
+    statement = select(payments)
     if query.order_id is not None:
-        statement = statement.where(PAYMENTS.c.order_id == query.order_id)
+        statement = statement.where(payments.c.order_id == query.order_id)
     if query.status is not None:
-        statement = statement.where(PAYMENTS.c.status == query.status)
+        statement = statement.where(payments.c.status == query.status)
     return statement

@@ -20,7 +20,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from pedidos.domain import OrderStatus
-from veloz.db import NAMING_CONVENTION, utcnow
+from veloz.db import NAMING_CONVENTION, table_of, utcnow
 from veloz.idempotency import idempotency_table
 
 KNOWN_STATUSES = ", ".join(f"'{status}'" for status in OrderStatus)
@@ -102,3 +102,5 @@ class OrderEvent(Base):
 
 idempotency_keys = idempotency_table(Base.metadata)
 metadata = Base.metadata
+# The tables behind the classes, for the Core statements of the order store (store.py).
+orders, order_items, order_events = (table_of(model) for model in (Order, OrderItem, OrderEvent))

@@ -12,24 +12,23 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Connection, Row, Table, or_, select, text, update
+from sqlalchemy import Connection, Row, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from pedidos.domain import TRANSITIONS, Caller, OrderStatus, transition
-from pedidos.models import Order, OrderEvent, OrderItem
+from pedidos.models import order_events, order_items, orders
 from pedidos.schemas import OrderQuery
 from veloz.db import Database, utcnow
 from veloz.errors import NotFound
 from veloz.paging import SortKey, keyset_page
 
 FAILURES = (OrderStatus.REJECTED, OrderStatus.PAYMENT_DECLINED, OrderStatus.FAILED)
-ORDERS, LINES, EVENTS = (cast(Table, model.__table__) for model in (Order, OrderItem, OrderEvent))
-ORDER_COLUMNS = [column for column in ORDERS.c
+ORDER_COLUMNS = [column for column in orders.c
                  if column.name not in ("idempotency_scope", "idempotency_key")]
-LINE_COLUMNS = [LINES.c.item_id, LINES.c.quantity, LINES.c.item_name, LINES.c.unit_price,
-                LINES.c.restocked]
+LINE_COLUMNS = [order_items.c[name]
+                for name in ("item_id", "quantity", "item_name", "unit_price", "restocked")]
 
 
 @dataclass(frozen=True)
@@ -95,8 +94,8 @@ class OrderStore:
 
     def by_key(self, key_scope: str, key: str) -> OrderRecord | None:
         with self.db.engine.connect() as connection:
-            order_id = connection.scalar(select(ORDERS.c.id).where(
-                ORDERS.c.idempotency_scope == key_scope, ORDERS.c.idempotency_key == key))
+            order_id = connection.scalar(select(orders.c.id).where(
+                orders.c.idempotency_scope == key_scope, orders.c.idempotency_key == key))
             return None if order_id is None else _read(connection, order_id)
 
     def visible(self, order_id: int, caller: Caller) -> OrderRecord:
@@ -107,16 +106,17 @@ class OrderStore:
         with self.db.engine.connect() as connection:
             _visible(_read(connection, order_id), order_id, caller)
             return list(connection.execute(
-                select(EVENTS).where(EVENTS.c.order_id == order_id).order_by(EVENTS.c.id)))
+                select(order_events).where(order_events.c.order_id == order_id)
+                .order_by(order_events.c.id)))
 
     def page(self, query: OrderQuery, caller: Caller) -> list[OrderRecord]:
         cursor = None if query.after is None else (query.after,)
-        keys = [SortKey(ORDERS.c.id, descending=query.sort == "-id")]
+        keys = [SortKey(orders.c.id, descending=query.sort == "-id")]
         statement = keyset_page(_filtered(query, caller), keys, query, cursor)
         with self.db.engine.connect() as connection:
-            orders = list(connection.execute(statement))
-            lines = _lines_of(connection, [order.id for order in orders])
-        return [_record(order, lines.get(order.id, ())) for order in orders]
+            found = list(connection.execute(statement))
+            lines = _lines_of(connection, [order.id for order in found])
+        return [_record(order, lines.get(order.id, ())) for order in found]
 
     def lock_visible(self, order_id: int, caller: Caller) -> OrderRecord:
         """The order as it is under a row lock held to the end of this call."""
@@ -169,16 +169,17 @@ class OrderStore:
 
     def compensation_done(self, order_id: int) -> None:
         with self.db.engine.begin() as connection:
-            connection.execute(update(ORDERS).where(ORDERS.c.id == order_id)
+            connection.execute(update(orders).where(orders.c.id == order_id)
                                .values(compensation_pending=False, updated_at=utcnow()))
 
     def mark_restocked(self, order_id: int, item_id: int, restocked: bool = True) -> bool:
         """Flip the line's `restocked` mark; True when this call flipped it (at most once)."""
         with self.db.engine.begin() as connection:
             return connection.execute(
-                update(LINES).where(LINES.c.order_id == order_id, LINES.c.item_id == item_id,
-                                    LINES.c.restocked.is_not(restocked))
-                .values(restocked=restocked).returning(LINES.c.item_id)
+                update(order_items).where(order_items.c.order_id == order_id,
+                                          order_items.c.item_id == item_id,
+                                          order_items.c.restocked.is_not(restocked))
+                .values(restocked=restocked).returning(order_items.c.item_id)
             ).first() is not None
 
     def lease_unfinished(self, grace: timedelta) -> int | None:
@@ -188,14 +189,14 @@ class OrderStore:
         now = utcnow()
         with self.db.engine.begin() as connection:
             order_id = connection.scalar(
-                select(ORDERS.c.id)
-                .where(or_(ORDERS.c.status.in_([OrderStatus.PENDING,
+                select(orders.c.id)
+                .where(or_(orders.c.status.in_([OrderStatus.PENDING,
                                                 OrderStatus.STOCK_RESERVED]),
-                           ORDERS.c.compensation_pending),
-                       ORDERS.c.updated_at <= now - grace)
-                .order_by(ORDERS.c.updated_at).limit(1).with_for_update(skip_locked=True))
+                           orders.c.compensation_pending),
+                       orders.c.updated_at <= now - grace)
+                .order_by(orders.c.updated_at).limit(1).with_for_update(skip_locked=True))
             if order_id is not None:
-                connection.execute(update(ORDERS).where(ORDERS.c.id == order_id)
+                connection.execute(update(orders).where(orders.c.id == order_id)
                                    .values(updated_at=now))
             return order_id
 
@@ -283,7 +284,7 @@ def _step(connection: Connection, order_id: int, target: OrderStatus, reason: st
 
 
 def _read(connection: Connection, order_id: int, lock: bool = False) -> OrderRecord | None:
-    statement = select(*ORDER_COLUMNS).where(ORDERS.c.id == order_id)
+    statement = select(*ORDER_COLUMNS).where(orders.c.id == order_id)
     order = connection.execute(statement.with_for_update() if lock else statement).first()
     if order is None:
         return None
@@ -294,8 +295,8 @@ def _lines_of(connection: Connection, order_ids: list[int]) -> dict[int, list[Ro
     lines: dict[int, list[Row]] = {}
     if order_ids:
         for line in connection.execute(
-                select(LINES.c.order_id, *LINE_COLUMNS)
-                .where(LINES.c.order_id.in_(order_ids)).order_by(LINES.c.item_id)):
+                select(order_items.c.order_id, *LINE_COLUMNS)
+                .where(order_items.c.order_id.in_(order_ids)).order_by(order_items.c.item_id)):
             lines.setdefault(line.order_id, []).append(line)
     return lines
 
@@ -326,10 +327,10 @@ def _not_found(order_id: int) -> NotFound:
 def _filtered(query: OrderQuery, caller: Caller):
     statement = select(*ORDER_COLUMNS)
     if not caller.sees_everything:
-        statement = statement.where(ORDERS.c.customer_id == caller.user_id)
+        statement = statement.where(orders.c.customer_id == caller.user_id)
     if query.status is not None:
-        statement = statement.where(ORDERS.c.status == query.status)
+        statement = statement.where(orders.c.status == query.status)
     if query.customer is not None:
-        statement = statement.where(or_(ORDERS.c.customer == query.customer,
-                                        ORDERS.c.customer_id == query.customer))
+        statement = statement.where(or_(orders.c.customer == query.customer,
+                                        orders.c.customer_id == query.customer))
     return statement
