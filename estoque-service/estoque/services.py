@@ -2,11 +2,12 @@
 taken in item-id order so concurrent holds never deadlock.
 
 Holds, commits, releases and the reads of items and reservations are the hot path: every paid
-order holds stock, then commits it. They run SQLAlchemy Core statements on a plain connection
-and build their answers straight from the rows those statements return, because the ORM's
-unit of work (session, flush, identity map, object loading) cost more CPU than the rest of
-the request. The statements are built once, with bound parameters, and each does as much as
-one round trip can:
+order holds stock, then commits it. They run SQLAlchemy Core statements, compiled once, on a
+psycopg cursor (`Database.atomic` / `Database.statements`) and build their answers straight
+from the rows those statements return: the ORM's unit of work (session, flush, identity map,
+object loading) cost more CPU than the rest of the request, and SQLAlchemy's execution layer
+per statement more than psycopg sending it. Each statement does as much as one round trip
+can:
 
 - a hold is an INSERT ... RETURNING of the reservation, then one statement per line that
   takes the item's units (the conditional UPDATE) and writes the line from what it returns;
@@ -19,22 +20,21 @@ Item administration (create, change, delete, list) is rare and stays on the ORM.
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     BigInteger,
     Column,
     ColumnElement,
-    Connection,
     Integer,
-    Row,
     Select,
-    Update,
+    any_,
     bindparam,
     func,
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -56,7 +56,7 @@ from estoque.models import Item, items, reservation_lines, reservations
 from estoque.schemas import ItemCreate, ItemOut, ItemQuery, ReservationCreate, ReservationOut
 from veloz import metrics
 from veloz.contracts import InsufficientStock
-from veloz.db import Database, utcnow
+from veloz.db import Database, DriverCursor, DriverStatement, one_row, utcnow
 from veloz.errors import NotFound, Unprocessable
 from veloz.money import total_within_limit
 from veloz.paging import SortKey, keyset_page
@@ -76,18 +76,32 @@ _RESERVATION = [reservations.c.id, reservations.c.order_id, reservations.c.statu
 _LINE = [reservation_lines.c.item_id, reservation_lines.c.name, reservation_lines.c.quantity,
          reservation_lines.c.unit_price]
 
-_LIVE_ITEM = select(*_ITEM).where(items.c.id == bindparam("item_id"),
-                                  items.c.deleted_at.is_(None))
-_NEW_HOLD = insert(reservations).returning(*_RESERVATION)
+_LIVE = items.c.deleted_at.is_(None)
+_LIVE_ITEM = DriverStatement.of(select(*_ITEM).where(items.c.id == bindparam("item_id"), _LIVE))
+_AVAILABLE = DriverStatement.of(
+    select(items.c.id, items.c.quantity)
+    .where(items.c.id == any_(bindparam("item_ids", type_=ARRAY(BigInteger))), _LIVE))
+_RESTOCK = DriverStatement.of(
+    update(items)
+    .where(items.c.id == bindparam("item_id"), _LIVE,
+           items.c.quantity + items.c.reserved + items.c.committed
+           <= MAX_UNITS - bindparam("units", type_=Integer))
+    .values(quantity=items.c.quantity + bindparam("units", type_=Integer),
+            updated_at=bindparam("now")).returning(*_ITEM))
+_NEW_HOLD_VALUES = insert(reservations).values(
+    order_id=bindparam("order_id"), status=bindparam("status"),
+    expires_at=bindparam("expires_at"), created_at=bindparam("now"), updated_at=bindparam("now"))
+_NEW_HOLD = DriverStatement.of(_NEW_HOLD_VALUES.returning(*_RESERVATION))
 # The same order always gets the same hold: a second insert for it inserts nothing.
-_NEW_ORDER_HOLD = (insert(reservations)
-                   .on_conflict_do_nothing(index_elements=[reservations.c.order_id])
-                   .returning(*_RESERVATION))
-_NEXT_EXPIRED = (select(reservations.c.id)
-                 .where(reservations.c.status == ReservationStatus.HELD,
-                        reservations.c.expires_at <= func.now())
-                 .order_by(reservations.c.expires_at).limit(1)
-                 .with_for_update(skip_locked=True))
+_NEW_ORDER_HOLD = DriverStatement.of(
+    _NEW_HOLD_VALUES.on_conflict_do_nothing(index_elements=[reservations.c.order_id])
+    .returning(*_RESERVATION))
+_NEXT_EXPIRED = DriverStatement.of(
+    select(reservations.c.id)
+    .where(reservations.c.status == ReservationStatus.HELD,
+           reservations.c.expires_at <= func.now())
+    .order_by(reservations.c.expires_at).limit(1)
+    .with_for_update(skip_locked=True))
 
 
 def _take_line_statement():
@@ -97,14 +111,16 @@ def _take_line_statement():
     taken = (update(items)
              .where(items.c.id == bindparam("item_id"), items.c.deleted_at.is_(None),
                     items.c.quantity >= units)
-             .values(quantity=items.c.quantity - units, reserved=items.c.reserved + units)
+             .values(quantity=items.c.quantity - units, reserved=items.c.reserved + units,
+                     updated_at=bindparam("now"))
              .returning(items.c.id, items.c.name, items.c.price)
              .cte("taken"))
     held_by = bindparam("reservation_id", type_=BigInteger)
-    return (insert(reservation_lines)
-            .from_select(["reservation_id", "item_id", "name", "quantity", "unit_price"],
-                         select(held_by, taken.c.id, taken.c.name, units, taken.c.price))
-            .returning(*_LINE))
+    return DriverStatement.of(
+        insert(reservation_lines)
+        .from_select(["reservation_id", "item_id", "name", "quantity", "unit_price"],
+                     select(held_by, taken.c.id, taken.c.name, units, taken.c.price))
+        .returning(*_LINE))
 
 
 @dataclass(frozen=True)
@@ -113,19 +129,19 @@ class _UnitsMove:
     UPDATE per line in item-id order, the last line's in the statement that also sets the
     reservation's status and returns its row."""
 
-    line: Update
-    last_line_and_status: Update
+    line: DriverStatement
+    last_line_and_status: DriverStatement
 
 
 def _units_move(source: Column[int], target: Column[int]) -> _UnitsMove:
     units = bindparam("units", type_=Integer)
     line = (update(items).where(items.c.id == bindparam("item_id"))
-            .values({source: source - units, target: target + units}))
-    # `now` is bound by hand: the items' updated_at already took the name `updated_at`.
+            .values({source: source - units, target: target + units,
+                     items.c.updated_at: bindparam("now")}))
     status = (update(reservations).where(reservations.c.id == bindparam("reservation_id"))
               .values(status=bindparam("new_status"), updated_at=bindparam("now"))
               .returning(*_RESERVATION).add_cte(line.cte("moved")))
-    return _UnitsMove(line, status)
+    return _UnitsMove(DriverStatement.of(line), DriverStatement.of(status))
 
 
 def _reservation_statement(*where: ColumnElement[bool]) -> Select:
@@ -140,10 +156,11 @@ def _reservation_statement(*where: ColumnElement[bool]) -> Select:
 _TAKE_LINE = _take_line_statement()
 _COMMIT_UNITS = _units_move(items.c.reserved, items.c.committed)
 _RETURN_UNITS = _units_move(items.c.reserved, items.c.quantity)
-_RESERVATION_BY_ID = _reservation_statement(reservations.c.id == bindparam("reservation_id"))
-_LOCKED_RESERVATION = _RESERVATION_BY_ID.with_for_update(of=reservations)
-_RESERVATION_OF_ORDER = _reservation_statement(
-    reservations.c.order_id == bindparam("order_id"))
+_ONE_RESERVATION = _reservation_statement(reservations.c.id == bindparam("reservation_id"))
+_RESERVATION_BY_ID = DriverStatement.of(_ONE_RESERVATION)
+_LOCKED_RESERVATION = DriverStatement.of(_ONE_RESERVATION.with_for_update(of=reservations))
+_RESERVATION_OF_ORDER = DriverStatement.of(_reservation_statement(
+    reservations.c.order_id == bindparam("order_id")))
 
 
 # --- items -------------------------------------------------------------------------------
@@ -165,8 +182,8 @@ def list_items(db: Database, query: ItemQuery) -> list[Item]:
 
 
 def get_item(db: Database, item_id: int) -> ItemOut:
-    with db.engine.connect() as connection:
-        return _live_item_out(connection, item_id)
+    with db.statements() as cursor:
+        return _live_item_out(cursor, item_id)
 
 
 def update_item(db: Database, item_id: int, changes: dict) -> Item:
@@ -189,15 +206,10 @@ def delete_item(db: Database, item_id: int) -> None:
 
 def restock(db: Database, item_id: int, quantity: int) -> ItemOut:
     """Add units, as long as every unit the item ever had still fits the stock columns."""
-    with db.engine.begin() as connection:
-        item = connection.execute(
-            update(items).where(items.c.id == item_id, items.c.deleted_at.is_(None),
-                                items.c.quantity + items.c.reserved + items.c.committed
-                                <= MAX_UNITS - quantity)
-            .values(quantity=items.c.quantity + quantity).returning(*_ITEM)
-        ).first()
+    with db.statements() as cursor:
+        item = _RESTOCK.run(cursor, item_id=item_id, units=quantity, now=utcnow()).fetchone()
         if item is None:
-            _live_item_out(connection, item_id)  # 404 when there is no such item
+            _live_item_out(cursor, item_id)  # 404 when there is no such item
             raise StockLimitReached(f"Item {item_id} cannot hold {quantity} more units: "
                                     f"its stock would pass {MAX_UNITS} units.",
                                     errors=[{"field": "quantity", "message": "too many units"}])
@@ -232,8 +244,8 @@ def _live_item(session: Session, item_id: int, lock: bool = False) -> Item:
     return item
 
 
-def _live_item_out(connection: Connection, item_id: int) -> ItemOut:
-    item = connection.execute(_LIVE_ITEM, {"item_id": item_id}).first()
+def _live_item_out(cursor: DriverCursor, item_id: int) -> ItemOut:
+    item = _LIVE_ITEM.run(cursor, item_id=item_id).fetchone()
     if item is None:
         raise _item_not_found(item_id)
     return ItemOut.model_validate(item)
@@ -257,71 +269,69 @@ def _flush_unique_sku(session: Session) -> None:
 def reserve(db: Database, request: ReservationCreate, ttl: int) -> tuple[ReservationOut, bool]:
     """All-or-nothing hold of every line; the same order_id always gets the same hold.
     Returns the reservation and whether this call made it."""
-    with db.engine.begin() as connection:
-        return _hold_for_order(connection, request, ttl)
+    with db.atomic() as cursor:
+        return _hold_for_order(cursor, request, ttl)
 
 
 def hold_single_item(db: Database, item_id: int, quantity: int,
                      ttl: int) -> tuple[ItemOut, ReservationOut]:
     """The original API's one-item hold: a reservation without an order."""
-    with db.engine.begin() as connection:
-        _live_item_out(connection, item_id)  # 404 when there is no such item
-        reservation = connection.execute(_NEW_HOLD, _hold_values(None, ttl)).one()
+    with db.atomic() as cursor:
+        _live_item_out(cursor, item_id)  # 404 when there is no such item
+        reservation = one_row(_NEW_HOLD.run(cursor, **_hold_values(None, ttl)))
         try:
-            lines = _take_all(connection, reservation.id, {item_id: quantity})
+            lines = _take_all(cursor, reservation.id, {item_id: quantity})
         except InsufficientStock as short:
             short.extensions["available"] = short.errors[0]["available"]
             raise
         metrics.record_reservation("granted")
-        return _live_item_out(connection, item_id), _reservation_out(reservation, lines)
+        return _live_item_out(cursor, item_id), _reservation_out(reservation, lines)
 
 
 def get_reservation(db: Database, reservation_id: int) -> ReservationOut:
-    with db.engine.connect() as connection:
-        return _reservation(connection, reservation_id)
+    with db.statements() as cursor:
+        return _reservation(cursor, reservation_id)
 
 
 def commit_reservation(db: Database, reservation_id: int) -> ReservationOut:
-    with db.engine.begin() as connection:
-        return _commit(connection, _reservation(connection, reservation_id, lock=True))
+    with db.atomic() as cursor:
+        return _commit(cursor, _reservation(cursor, reservation_id, lock=True))
 
 
 def write_off(db: Database, item_id: int, reservation_id: int) -> ItemOut:
     """Commit a hold through the item it holds (the original API's 'baixa')."""
-    with db.engine.begin() as connection:
-        reservation = _reservation(connection, reservation_id, lock=True)
+    with db.atomic() as cursor:
+        reservation = _reservation(cursor, reservation_id, lock=True)
         if item_id not in {line.item_id for line in reservation.items}:
             raise NotFound(f"Reservation {reservation_id} holds nothing of item {item_id}.")
-        _commit(connection, reservation)
-        return _live_item_out(connection, item_id)
+        _commit(cursor, reservation)
+        return _live_item_out(cursor, item_id)
 
 
 def release_reservation(db: Database, reservation_id: int) -> ReservationOut:
-    with db.engine.begin() as connection:
-        reservation = _reservation(connection, reservation_id, lock=True)
+    with db.atomic() as cursor:
+        reservation = _reservation(cursor, reservation_id, lock=True)
         if may_release(ReservationStatus(reservation.status)):
-            return _return_stock(connection, reservation, ReservationStatus.RELEASED)
+            return _return_stock(cursor, reservation, ReservationStatus.RELEASED)
         return reservation
 
 
 def release_expired_hold(db: Database) -> int | None:
     """Release one expired hold, skipping rows other sweepers hold. Returns its id, or None."""
-    with db.engine.begin() as connection:
-        expired = connection.execute(_NEXT_EXPIRED).first()
+    with db.atomic() as cursor:
+        expired = _NEXT_EXPIRED.run(cursor).fetchone()
         if expired is None:
             return None
-        _return_stock(connection, _reservation(connection, expired.id),
-                      ReservationStatus.EXPIRED)
+        _return_stock(cursor, _reservation(cursor, expired.id), ReservationStatus.EXPIRED)
         return expired.id
 
 
-def _hold_for_order(connection: Connection, request: ReservationCreate,
+def _hold_for_order(cursor: DriverCursor, request: ReservationCreate,
                     ttl: int) -> tuple[ReservationOut, bool]:
-    reservation = connection.execute(_NEW_ORDER_HOLD,
-                                     _hold_values(request.order_id, ttl)).first()
+    reservation = _NEW_ORDER_HOLD.run(cursor, **_hold_values(request.order_id, ttl)).fetchone()
     if reservation is None:
-        return _reservation_of_order(connection, request.order_id), False
-    lines = _take_all(connection, reservation.id,
+        return _reservation_of_order(cursor, request.order_id), False
+    lines = _take_all(cursor, reservation.id,
                       {line.item_id: line.quantity for line in request.items})
     _refuse_amounts_beyond_limit(lines, request)
     metrics.record_reservation("granted")
@@ -329,45 +339,43 @@ def _hold_for_order(connection: Connection, request: ReservationCreate,
 
 
 def _hold_values(order_id: int | None, ttl: int) -> dict:
-    """A new hold's columns; `created_at` and `updated_at` come from the columns' defaults."""
+    """A new hold's columns (`now` is both its created_at and updated_at)."""
+    now = utcnow()
     return {"order_id": order_id, "status": ReservationStatus.HELD,
-            "expires_at": hold_expiry(utcnow(), ttl)}
+            "expires_at": hold_expiry(now, ttl), "now": now}
 
 
-def _refuse_amounts_beyond_limit(lines: Sequence[Row], request: ReservationCreate) -> None:
+def _refuse_amounts_beyond_limit(lines: Sequence[Any], request: ReservationCreate) -> None:
     """A hold whose lines or total could not be charged is refused (the transaction rolls
     back, so nothing stays held); errors name the lines as the request listed them."""
     price = {line.item_id: line.unit_price for line in lines}
     total_within_limit([(price[line.item_id], line.quantity) for line in request.items])
 
 
-def _take_all(connection: Connection, reservation_id: int,
-              wanted: dict[int, int]) -> list[Row]:
+def _take_all(cursor: DriverCursor, reservation_id: int, wanted: dict[int, int]) -> list[Any]:
     """Take the wanted units of every item, in item-id order, writing the reservation's lines;
     returns the lines, or raises: 422 naming unknown items, else 409 listing every short line
     (the caller's transaction then rolls back what was taken)."""
-    taken = {item_id: _take(connection, reservation_id, item_id, wanted[item_id])
+    taken = {item_id: _take(cursor, reservation_id, item_id, wanted[item_id])
              for item_id in sorted(wanted)}
     lines = [line for line in taken.values() if line is not None]
     if len(lines) < len(taken):
         refused = [item_id for item_id, line in taken.items() if line is None]
-        refusal = _refusal(connection, refused, wanted)
+        refusal = _refusal(cursor, refused, wanted)
         if isinstance(refusal, InsufficientStock):
             metrics.record_reservation("refused")
         raise refusal
     return lines
 
 
-def _take(connection: Connection, reservation_id: int, item_id: int,
-          quantity: int) -> Row | None:
-    return connection.execute(_TAKE_LINE, {"reservation_id": reservation_id,
-                                           "item_id": item_id, "units": quantity}).first()
+def _take(cursor: DriverCursor, reservation_id: int, item_id: int, quantity: int) -> Any:
+    return _TAKE_LINE.run(cursor, reservation_id=reservation_id, item_id=item_id,
+                          units=quantity, now=utcnow()).fetchone()
 
 
-def _refusal(connection: Connection, refused: list[int], wanted: dict[int, int]) -> Exception:
-    rows = connection.execute(select(items.c.id, items.c.quantity)
-                              .where(items.c.id.in_(refused), items.c.deleted_at.is_(None)))
-    available = {row.id: row.quantity for row in rows}
+def _refusal(cursor: DriverCursor, refused: list[int], wanted: dict[int, int]) -> Exception:
+    available = {row.id: row.quantity
+                 for row in _AVAILABLE.run(cursor, item_ids=refused).fetchall()}
     missing = [item_id for item_id in refused if item_id not in available]
     if missing:
         return unknown_items_error(missing)
@@ -375,61 +383,62 @@ def _refusal(connection: Connection, refused: list[int], wanted: dict[int, int])
     return InsufficientStock(shortage_detail(shortfalls), errors=[asdict(s) for s in shortfalls])
 
 
-def _reservation(connection: Connection, reservation_id: int,
-                 lock: bool = False) -> ReservationOut:
+def _reservation(cursor: DriverCursor, reservation_id: int, lock: bool = False) -> ReservationOut:
     """The reservation and its lines; with `lock`, its row stays locked (FOR UPDATE) until
     the transaction ends."""
-    rows = connection.execute(_LOCKED_RESERVATION if lock else _RESERVATION_BY_ID,
-                              {"reservation_id": reservation_id}).all()
+    statement = _LOCKED_RESERVATION if lock else _RESERVATION_BY_ID
+    rows = statement.run(cursor, reservation_id=reservation_id).fetchall()
     if not rows:
         raise NotFound(f"Reservation {reservation_id} does not exist.")
     return _joined_reservation_out(rows)
 
 
-def _reservation_of_order(connection: Connection, order_id: int) -> ReservationOut:
-    rows = connection.execute(_RESERVATION_OF_ORDER, {"order_id": order_id}).all()
+def _reservation_of_order(cursor: DriverCursor, order_id: int) -> ReservationOut:
+    rows = _RESERVATION_OF_ORDER.run(cursor, order_id=order_id).fetchall()
     if not rows:
         raise NotFound(f"No reservation holds order {order_id}.")
     return _joined_reservation_out(rows)
 
 
-def _joined_reservation_out(rows: Sequence[Row]) -> ReservationOut:
+def _joined_reservation_out(rows: Sequence[Any]) -> ReservationOut:
     """The answer from the rows of `_reservation_statement` (line columns are null in the one
     row of a reservation without lines)."""
     return _reservation_out(rows[0], [row for row in rows if row.item_id is not None])
 
 
-def _reservation_out(reservation: Row, lines: Sequence[Row]) -> ReservationOut:
+def _reservation_out(reservation: NamedTuple, lines: Sequence[Any]) -> ReservationOut:
     """The answer from a reservation's row and its lines' rows (other columns are ignored)."""
-    return ReservationOut.model_validate({**reservation._mapping, "lines": lines})
+    return ReservationOut.model_validate({**reservation._asdict(), "lines": lines})
 
 
-def _commit(connection: Connection, reservation: ReservationOut) -> ReservationOut:
+def _commit(cursor: DriverCursor, reservation: ReservationOut) -> ReservationOut:
     status = ReservationStatus(reservation.status)
     if not may_commit(status, is_expired(status, reservation.expires_at, utcnow())):
         return reservation
-    committed = _move_units(connection, _COMMIT_UNITS, reservation, ReservationStatus.COMMITTED)
+    committed = _move_units(cursor, _COMMIT_UNITS, reservation, ReservationStatus.COMMITTED)
     metrics.record_reservation("committed")
     return committed
 
 
-def _return_stock(connection: Connection, reservation: ReservationOut,
+def _return_stock(cursor: DriverCursor, reservation: ReservationOut,
                   status: ReservationStatus) -> ReservationOut:
-    returned = _move_units(connection, _RETURN_UNITS, reservation, status)
+    returned = _move_units(cursor, _RETURN_UNITS, reservation, status)
     metrics.record_reservation(status.value)
     return returned
 
 
-def _move_units(connection: Connection, move: _UnitsMove, reservation: ReservationOut,
+def _move_units(cursor: DriverCursor, move: _UnitsMove, reservation: ReservationOut,
                 status: ReservationStatus) -> ReservationOut:
     """Move the units of every line, in item-id order (the order the lines come in), and set
     the new status; returns the reservation as it now is. Lines before the last go to the
     server as one batch, still run one after another. A reservation always has lines: the
     transaction that makes it writes them."""
-    *earlier, last = [{"item_id": line.item_id, "units": line.quantity}
+    now = utcnow()
+    *earlier, last = [{"item_id": line.item_id, "units": line.quantity, "now": now}
                       for line in reservation.items]
     if earlier:
-        connection.execute(move.line, earlier)
-    row = connection.execute(move.last_line_and_status, {
-        **last, "reservation_id": reservation.id, "new_status": status, "now": utcnow()}).one()
+        move.line.run_many(cursor, earlier)
+    row = one_row(move.last_line_and_status.run(cursor, **last, reservation_id=reservation.id,
+                                             new_status=status))
     return reservation.model_copy(update=row._asdict())
+

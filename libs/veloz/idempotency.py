@@ -15,8 +15,9 @@ may say what then (pedidos answers from the order the key placed); by default it
 That is safe because every use case behind a key is itself repeatable (an order is placed
 once per key, a reservation once per order, a payment is never approved twice for an order).
 A use case that fails with an exception leaves no claim behind: its work rolled back.
-The key's own statements run on a plain connection (no ORM session): they sit on the path of
-every keyed request.
+The key's own statements run on a plain connection (no ORM session), each one committing by
+itself (no statement of a key needs another's to commit with it): they sit on the path of every
+keyed request.
 """
 
 import contextlib
@@ -30,7 +31,6 @@ from pydantic import BaseModel
 from sqlalchemy import (
     Column,
     DateTime,
-    Executable,
     Integer,
     MetaData,
     String,
@@ -42,7 +42,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import SQLAlchemyError
 
-from veloz.db import Database, utcnow
+from veloz.db import Database, DriverStatement, utcnow
 from veloz.errors import Conflict, Unprocessable
 
 HEADER = "Idempotency-Key"
@@ -169,12 +169,13 @@ class IdempotentAnswers:
 
     def claim(self, key: IdempotencyKey) -> Claim:
         """Step 1: claim the key, or learn what an earlier claim holds."""
-        with self._db.engine.begin() as connection:
-            inserted = connection.execute(self._sql.claim, {
-                **_named(key), "fingerprint_of_body": key.fingerprint, "now": utcnow()}).first()
+        with self._db.statements() as cursor:
+            inserted = self._sql.claim.run(cursor, **_named(key), now=utcnow(),
+                                           fingerprint_of_body=key.fingerprint).fetchone()
             if inserted:
                 return Claim(True, None, inserted.created_at)
-            stored = connection.execute(self._sql.stored, _named(key)).one()
+            stored = self._sql.stored.run(cursor, **_named(key)).fetchone()
+            assert stored is not None  # keys are never deleted once answered
         if stored.fingerprint != key.fingerprint:
             raise Unprocessable(f"This {HEADER} was already used with a different request body.")
         answer = None if stored.status_code is None else StoredAnswer(
@@ -186,23 +187,22 @@ class IdempotentAnswers:
         again; IdempotencyInProgress for a younger one."""
         if utcnow() - claim.claimed_at < self._takeover:
             raise IdempotencyInProgress
-        with self._db.engine.begin() as connection:
-            taken = connection.execute(self._sql.take_over, {
-                **_named(key), "claimed_at": claim.claimed_at, "now": utcnow()}).first()
+        with self._db.statements() as cursor:
+            taken = self._sql.take_over.run(cursor, **_named(key), claimed_at=claim.claimed_at,
+                                            now=utcnow()).fetchone()
         if taken is None:
             raise IdempotencyInProgress
 
     def _remember(self, key: IdempotencyKey, response: Response) -> Response:
         stored = StoredAnswer.of(response)
-        with self._db.engine.begin() as connection:
-            connection.execute(self._sql.remember, {
-                **_named(key), "answer_status": stored.status, "answer_body": stored.body,
-                "answer_type": stored.content_type})
+        with self._db.statements() as cursor:
+            self._sql.remember.run(cursor, **_named(key), answer_status=stored.status,
+                                   answer_body=stored.body, answer_type=stored.content_type)
         return response
 
     def _release(self, key: IdempotencyKey) -> None:
-        with self._db.engine.begin() as connection:
-            connection.execute(self._sql.release, _named(key))
+        with self._db.statements() as cursor:
+            self._sql.release.run(cursor, **_named(key))
 
 
 def _named(key: IdempotencyKey) -> dict[str, str]:
@@ -213,26 +213,27 @@ def _named(key: IdempotencyKey) -> dict[str, str]:
 class _KeyStatements:
     """The statements on a service's keys, built once: they run on every keyed request."""
 
-    claim: Executable
-    stored: Executable
-    take_over: Executable
-    remember: Executable
-    release: Executable
+    claim: DriverStatement
+    stored: DriverStatement
+    take_over: DriverStatement
+    remember: DriverStatement
+    release: DriverStatement
 
     @classmethod
     def of(cls, table: Table) -> "_KeyStatements":
         named = (table.c.scope == bindparam("key_scope"), table.c.key == bindparam("key_name"))
         unanswered = table.c.status_code.is_(None)
+        of = DriverStatement.of
         return cls(
-            claim=insert(table).values(
+            claim=of(insert(table).values(
                 scope=bindparam("key_scope"), key=bindparam("key_name"),
                 fingerprint=bindparam("fingerprint_of_body"), created_at=bindparam("now"))
-            .on_conflict_do_nothing().returning(table.c.created_at),
-            stored=select(table).where(*named),
-            take_over=table.update()
-            .where(*named, table.c.created_at == bindparam("claimed_at"), unanswered)
-            .values(created_at=bindparam("now")).returning(table.c.key),
-            remember=table.update().where(*named).values(
+                     .on_conflict_do_nothing().returning(table.c.created_at)),
+            stored=of(select(table).where(*named)),
+            take_over=of(table.update()
+                         .where(*named, table.c.created_at == bindparam("claimed_at"), unanswered)
+                         .values(created_at=bindparam("now")).returning(table.c.key)),
+            remember=of(table.update().where(*named).values(
                 status_code=bindparam("answer_status"), response_body=bindparam("answer_body"),
-                content_type=bindparam("answer_type")),
-            release=table.delete().where(*named, unanswered))
+                content_type=bindparam("answer_type"))),
+            release=of(table.delete().where(*named, unanswered)))

@@ -1,12 +1,14 @@
 """Use cases of pagamentos: each one a single transaction.
 
-Statements are SQLAlchemy Core on a plain connection and answers are built straight from rows:
-every paid order is one charge, and the ORM's unit of work (session, flush, object loading)
-cost more CPU than the rest of the charge together. A first charge of an order is two
-statements: the order's lock, then an INSERT that writes the payment only if no payment of the
-order stands. Only when one stands are the standing payments read and judged in Python. The
-lock is a statement of its own: a statement reads from a snapshot taken when it starts, so one
-that also waited for the lock would miss a payment committed while it waited.
+Statements are SQLAlchemy Core, compiled once and run on a psycopg cursor (`Database.atomic`),
+and answers are built straight from rows: every paid order is one charge, and the ORM's unit
+of work (session, flush, object loading) cost more CPU than the rest of the charge together,
+SQLAlchemy's execution layer per statement more than psycopg sending it. A first charge of
+an order is two statements: the order's lock, then an INSERT that writes the payment only if
+no payment of the order stands. Only when one stands are the standing payments read and
+judged in Python. The lock is a statement of its own: a statement reads from a snapshot taken
+when it starts, so one that also waited for the lock would miss a payment committed while it
+waited.
 """
 
 import logging
@@ -15,18 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import (
-    BigInteger,
-    Connection,
-    CursorResult,
-    Insert,
-    Row,
-    bindparam,
-    func,
-    insert,
-    select,
-    update,
-)
+from sqlalchemy import BigInteger, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from pagamentos import domain
@@ -36,7 +27,7 @@ from pagamentos.models import ONE_APPROVED_PER_ORDER, payments
 from pagamentos.schemas import ChargeRequest, PaymentListQuery, PaymentOut
 from veloz import metrics
 from veloz.contracts import OrderAlreadyPaid, PaymentMismatch
-from veloz.db import Database, utcnow
+from veloz.db import Database, DriverCursor, DriverStatement, one_row, utcnow
 from veloz.errors import NotFound
 from veloz.paging import SortKey, keyset_page
 
@@ -47,19 +38,26 @@ WRITTEN = ("order_id", "amount", "method", "status", "decline_reason", "card_las
            "created_at", "updated_at")
 
 # Built once: each use only binds its values to them.
-_LOCK_ORDER = select(func.pg_advisory_xact_lock(bindparam("order_id", type_=BigInteger)))
-_STANDING = select(payments).where(payments.c.order_id == bindparam("order_id"),
-                                   payments.c.status != PaymentStatus.REFUNDED)
-_INSERT = insert(payments).returning(*payments.c)
-_INSERT_IF_NONE_STANDS = (
-    insert(payments)
-    .from_select(WRITTEN, select(*(bindparam(name, type_=payments.c[name].type)
-                                   for name in WRITTEN)).where(~_STANDING.exists()))
+_LOCK_ORDER = DriverStatement.of(
+    select(func.pg_advisory_xact_lock(bindparam("order_id", type_=BigInteger))))
+_STANDING_OF_ORDER = select(payments).where(payments.c.order_id == bindparam("order_id"),
+                                            payments.c.status != PaymentStatus.REFUNDED)
+_STANDING = DriverStatement.of(_STANDING_OF_ORDER)
+_WRITTEN_VALUES = [bindparam(name, type_=payments.c[name].type) for name in WRITTEN]
+_INSERT = DriverStatement.of(
+    insert(payments).values(dict(zip(WRITTEN, _WRITTEN_VALUES, strict=True)))
     .returning(*payments.c))
-_BY_ID = select(payments).where(payments.c.id == bindparam("payment_id"))
-_BY_ID_LOCKED = _BY_ID.with_for_update()
-_SET_STATUS = (update(payments).where(payments.c.id == bindparam("payment_id"))
-               .values(status=bindparam("new_status")).returning(*payments.c))
+_INSERT_IF_NONE_STANDS = DriverStatement.of(
+    insert(payments)
+    .from_select(WRITTEN, select(*_WRITTEN_VALUES).where(~_STANDING_OF_ORDER.exists()))
+    .returning(*payments.c))
+_BY_ID_STATEMENT = select(payments).where(payments.c.id == bindparam("payment_id"))
+_BY_ID = DriverStatement.of(_BY_ID_STATEMENT)
+_BY_ID_LOCKED = DriverStatement.of(_BY_ID_STATEMENT.with_for_update())
+_SET_STATUS = DriverStatement.of(
+    update(payments).where(payments.c.id == bindparam("payment_id"))
+    .values(status=bindparam("new_status"), updated_at=bindparam("now"))
+    .returning(*payments.c))
 
 
 class Payments:
@@ -74,31 +72,30 @@ class Payments:
     def charge(self, request: ChargeRequest) -> PaymentOut:
         """The stored payment, approved or declined."""
         self._obey_fault_switches()
-        with self._db.engine.begin() as connection:
-            return self._charge(connection, request)
+        with self._db.atomic() as cursor:
+            return self._charge(cursor, request)
 
     def refund(self, payment_id: int) -> PaymentOut:
         self._obey_fault_switches()
-        with self._db.engine.begin() as connection:
-            payment = _locked(connection, payment_id)
+        with self._db.atomic() as cursor:
+            payment = _locked(cursor, payment_id)
             status = domain.refunded_status(payment.status)
             if payment.status != status:
-                payment = _set_status(connection, payment_id, status)
+                payment = _set_status(cursor, payment_id, status)
                 metrics.record_refund(payment.method)
                 log.info("payment refunded", extra={"payment_id": payment.id,
                                                     "order_id": payment.order_id})
             return payment
 
     def get(self, payment_id: int) -> PaymentOut:
-        with self._db.engine.connect() as connection:
-            return _found(connection.execute(_BY_ID, {"payment_id": payment_id}).first(),
-                          payment_id)
+        with self._db.statements() as cursor:
+            return _found(_BY_ID.run(cursor, payment_id=payment_id).fetchone(), payment_id)
 
     def page(self, query: PaymentListQuery) -> list[PaymentOut]:
         """One page plus one extra row that tells whether a next page exists."""
         statement = keyset_page(_filtered(query), [SortKey(payments.c.id)], query,
                                 None if query.after is None else (query.after,))
-        with self._db.engine.connect() as connection:
+        with self._db.autocommit.connect() as connection:
             return [_payment(row) for row in connection.execute(statement)]
 
     def _obey_fault_switches(self) -> None:
@@ -108,16 +105,16 @@ class Payments:
         if self._settings.payment_latency_ms:
             time.sleep(self._settings.payment_latency_ms / 1000)
 
-    def _charge(self, connection: Connection, request: ChargeRequest) -> PaymentOut:
+    def _charge(self, cursor: DriverCursor, request: ChargeRequest) -> PaymentOut:
         """Charges of one order run one at a time (a transaction-scoped lock on the order id);
         a charge of an order with a standing payment must first pass the judgement of
         `_refuse_conflicting_charge`."""
-        _lock_order(connection, request.order_id)
+        _lock_order(cursor, request.order_id)
         values = self._new_payment(request)
-        payment = _insert_if_none_stands(connection, values)
+        payment = _insert_if_none_stands(cursor, values)
         if payment is None:
-            _refuse_conflicting_charge(connection, request)
-            payment = _insert(connection, values)
+            _refuse_conflicting_charge(cursor, request)
+            payment = _insert(cursor, values)
         metrics.record_payment(payment.status, payment.decline_reason, payment.method)
         log.info("payment charged", extra={"payment_id": payment.id, "order_id": payment.order_id,
                                            "status": payment.status,
@@ -136,16 +133,16 @@ class Payments:
                 "created_at": now, "updated_at": now}
 
 
-def _lock_order(connection: Connection, order_id: int) -> None:
+def _lock_order(cursor: DriverCursor, order_id: int) -> None:
     """Held to the end of the transaction; every statement after it sees what the order's
     previous charges committed."""
-    connection.execute(_LOCK_ORDER, {"order_id": order_id})
+    _LOCK_ORDER.run(cursor, order_id=order_id)
 
 
-def _refuse_conflicting_charge(connection: Connection, request: ChargeRequest) -> None:
+def _refuse_conflicting_charge(cursor: DriverCursor, request: ChargeRequest) -> None:
     """A charge is refused when the order already has a payment asking for something else, or
     an approved one. Refunded payments no longer stand, so they free the order."""
-    for payment in _standing(connection, request.order_id):
+    for payment in _standing(cursor, request.order_id):
         if not domain.asks_the_same(payment, request):
             raise PaymentMismatch(
                 f"Order {request.order_id} already has payment {payment.id} of {payment.amount} "
@@ -157,27 +154,28 @@ def _refuse_conflicting_charge(connection: Connection, request: ChargeRequest) -
                 payment=payment.model_dump())
 
 
-def _standing(connection: Connection, order_id: int) -> list[PaymentOut]:
+def _standing(cursor: DriverCursor, order_id: int) -> list[PaymentOut]:
     """The order's payments that are not refunded."""
-    return [_payment(row) for row in connection.execute(_STANDING, {"order_id": order_id})]
+    return [_payment(row) for row in _STANDING.run(cursor, order_id=order_id).fetchall()]
 
 
-def _insert_if_none_stands(connection: Connection, values: dict[str, Any]) -> PaymentOut | None:
+def _insert_if_none_stands(cursor: DriverCursor, values: dict[str, Any]) -> PaymentOut | None:
     """The stored payment, in one statement when no payment of its order stands (an order's
     first charge); None, writing nothing, when one does."""
-    row = _written(connection, _INSERT_IF_NONE_STANDS, values).first()
+    row = _written(cursor, _INSERT_IF_NONE_STANDS, values).fetchone()
     return None if row is None else _payment(row)
 
 
-def _insert(connection: Connection, values: dict[str, Any]) -> PaymentOut:
-    return _payment(_written(connection, _INSERT, values).one())
+def _insert(cursor: DriverCursor, values: dict[str, Any]) -> PaymentOut:
+    return _payment(one_row(_written(cursor, _INSERT, values)))
 
 
-def _written(connection: Connection, statement: Insert, values: dict[str, Any]) -> CursorResult:
+def _written(cursor: DriverCursor, statement: DriverStatement,
+             values: dict[str, Any]) -> DriverCursor:
     """Run an INSERT of a payment, so a concurrent approval of the same order (refused by the
     unique index) surfaces as a 409 here."""
     try:
-        return connection.execute(statement, values)
+        return statement.run(cursor, **values)
     except IntegrityError as error:
         if _violated_constraint(error) != ONE_APPROVED_PER_ORDER:
             raise
@@ -190,24 +188,24 @@ def _violated_constraint(error: IntegrityError) -> str | None:
     return getattr(diagnostics, "constraint_name", None)
 
 
-def _locked(connection: Connection, payment_id: int) -> PaymentOut:
-    row = connection.execute(_BY_ID_LOCKED, {"payment_id": payment_id}).first()
-    return _found(row, payment_id)
+def _locked(cursor: DriverCursor, payment_id: int) -> PaymentOut:
+    return _found(_BY_ID_LOCKED.run(cursor, payment_id=payment_id).fetchone(), payment_id)
 
 
-def _set_status(connection: Connection, payment_id: int, status: PaymentStatus) -> PaymentOut:
-    """The payment with its new status (and `updated_at` moved by the column's onupdate)."""
-    return _payment(connection.execute(
-        _SET_STATUS, {"payment_id": payment_id, "new_status": status}).one())
+def _set_status(cursor: DriverCursor, payment_id: int, status: PaymentStatus) -> PaymentOut:
+    """The payment with its new status (and `updated_at` moved)."""
+    return _payment(one_row(_SET_STATUS.run(cursor, payment_id=payment_id, new_status=status,
+                                            now=utcnow())))
 
 
-def _found(row: Row | None, payment_id: int) -> PaymentOut:
+def _found(row: Any, payment_id: int) -> PaymentOut:
     if row is None:
         raise NotFound(f"Payment {payment_id} does not exist.")
     return _payment(row)
 
 
-def _payment(row: Row) -> PaymentOut:
+def _payment(row: Any) -> PaymentOut:
+    """From a row of `payments` (a named tuple from psycopg or a SQLAlchemy Row)."""
     return PaymentOut.model_validate(row._asdict())
 
 

@@ -6,7 +6,9 @@ paid order records three steps, and the ORM's unit of work (identity map, flush 
 attribute loading) cost more CPU than the rest of pedidos together. A step is a conditional
 UPDATE that moves the order along one edge of the status machine, with the event that says
 why written by the same statement; only when that finds the order elsewhere does the step
-lock the row and decide in Python, as the machine says."""
+lock the row and decide in Python, as the machine says. The one-statement writes every order
+makes (placing it, a step that finds the order where it expects) go through psycopg directly
+(`Database.statements`)."""
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -20,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from pedidos.domain import TRANSITIONS, Caller, OrderStatus, transition
 from pedidos.models import order_events, order_items, orders
 from pedidos.schemas import OrderQuery
-from veloz.db import Database, utcnow
+from veloz.db import Database, DriverStatement, one_row, utcnow
 from veloz.errors import NotFound
 from veloz.paging import SortKey, keyset_page
 
@@ -89,21 +91,21 @@ class OrderStore:
     # --- reads ---------------------------------------------------------------------------
 
     def load(self, order_id: int) -> OrderRecord:
-        with self.db.engine.connect() as connection:
+        with self.db.autocommit.connect() as connection:
             return _found(_read(connection, order_id), order_id)
 
     def by_key(self, key_scope: str, key: str) -> OrderRecord | None:
-        with self.db.engine.connect() as connection:
+        with self.db.autocommit.connect() as connection:
             order_id = connection.scalar(select(orders.c.id).where(
                 orders.c.idempotency_scope == key_scope, orders.c.idempotency_key == key))
             return None if order_id is None else _read(connection, order_id)
 
     def visible(self, order_id: int, caller: Caller) -> OrderRecord:
-        with self.db.engine.connect() as connection:
+        with self.db.autocommit.connect() as connection:
             return _visible(_read(connection, order_id), order_id, caller)
 
     def events(self, order_id: int, caller: Caller) -> list[Row]:
-        with self.db.engine.connect() as connection:
+        with self.db.autocommit.connect() as connection:
             _visible(_read(connection, order_id), order_id, caller)
             return list(connection.execute(
                 select(order_events).where(order_events.c.order_id == order_id)
@@ -113,7 +115,7 @@ class OrderStore:
         cursor = None if query.after is None else (query.after,)
         keys = [SortKey(orders.c.id, descending=query.sort == "-id")]
         statement = keyset_page(_filtered(query, caller), keys, query, cursor)
-        with self.db.engine.connect() as connection:
+        with self.db.autocommit.connect() as connection:
             found = list(connection.execute(statement))
             lines = _lines_of(connection, [order.id for order in found])
         return [_record(order, lines.get(order.id, ())) for order in found]
@@ -129,11 +131,11 @@ class OrderStore:
         """The new order's id, or None when its Idempotency-Key already placed one."""
         item_ids, quantities = zip(*new.lines, strict=True)
         try:
-            with self.db.engine.begin() as connection:
-                return connection.execute(_INSERT_PENDING, {
-                    "customer": new.customer, "customer_id": new.customer_id,
-                    "key_scope": new.key_scope, "key": new.key, "now": utcnow(),
-                    "item_ids": list(item_ids), "quantities": list(quantities)}).scalar_one()
+            with self.db.statements() as cursor:
+                return one_row(_INSERT_PENDING.run(
+                    cursor, customer=new.customer, customer_id=new.customer_id,
+                    key_scope=new.key_scope, key=new.key, now=utcnow(),
+                    item_ids=list(item_ids), quantities=list(quantities)))[0]
         except IntegrityError as error:
             if new.key is None or "uq_orders_idempotency" not in str(error.orig):
                 raise
@@ -160,21 +162,27 @@ class OrderStore:
         nothing."""
         if target in FAILURES:
             changes["failure_reason"] = reason
-        with self.db.engine.begin() as connection:
-            order, moved = _step(connection, order_id, target, reason, changes,
-                                 repeat_is_fine=True)
+        with self.db.statements() as cursor:  # the usual case: one statement
+            rows = _MOVE_NOW.run(cursor, **_move_values(order_id, target, reason,
+                                                        changes)).fetchall()
+        order = _record(rows[0], rows) if rows else None
+        moved = order is not None
+        if order is None:  # not where the step expects: lock it and let the machine decide
+            with self.db.engine.begin() as connection:
+                order, moved = _step(connection, order_id, target, reason, changes,
+                                     repeat_is_fine=True)
         if moved:
             self.on_settled(target, code, order.total)
         return order
 
     def compensation_done(self, order_id: int) -> None:
-        with self.db.engine.begin() as connection:
+        with self.db.autocommit.connect() as connection:
             connection.execute(update(orders).where(orders.c.id == order_id)
                                .values(compensation_pending=False, updated_at=utcnow()))
 
     def mark_restocked(self, order_id: int, item_id: int, restocked: bool = True) -> bool:
         """Flip the line's `restocked` mark; True when this call flipped it (at most once)."""
-        with self.db.engine.begin() as connection:
+        with self.db.autocommit.connect() as connection:
             return connection.execute(
                 update(order_items).where(order_items.c.order_id == order_id,
                                           order_items.c.item_id == item_id,
@@ -204,7 +212,7 @@ class OrderStore:
 # Each recorded step is one statement. Text, not Core constructs: these run on every order,
 # and building and keying a CTE statement per call cost more than running it.
 _ORDER_COLUMN_LIST = ", ".join(column.name for column in ORDER_COLUMNS)
-_INSERT_PENDING = text("""
+_INSERT_PENDING = DriverStatement.of(text("""
     WITH new_order AS (
         INSERT INTO orders (customer, customer_id, status, currency, compensation_pending,
                             idempotency_scope, idempotency_key, created_at, updated_at)
@@ -219,7 +227,7 @@ _INSERT_PENDING = text("""
     event AS (
         INSERT INTO order_events (order_id, status, reason, at)
         SELECT id, 'pending', 'order received', :now FROM new_order)
-    SELECT id FROM new_order""")
+    SELECT id FROM new_order"""))
 _PRICE_LINES = text("""
     UPDATE order_items SET item_name = line.name, unit_price = line.price
     FROM unnest(CAST(:item_ids AS bigint[]), CAST(:names AS varchar[]),
@@ -245,6 +253,7 @@ _MOVE = text(f"""
            order_items.unit_price, order_items.restocked
     FROM moved LEFT JOIN order_items ON order_items.order_id = moved.id
     ORDER BY order_items.item_id""")  # noqa: S608 - column names from the table, not input
+_MOVE_NOW = DriverStatement.of(_MOVE)  # the same, on its own (Database.statements)
 _CHANGEABLE = ("reservation_id", "total", "payment_id", "failure_reason",
                "compensation_pending")
 _SOURCES = {target: [str(source) for source, targets in TRANSITIONS.items()
@@ -256,13 +265,17 @@ def _move(connection: Connection, order_id: int, target: OrderStatus, reason: st
           changes: dict[str, Any]) -> OrderRecord | None:
     """One statement: the order moves to `target` if it stands where the machine allows,
     and its event is written; None when it stood anywhere else."""
+    rows = connection.execute(_MOVE, _move_values(order_id, target, reason, changes)).all()
+    return _record(rows[0], rows) if rows else None
+
+
+def _move_values(order_id: int, target: OrderStatus, reason: str | None,
+                 changes: dict[str, Any]) -> dict[str, Any]:
     unknown = changes.keys() - set(_CHANGEABLE)
     assert not unknown, f"a step cannot change {unknown}"
-    rows = connection.execute(_MOVE, {
-        "order_id": order_id, "target": str(target), "sources": _SOURCES[target],
-        "reason": reason, "now": utcnow(),
-        **{name: changes.get(name) for name in _CHANGEABLE}}).all()
-    return _record(rows[0], rows) if rows else None
+    return {"order_id": order_id, "target": str(target), "sources": _SOURCES[target],
+            "reason": reason, "now": utcnow(),
+            **{name: changes.get(name) for name in _CHANGEABLE}}
 
 
 def _step(connection: Connection, order_id: int, target: OrderStatus, reason: str | None,

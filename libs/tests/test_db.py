@@ -1,0 +1,127 @@
+"""veloz.db's psycopg path (`statements`, `atomic`, `DriverStatement`) on a real PostgreSQL:
+what commits, what rolls back, which exceptions surface, and what the pool gets back."""
+
+from datetime import UTC, datetime
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from veloz.db import Database, DriverStatement
+from veloz.devdb import recreate_database
+
+metadata = sa.MetaData()
+notes = sa.Table(
+    "notes", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("body", sa.String(40), unique=True, nullable=False),
+    sa.Column("kind", sa.String(10), nullable=False, server_default="plain"),
+    sa.Column("updated_at", sa.DateTime(timezone=True), onupdate=lambda: datetime.now(UTC)),
+)
+ADD = DriverStatement.of(
+    sa.insert(notes).values(body=sa.bindparam("body")).returning(notes.c.id))
+PLAIN_BODIES = DriverStatement.of(
+    sa.select(notes.c.body).where(notes.c.kind == "plain").order_by(notes.c.id))
+COUNT = DriverStatement.of(sa.text("SELECT count(*) AS n FROM notes"))
+
+
+@pytest.fixture(scope="module")
+def database_url(postgres_server_url):
+    return recreate_database(postgres_server_url, "veloz_db_test")
+
+
+@pytest.fixture
+def db(database_url):
+    database = Database(database_url, name="veloz-db-test", pool_size=1)
+    metadata.drop_all(database.engine)
+    metadata.create_all(database.engine)
+    yield database
+    database.dispose()
+
+
+def count(db: Database) -> int:
+    with db.statements() as cursor:
+        return COUNT.run(cursor).fetchone().n
+
+
+def add_then_fail(block, *bodies: str) -> None:
+    """Add `bodies` in `block` (db.statements or db.atomic), then raise inside it."""
+    with block() as cursor:
+        for body in bodies:
+            ADD.run(cursor, body=body)
+        raise RuntimeError("inside the block, after the statements")
+
+
+def test_a_statement_with_a_python_side_default_it_would_skip_is_refused():
+    with pytest.raises(ValueError, match="updated_at"):
+        DriverStatement.of(sa.update(notes).values(body=sa.bindparam("body")))
+
+
+def test_values_the_statement_binds_itself_travel_with_it(db):
+    with db.statements() as cursor:
+        ADD.run(cursor, body="first")
+        cursor.execute("INSERT INTO notes (body, kind) VALUES ('hidden', 'other')")
+        assert [row.body for row in PLAIN_BODIES.run(cursor).fetchall()] == ["first"]
+
+
+def test_each_statement_commits_by_itself_outside_atomic(db):
+    with pytest.raises(RuntimeError):
+        add_then_fail(db.statements, "kept")
+
+    assert count(db) == 1
+
+
+def test_atomic_commits_all_or_nothing(db):
+    with db.atomic() as cursor:
+        ADD.run(cursor, body="one")
+        ADD.run(cursor, body="two")
+    with pytest.raises(RuntimeError):
+        add_then_fail(db.atomic, "three", "four")
+
+    assert count(db) == 2
+
+
+def test_a_constraint_violation_surfaces_as_sqlalchemys_integrity_error(db):
+    with db.statements() as cursor:
+        ADD.run(cursor, body="twice")
+
+    with pytest.raises(IntegrityError) as raised:
+        add_then_fail(db.atomic, "twice")
+
+    assert raised.value.orig.diag.constraint_name == "notes_body_key"
+    assert not raised.value.connection_invalidated
+    assert count(db) == 1  # the pool's one connection came back usable
+
+
+def test_the_pool_gets_its_connection_back_as_sqlalchemy_lent_it(db):
+    with db.statements() as cursor:
+        ADD.run(cursor, body="autocommitted")
+
+    def core_transaction_that_fails():
+        with db.engine.begin() as connection:
+            connection.execute(sa.insert(notes).values(body="rolled back"))
+            raise RuntimeError("a Core transaction on the same pooled connection")
+
+    with pytest.raises(RuntimeError):
+        core_transaction_that_fails()
+
+    assert count(db) == 1
+
+
+def test_a_connection_killed_in_use_leaves_the_pool(db, database_url):
+    admin = Database(database_url, name="veloz-db-admin")
+
+    def killed_midway():
+        with db.atomic() as cursor:
+            ADD.run(cursor, body="lost")
+            with admin.statements() as killer:
+                killer.execute("SELECT pg_terminate_backend(%s)",
+                               [cursor.connection.info.backend_pid])
+            ADD.run(cursor, body="never")
+
+    with pytest.raises(OperationalError) as raised:
+        killed_midway()
+    admin.dispose()
+
+    assert raised.value.connection_invalidated
+    assert count(db) == 0  # a new connection, and the killed transaction wrote nothing
