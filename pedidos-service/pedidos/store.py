@@ -16,13 +16,13 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Row, or_, select, text, update
+from sqlalchemy import Connection, Row, bindparam, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from pedidos.domain import TRANSITIONS, Caller, OrderStatus, transition
 from pedidos.models import order_events, order_items, orders
 from pedidos.schemas import OrderQuery
-from veloz.db import Database, DriverStatement, one_row, utcnow
+from veloz.db import Database, DriverCursor, DriverStatement, one_row, utcnow
 from veloz.errors import NotFound
 from veloz.paging import SortKey, keyset_page
 
@@ -144,12 +144,12 @@ class OrderStore:
     def record_reservation(self, order_id: int, reservation_id: int,
                            lines: list[PricedLine], total: Decimal) -> OrderRecord:
         """Step 2: `stock_reserved`, with the reservation, the total and each line's price."""
-        with self.db.engine.begin() as connection:
-            connection.execute(_PRICE_LINES, {
-                "order_id": order_id, "item_ids": [line.item_id for line in lines],
-                "names": [line.name for line in lines],
-                "prices": [line.unit_price for line in lines]})
-            order, _ = _step(connection, order_id, OrderStatus.STOCK_RESERVED,
+        with self.db.atomic() as cursor:
+            _PRICE_LINES.run(cursor, order_id=order_id,
+                             item_ids=[line.item_id for line in lines],
+                             names=[line.name for line in lines],
+                             prices=[line.unit_price for line in lines])
+            order, _ = _step(cursor, order_id, OrderStatus.STOCK_RESERVED,
                              f"stock held by reservation {reservation_id}",
                              {"reservation_id": reservation_id, "total": total},
                              repeat_is_fine=False)
@@ -163,13 +163,11 @@ class OrderStore:
         if target in FAILURES:
             changes["failure_reason"] = reason
         with self.db.statements() as cursor:  # the usual case: one statement
-            rows = _MOVE_NOW.run(cursor, **_move_values(order_id, target, reason,
-                                                        changes)).fetchall()
-        order = _record(rows[0], rows) if rows else None
+            order = _move(cursor, order_id, target, reason, changes)
         moved = order is not None
         if order is None:  # not where the step expects: lock it and let the machine decide
-            with self.db.engine.begin() as connection:
-                order, moved = _step(connection, order_id, target, reason, changes,
+            with self.db.atomic() as cursor:
+                order, moved = _step(cursor, order_id, target, reason, changes,
                                      repeat_is_fine=True)
         if moved:
             self.on_settled(target, code, order.total)
@@ -228,13 +226,13 @@ _INSERT_PENDING = DriverStatement.of(text("""
         INSERT INTO order_events (order_id, status, reason, at)
         SELECT id, 'pending', 'order received', :now FROM new_order)
     SELECT id FROM new_order"""))
-_PRICE_LINES = text("""
+_PRICE_LINES = DriverStatement.of(text("""
     UPDATE order_items SET item_name = line.name, unit_price = line.price
     FROM unnest(CAST(:item_ids AS bigint[]), CAST(:names AS varchar[]),
                 CAST(:prices AS numeric[])) AS line (item_id, name, price)
-    WHERE order_items.order_id = :order_id AND order_items.item_id = line.item_id""")
+    WHERE order_items.order_id = :order_id AND order_items.item_id = line.item_id"""))
 # A change left None keeps what the order has (no step clears these columns).
-_MOVE = text(f"""
+_MOVE = DriverStatement.of(text(f"""
     WITH moved AS (
         UPDATE orders
         SET status = :target, updated_at = :now,
@@ -252,8 +250,12 @@ _MOVE = text(f"""
     SELECT moved.*, order_items.item_id, order_items.quantity, order_items.item_name,
            order_items.unit_price, order_items.restocked
     FROM moved LEFT JOIN order_items ON order_items.order_id = moved.id
-    ORDER BY order_items.item_id""")  # noqa: S608 - column names from the table, not input
-_MOVE_NOW = DriverStatement.of(_MOVE)  # the same, on its own (Database.statements)
+    ORDER BY order_items.item_id"""))  # noqa: S608 - column names from the table, not input
+_LOCKED_ORDER = DriverStatement.of(
+    select(*ORDER_COLUMNS).where(orders.c.id == bindparam("order_id")).with_for_update())
+_LINES_OF_ORDER = DriverStatement.of(
+    select(*LINE_COLUMNS).where(order_items.c.order_id == bindparam("order_id"))
+    .order_by(order_items.c.item_id))
 _CHANGEABLE = ("reservation_id", "total", "payment_id", "failure_reason",
                "compensation_pending")
 _SOURCES = {target: [str(source) for source, targets in TRANSITIONS.items()
@@ -261,11 +263,11 @@ _SOURCES = {target: [str(source) for source, targets in TRANSITIONS.items()
             for target in OrderStatus}
 
 
-def _move(connection: Connection, order_id: int, target: OrderStatus, reason: str | None,
+def _move(cursor: DriverCursor, order_id: int, target: OrderStatus, reason: str | None,
           changes: dict[str, Any]) -> OrderRecord | None:
     """One statement: the order moves to `target` if it stands where the machine allows,
     and its event is written; None when it stood anywhere else."""
-    rows = connection.execute(_MOVE, _move_values(order_id, target, reason, changes)).all()
+    rows = _MOVE.run(cursor, **_move_values(order_id, target, reason, changes)).fetchall()
     return _record(rows[0], rows) if rows else None
 
 
@@ -278,22 +280,30 @@ def _move_values(order_id: int, target: OrderStatus, reason: str | None,
             **{name: changes.get(name) for name in _CHANGEABLE}}
 
 
-def _step(connection: Connection, order_id: int, target: OrderStatus, reason: str | None,
+def _step(cursor: DriverCursor, order_id: int, target: OrderStatus, reason: str | None,
           changes: dict[str, Any], repeat_is_fine: bool) -> tuple[OrderRecord, bool]:
     """The order after a step to `target`, and whether this call moved it. When the order is
     not where the step expects, its row is locked and the machine decides: a repeat of a step
     already taken leaves it unchanged when `repeat_is_fine`; a missing edge is
     IllegalTransition."""
-    moved = _move(connection, order_id, target, reason, changes)
+    moved = _move(cursor, order_id, target, reason, changes)
     if moved is not None:
         return moved, True
-    order = _found(_read(connection, order_id, lock=True), order_id)
+    order = _found(_locked(cursor, order_id), order_id)
     if order.status == target and repeat_is_fine:
         return order, False
     transition(OrderStatus(order.status), target)
-    moved = _move(connection, order_id, target, reason, changes)
+    moved = _move(cursor, order_id, target, reason, changes)
     assert moved is not None
     return moved, True
+
+
+def _locked(cursor: DriverCursor, order_id: int) -> OrderRecord | None:
+    """The order, its row locked to the end of the transaction."""
+    order = _LOCKED_ORDER.run(cursor, order_id=order_id).fetchone()
+    if order is None:
+        return None
+    return _record(order, _LINES_OF_ORDER.run(cursor, order_id=order_id).fetchall())
 
 
 def _read(connection: Connection, order_id: int, lock: bool = False) -> OrderRecord | None:
@@ -314,7 +324,8 @@ def _lines_of(connection: Connection, order_ids: list[int]) -> dict[int, list[Ro
     return lines
 
 
-def _record(order: Row, lines: Iterable[Row]) -> OrderRecord:
+def _record(order: Any, lines: Iterable[Any]) -> OrderRecord:
+    """From an order's row and its lines' rows (SQLAlchemy Rows or psycopg named tuples)."""
     return OrderRecord(
         **{column.name: getattr(order, column.name) for column in ORDER_COLUMNS},
         items=tuple(OrderLine(line.item_id, line.quantity, line.item_name, line.unit_price,
