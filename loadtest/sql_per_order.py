@@ -8,6 +8,7 @@ databases of the development PostgreSQL (embedded unless DATABASE_URL is set).
 import threading
 from collections import Counter
 
+import psycopg
 from sqlalchemy import event
 from werkzeug.serving import make_server
 
@@ -37,8 +38,21 @@ def serve(app) -> str:
 
 
 def count_statements(app, name: str, counts: Counter) -> None:
-    event.listen(app.extensions["database"].engine, "before_cursor_execute",
-                 lambda *_: counts.update([name]))
+    """Count every statement the app's connections send, whether SQLAlchemy runs it or the
+    service hands it to psycopg itself (veloz.db's `statements()` / `atomic()`)."""
+
+    class CountingCursor(psycopg.Cursor):
+        def execute(self, *args, **kwargs):
+            counts.update([name])
+            return super().execute(*args, **kwargs)
+
+        def executemany(self, query, params_seq, **kwargs):
+            params_seq = list(params_seq)
+            counts.update([name] * len(params_seq))
+            return super().executemany(query, params_seq, **kwargs)
+
+    event.listen(app.extensions["database"].engine, "checkout",
+                 lambda connection, *_: setattr(connection, "cursor_factory", CountingCursor))
 
 
 def main() -> None:
