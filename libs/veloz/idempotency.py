@@ -47,6 +47,7 @@ from veloz.errors import Conflict, Unprocessable
 
 HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255
+CLAIM_ATTEMPTS = 3  # a key claimed and released again this often in a row is busy: 409
 
 
 def idempotency_table(metadata: MetaData) -> Table:
@@ -168,14 +169,19 @@ class IdempotentAnswers:
         return self._remember(key, response)
 
     def claim(self, key: IdempotencyKey) -> Claim:
-        """Step 1: claim the key, or learn what an earlier claim holds."""
+        """Step 1: claim the key, or learn what an earlier claim holds. A claim released
+        between our insert and our read (its use case failed) is claimed again."""
         with self._db.statements() as cursor:
-            inserted = self._sql.claim.run(cursor, **_named(key), now=utcnow(),
-                                           fingerprint_of_body=key.fingerprint).fetchone()
-            if inserted:
-                return Claim(True, None, inserted.created_at)
-            stored = self._sql.stored.run(cursor, **_named(key)).fetchone()
-            assert stored is not None  # keys are never deleted once answered
+            for _attempt in range(CLAIM_ATTEMPTS):
+                inserted = self._sql.claim.run(cursor, **_named(key), now=utcnow(),
+                                               fingerprint_of_body=key.fingerprint).fetchone()
+                if inserted:
+                    return Claim(True, None, inserted.created_at)
+                stored = self._sql.stored.run(cursor, **_named(key)).fetchone()
+                if stored is not None:
+                    break
+            else:
+                raise IdempotencyInProgress
         if stored.fingerprint != key.fingerprint:
             raise Unprocessable(f"This {HEADER} was already used with a different request body.")
         answer = None if stored.status_code is None else StoredAnswer(
