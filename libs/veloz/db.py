@@ -6,8 +6,9 @@ Three ways in, all on one pool per process:
 - `statements()` / `atomic()`: psycopg cursors, for the few statements every order runs.
   SQLAlchemy still builds those statements (`DriverStatement.of`, once, at import) and its
   pool still lends the connections; only its per-call execution layer is skipped, which cost
-  more CPU than psycopg sending the statement (about 170 against 80 microseconds for a
-  one-statement UPDATE here). Errors surface as SQLAlchemy's exceptions, as on every path.
+  more CPU than psycopg sending the statement (184 against 96 microseconds for a one-statement
+  UPDATE in autocommit here: loadtest/db_paths.py). Errors surface as SQLAlchemy's
+  exceptions, as on every path.
 """
 
 import os
