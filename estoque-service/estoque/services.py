@@ -81,13 +81,12 @@ _LIVE_ITEM = DriverStatement.of(select(*_ITEM).where(items.c.id == bindparam("it
 _AVAILABLE = DriverStatement.of(
     select(items.c.id, items.c.quantity)
     .where(items.c.id == any_(bindparam("item_ids", type_=ARRAY(BigInteger))), _LIVE))
+_UNITS = bindparam("units", type_=Integer)
 _RESTOCK = DriverStatement.of(
     update(items)
     .where(items.c.id == bindparam("item_id"), _LIVE,
-           items.c.quantity + items.c.reserved + items.c.committed
-           <= MAX_UNITS - bindparam("units", type_=Integer))
-    .values(quantity=items.c.quantity + bindparam("units", type_=Integer),
-            updated_at=bindparam("now")).returning(*_ITEM))
+           items.c.quantity + items.c.reserved + items.c.committed <= MAX_UNITS - _UNITS)
+    .values(quantity=items.c.quantity + _UNITS, updated_at=bindparam("now")).returning(*_ITEM))
 _NEW_HOLD_VALUES = insert(reservations).values(
     order_id=bindparam("order_id"), status=bindparam("status"),
     expires_at=bindparam("expires_at"), created_at=bindparam("now"), updated_at=bindparam("now"))
@@ -107,11 +106,9 @@ _NEXT_EXPIRED = DriverStatement.of(
 def _take_line_statement():
     """Move `units` of a live item from available to reserved, if it has that many, and write
     the reservation line that holds them, in one statement. Returns the line, or no row."""
-    units = bindparam("units", type_=Integer)
     taken = (update(items)
-             .where(items.c.id == bindparam("item_id"), items.c.deleted_at.is_(None),
-                    items.c.quantity >= units)
-             .values(quantity=items.c.quantity - units, reserved=items.c.reserved + units,
+             .where(items.c.id == bindparam("item_id"), _LIVE, items.c.quantity >= _UNITS)
+             .values(quantity=items.c.quantity - _UNITS, reserved=items.c.reserved + _UNITS,
                      updated_at=bindparam("now"))
              .returning(items.c.id, items.c.name, items.c.price)
              .cte("taken"))
@@ -119,7 +116,7 @@ def _take_line_statement():
     return DriverStatement.of(
         insert(reservation_lines)
         .from_select(["reservation_id", "item_id", "name", "quantity", "unit_price"],
-                     select(held_by, taken.c.id, taken.c.name, units, taken.c.price))
+                     select(held_by, taken.c.id, taken.c.name, _UNITS, taken.c.price))
         .returning(*_LINE))
 
 
@@ -134,9 +131,8 @@ class _UnitsMove:
 
 
 def _units_move(source: Column[int], target: Column[int]) -> _UnitsMove:
-    units = bindparam("units", type_=Integer)
     line = (update(items).where(items.c.id == bindparam("item_id"))
-            .values({source: source - units, target: target + units,
+            .values({source: source - _UNITS, target: target + _UNITS,
                      items.c.updated_at: bindparam("now")}))
     status = (update(reservations).where(reservations.c.id == bindparam("reservation_id"))
               .values(status=bindparam("new_status"), updated_at=bindparam("now"))

@@ -87,17 +87,17 @@ class DriverStatement:
         try:
             return cursor.execute(self.sql, {**self.bound, **values} if self.bound else values)
         except psycopg.Error as error:
-            raise surfaced(error, cursor.connection, self.sql) from error
+            raise _surfaced(error, cursor.connection, self.sql) from error
 
     def run_many(self, cursor: DriverCursor, rows: list[dict[str, Any]]) -> None:
         """Once per row of values, sent to the server as one batch."""
         try:
             cursor.executemany(self.sql, [{**self.bound, **values} for values in rows])
         except psycopg.Error as error:
-            raise surfaced(error, cursor.connection, self.sql) from error
+            raise _surfaced(error, cursor.connection, self.sql) from error
 
 
-def surfaced(error: psycopg.Error, connection: psycopg.Connection,
+def _surfaced(error: psycopg.Error, connection: psycopg.Connection,
              sql: str | None = None) -> DBAPIError:
     """The SQLAlchemy exception Core would have raised for `error` (IntegrityError,
     OperationalError, ...), marked `connection_invalidated` when the connection is gone."""
@@ -192,7 +192,7 @@ class Database:
             if not autocommit:
                 connection.commit()
         except psycopg.Error as error:  # a COMMIT, or a statement not sent by DriverStatement
-            raise _leaving_the_pool_if_gone(surfaced(error, connection), pooled) from error
+            raise _leaving_the_pool_if_gone(_surfaced(error, connection), pooled) from error
         except DBAPIError as error:
             _leaving_the_pool_if_gone(error, pooled)
             raise

@@ -122,8 +122,8 @@ class OrderStore:
 
     def lock_visible(self, order_id: int, caller: Caller) -> OrderRecord:
         """The order as it is under a row lock held to the end of this call."""
-        with self.db.engine.begin() as connection:
-            return _visible(_read(connection, order_id, lock=True), order_id, caller)
+        with self.db.atomic() as cursor:
+            return _visible(_locked(cursor, order_id), order_id, caller)
 
     # --- recorded steps ------------------------------------------------------------------
 
@@ -273,7 +273,7 @@ def _move(cursor: DriverCursor, order_id: int, target: OrderStatus, reason: str 
 
 def _move_values(order_id: int, target: OrderStatus, reason: str | None,
                  changes: dict[str, Any]) -> dict[str, Any]:
-    unknown = changes.keys() - set(_CHANGEABLE)
+    unknown = changes.keys() - _CHANGEABLE
     assert not unknown, f"a step cannot change {unknown}"
     return {"order_id": order_id, "target": str(target), "sources": _SOURCES[target],
             "reason": reason, "now": utcnow(),
@@ -306,9 +306,8 @@ def _locked(cursor: DriverCursor, order_id: int) -> OrderRecord | None:
     return _record(order, _LINES_OF_ORDER.run(cursor, order_id=order_id).fetchall())
 
 
-def _read(connection: Connection, order_id: int, lock: bool = False) -> OrderRecord | None:
-    statement = select(*ORDER_COLUMNS).where(orders.c.id == order_id)
-    order = connection.execute(statement.with_for_update() if lock else statement).first()
+def _read(connection: Connection, order_id: int) -> OrderRecord | None:
+    order = connection.execute(select(*ORDER_COLUMNS).where(orders.c.id == order_id)).first()
     if order is None:
         return None
     return _record(order, _lines_of(connection, [order_id]).get(order_id, ()))
