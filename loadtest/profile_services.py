@@ -29,7 +29,7 @@ LIBRARIES = (("sqlalchemy", "sqlalchemy/"), ("psycopg", "psycopg"), ("requests",
              ("json", "simplejson"), ("json", "json/"), ("logging", "logging/"),
              ("prometheus", "prometheus"), ("werkzeug", "werkzeug/"), ("flask", "flask/"),
              ("gunicorn", "gunicorn/"), ("rate limits", "limits/"),
-             ("rate limits", "flask_limiter"), ("jwt", "jwt/"), ("veloz", "veloz/"),
+             ("rate limits", "gateway/ratelimit"), ("jwt", "jwt/"), ("veloz", "veloz/"),
              ("service code", "-service/"), ("service code", "api-gateway/"))
 
 

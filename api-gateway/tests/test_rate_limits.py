@@ -1,5 +1,6 @@
 import os
 import shutil
+import socket
 import subprocess
 import time
 
@@ -94,3 +95,35 @@ def test_replicas_sharing_redis_share_one_budget(client_for, redis_url):
                first_replica.get("/items").status_code, second_replica.get("/items").status_code]
 
     assert answers == [200, 200, 200, 429]
+
+
+def test_an_unreachable_storage_falls_back_to_counting_per_process(client_for):
+    nothing_listens = f"redis://127.0.0.1:{free_port()}/0"
+    client = client_for(rate_limit_anonymous="3/minute", ratelimit_storage_uri=nothing_listens)
+
+    answers = [client.get("/items") for _ in range(4)]
+
+    assert [a.status_code for a in answers] == [200, 200, 200, 429]
+    assert [a.headers["RateLimit-Remaining"] for a in answers] == ["2", "1", "0", "0"]
+
+
+def test_the_tightest_of_several_limits_is_the_one_announced(client_for):
+    client = client_for(rate_limit_anonymous="2/second;5/minute")
+
+    answers = [client.get("/items") for _ in range(3)]
+
+    assert [a.status_code for a in answers] == [200, 200, 429]
+    assert [a.headers["RateLimit-Limit"] for a in answers] == ["2", "2", "2"]
+    assert 1 <= int(answers[2].headers["Retry-After"]) <= 2
+
+
+def test_a_storage_that_never_answers_costs_one_short_wait_then_counts_per_process(client_for):
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts, never answers
+        storage = f"redis://127.0.0.1:{silent.getsockname()[1]}/0"
+        client = client_for(rate_limit_anonymous="3/minute", ratelimit_storage_uri=storage)
+
+        started = time.monotonic()
+        answers = [client.get("/items").status_code for _ in range(4)]
+
+    assert answers == [200, 200, 200, 429]
+    assert time.monotonic() - started < 2
