@@ -2,8 +2,9 @@
 measures it, and writes bench/results/<date>-<commit>.json and a PNG chart beside it.
 
 Phases, all from this machine to 127.0.0.1, bounded in requests and seconds:
-1. reads: `GET /items/{id}` straight to estoque, then through the gateway, then through nginx
-   (a reference proxy, loadtest/nginx_reference.py): req/s, and the proxies' CPU per request;
+1. reads: `GET /items/{id}` straight to estoque, then through the gateway, then through two
+   references: nginx (loadtest/nginx_reference.py) and the least a Flask proxy under gunicorn
+   can do (loadtest/bare_proxy.py): req/s, and the proxies' CPU per request;
 2. orders for one hot item (a flash sale: every buyer on one row), then spread over 1,000
    items: orders/s, p50/p95/p99, failures, CPU ms per paid order per service, and a check
    that the stock adds up (sold = paid orders, nothing left held);
@@ -30,9 +31,10 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from bare_proxy import bare_flask_proxy
 from cpu_per_order import SECRET, cpu_seconds, fresh_platform, measure_orders
 from floor import measure_floor
-from nginx_reference import NginxFailed, nginx_proxy
+from nginx_reference import ReferenceFailed, nginx_proxy
 from sqlalchemy import create_engine, text
 
 from veloz.db import sqlalchemy_url
@@ -84,8 +86,32 @@ def through_nginx(estoque: str, path: str, clients: int, seconds: float) -> dict
             if proxy is None:
                 return {"nginx": None, "nginx_reason": "nginx is not installed"}
             return {"nginx": proxied_rate(proxy.url + path, proxy.pid, clients, seconds)}
-    except NginxFailed as error:
+    except ReferenceFailed as error:
         return {"nginx": None, "nginx_reason": str(error)}
+
+
+def through_bare_flask(estoque: str, path: str, clients: int, seconds: float) -> dict:
+    """The same reads through a bare Flask proxy under the platform's gunicorn settings."""
+    try:
+        with bare_flask_proxy(estoque) as proxy:
+            answering(proxy.url + path)
+            return {"bare_flask": proxied_rate(proxy.url + path, proxy.pid, clients, seconds)}
+    except ReferenceFailed as error:
+        return {"bare_flask": None, "bare_flask_reason": str(error)}
+
+
+def answering(url: str, timeout: float = 30) -> None:
+    """Wait until `url` answers 200 (gunicorn listens before its workers have booted)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if requests.get(url, timeout=2).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        if time.monotonic() > deadline:
+            raise ReferenceFailed(f"{url} did not answer 200 within {timeout:.0f}s")
+        time.sleep(0.1)
 
 
 def per_direct(figures: dict | None, direct: dict) -> float | None:
@@ -100,8 +126,10 @@ def reads(platform: Platform, item_id: int, clients: int, seconds: float) -> dic
     gateway = proxied_rate(platform.url("api-gateway") + path,
                            platform.processes["api-gateway"].pid, clients, seconds)
     nginx = through_nginx(estoque, path, clients, seconds)
+    bare = through_bare_flask(estoque, path, clients, seconds)
     return {"direct": direct, "through_gateway": gateway, "ratio": per_direct(gateway, direct),
-            **nginx, "nginx_ratio": per_direct(nginx["nginx"], direct)}
+            **nginx, "nginx_ratio": per_direct(nginx["nginx"], direct),
+            **bare, "bare_flask_ratio": per_direct(bare["bare_flask"], direct)}
 
 
 def stock_adds_up(platform: Platform, items: list[dict], paid: int) -> bool:
@@ -237,8 +265,8 @@ def proxy_reads(proxy: str, ratio: str) -> Cell:
 
 def proxy_cpu(results: dict) -> str:
     reads = results["reads"]
-    nginx = reads["nginx"]["cpu_ms_per_request"] if reads["nginx"] else NO_FIGURE
-    return f"{reads['through_gateway']['cpu_ms_per_request']} / {nginx}"
+    return " / ".join(str(reads[proxy]["cpu_ms_per_request"]) if reads.get(proxy) else NO_FIGURE
+                      for proxy in ("through_gateway", "bare_flask", "nginx"))
 
 
 def service_cpu(service: str) -> Cell:
@@ -271,9 +299,11 @@ def rows(*runs: dict) -> list[tuple[str, Cell]]:
         ("failed orders; stock adds up (hot / spread)", failures),
         ("GET /items/{id} through the gateway / straight to estoque",
          proxy_reads("through_gateway", "ratio")),
+        ("GET /items/{id} through a bare Flask proxy / straight to estoque",
+         proxy_reads("bare_flask", "bare_flask_ratio")),
         ("GET /items/{id} through nginx / straight to estoque",
          proxy_reads("nginx", "nginx_ratio")),
-        ("proxy CPU ms per GET /items/{id} (gateway / nginx)", proxy_cpu),
+        ("proxy CPU ms per GET /items/{id} (gateway / bare Flask / nginx)", proxy_cpu),
         ("GET /orders?limit=50 ms, 10k / 1M orders",
          values_at("listing.10k.limit_50", "listing.1M.limit_50")),
         ("GET /orders?status=paid&limit=50 ms, 10k / 1M orders",

@@ -56,12 +56,13 @@ http {{
 """
 
 
-class NginxFailed(RuntimeError):
-    """nginx is installed but did not come up; the message has the end of its error log."""
+class ReferenceFailed(RuntimeError):
+    """A reference proxy is installed but did not come up; the message has the end of its
+    log."""
 
 
 @dataclass(frozen=True)
-class NginxProxy:
+class ReferenceProxy:
     url: str  # http://127.0.0.1:<port>
     pid: int  # the master's pid, also its process group
 
@@ -78,34 +79,38 @@ def write_config(root: Path, upstream_url: str, port: int) -> Path:
     return config
 
 
-def wait_until_listening(process: subprocess.Popen, port: int, root: Path,
+def wait_until_listening(process: subprocess.Popen, port: int, root: Path, name: str = "nginx",
                          timeout: float = 10) -> None:
+    """Poll until `process` accepts connections on `port`; ReferenceFailed with the end of
+    what it wrote under `root` if it exits or takes longer than `timeout`."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise NginxFailed(f"nginx exited with {process.returncode}: {tail(root)}")
+            raise ReferenceFailed(f"{name} exited with {process.returncode}: {tail(root)}")
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
         except OSError:
             time.sleep(0.05)
         else:
             return
-    raise NginxFailed(f"nginx did not listen on {port} within {timeout:.0f}s: {tail(root)}")
+    raise ReferenceFailed(f"{name} did not listen on {port} within {timeout:.0f}s: "
+                          f"{tail(root)}")
 
 
 def tail(root: Path, lines: int = 5) -> str:
-    """The last lines nginx wrote, to its stderr or its error log."""
-    written = [line for name in ("nginx.out", "error.log") if (root / name).is_file()
+    """The last lines a reference wrote, to its output or (nginx) its error log."""
+    written = [line for name in ("out.log", "error.log") if (root / name).is_file()
                for line in (root / name).read_text(errors="replace").splitlines()]
     return " | ".join(written[-lines:]) or "(no output)"
 
 
-def stop(process: subprocess.Popen, timeout: float = 10) -> None:
-    """Graceful quit (SIGQUIT to the master, which waits for its worker), then SIGKILL to the
-    whole group if that takes longer than `timeout`."""
+def stop(process: subprocess.Popen, timeout: float = 10,
+         graceful: signal.Signals = signal.SIGQUIT) -> None:
+    """Graceful quit (nginx: SIGQUIT to the master, which waits for its worker), then SIGKILL
+    to the whole group if that takes longer than `timeout`."""
     if process.poll() is not None:
         return
-    process.send_signal(signal.SIGQUIT)
+    process.send_signal(graceful)
     try:
         process.wait(timeout)
     except subprocess.TimeoutExpired:
@@ -114,7 +119,7 @@ def stop(process: subprocess.Popen, timeout: float = 10) -> None:
 
 
 @contextmanager
-def nginx_proxy(upstream_url: str) -> Iterator[NginxProxy | None]:
+def nginx_proxy(upstream_url: str) -> Iterator[ReferenceProxy | None]:
     """nginx proxying to `upstream_url` (keep-alive to it), or None without nginx."""
     binary = nginx_binary()
     if binary is None:
@@ -122,7 +127,7 @@ def nginx_proxy(upstream_url: str) -> Iterator[NginxProxy | None]:
         return
     with tempfile.TemporaryDirectory(prefix="veloz-nginx-") as directory:
         root, port = Path(directory), free_port()
-        config, output = write_config(root, upstream_url, port), root / "nginx.out"
+        config, output = write_config(root, upstream_url, port), root / "out.log"
         with output.open("wb") as log:
             process = subprocess.Popen([binary, "-p", f"{root}/", "-c", str(config),
                                         "-e", str(root / "error.log")],
@@ -130,6 +135,6 @@ def nginx_proxy(upstream_url: str) -> Iterator[NginxProxy | None]:
                                        stderr=subprocess.STDOUT, start_new_session=True)
         try:
             wait_until_listening(process, port, root)
-            yield NginxProxy(url=f"http://127.0.0.1:{port}", pid=process.pid)
+            yield ReferenceProxy(url=f"http://127.0.0.1:{port}", pid=process.pid)
         finally:
             stop(process)

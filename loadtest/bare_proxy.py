@@ -1,0 +1,67 @@
+"""The least a Flask proxy can do, served as the gateway is: the framework's floor for
+`GET /items/{id}`, read through beside the api-gateway and nginx in `make bench`.
+
+One route, relayed to one upstream over a pooled keep-alive urllib3 connection with timeouts:
+no auth, rate limit, request id, metrics, log line, breaker or header filtering. It runs
+under gunicorn with the platform's own settings (`veloz.gunicorn_conf`: the same workers,
+threads and worker class), so what the gateway costs above it is what its features cost.
+
+    with bare_flask_proxy("http://127.0.0.1:8001") as proxy:
+        requests.get(f"{proxy.url}/items/1")
+
+Listens on 127.0.0.1 on a free port, in a process group of its own; stopped by its pid.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from flask import Flask, Response
+from nginx_reference import ReferenceProxy, stop, wait_until_listening
+from urllib3 import Timeout
+from urllib3.connectionpool import connection_from_url
+
+from veloz.devstack import free_port
+
+UPSTREAM_VARIABLE = "BARE_PROXY_UPSTREAM"
+
+
+def create_app() -> Flask:
+    """gunicorn's app: built in each worker (no preload), so is its connection pool."""
+    upstream = connection_from_url(os.environ[UPSTREAM_VARIABLE], maxsize=20)
+    timeout = Timeout(connect=1.0, read=5.0)
+    app = Flask(__name__)
+
+    @app.get("/items/<int:item_id>")
+    def item(item_id: int) -> Response:
+        answer = upstream.urlopen("GET", f"/items/{item_id}", timeout=timeout, retries=False,
+                                  redirect=False)
+        return Response(answer.data, status=answer.status,
+                        content_type=answer.headers.get("Content-Type"))
+
+    return app
+
+
+@contextmanager
+def bare_flask_proxy(upstream_url: str) -> Iterator[ReferenceProxy]:
+    with tempfile.TemporaryDirectory(prefix="veloz-bare-proxy-") as directory:
+        root, port = Path(directory), free_port()
+        env = {**os.environ, UPSTREAM_VARIABLE: upstream_url, "BIND": f"127.0.0.1:{port}",
+               "SERVICE_NAME": "bare-proxy"}
+        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        with (root / "out.log").open("wb") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "gunicorn", "-c", "python:veloz.gunicorn_conf",
+                 "bare_proxy:create_app()"], cwd=Path(__file__).parent, env=env,
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True)
+        try:
+            wait_until_listening(process, port, root, name="gunicorn (bare Flask proxy)")
+            yield ReferenceProxy(url=f"http://127.0.0.1:{port}", pid=process.pid)
+        finally:
+            stop(process, graceful=signal.SIGTERM)
