@@ -44,13 +44,35 @@ OTHER = "other"
 UNMATCHED_ROUTE = "<unmatched>"
 
 # --- RED per route ------------------------------------------------------------------------
-# prometheus-flask-exporter (set up in veloz.service_app) emits, for every service:
-#   flask_http_request_duration_seconds{method, route, status, service}  histogram
-#   flask_http_request_total{method, status, service}                    counter
-#   flask_http_request_exceptions_total{method, status, service}         counter
-# The histogram's _count is the request counter per route template.
+# Recorded by every service's request hooks (veloz.service_app), under the names and labels
+# prometheus-flask-exporter gives them (dashboards and alerts were written against those);
+# the histogram's _count is the request counter per route template.
 HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0)
 SLO_LATENCY_SECONDS = 0.5  # one of HTTP_BUCKETS: the SLO reads that bucket
+HTTP_DURATION = Histogram(
+    "flask_http_request_duration_seconds", "Flask HTTP request duration in seconds",
+    ["method", "route", "status", "service"], buckets=HTTP_BUCKETS)
+HTTP_REQUESTS = Counter("flask_http_request_total", "Total number of HTTP requests",
+                        ["method", "status", "service"])
+HTTP_EXCEPTIONS = Counter(
+    "flask_http_request_exceptions_total",
+    "Total number of HTTP requests which resulted in an exception",
+    ["method", "status", "service"])
+# Not in the RED metrics: the probes and the scrape itself.
+UNMEASURED_PATHS = frozenset({"/metrics", "/livez", "/readyz"})
+
+
+def record_request(service: str, method: str, route_template: str, status: int,
+                   seconds: float) -> None:
+    """One answered request: its duration per route template, and the count per status."""
+    code = str(status)
+    HTTP_DURATION.labels(method, route_template, code, service).observe(seconds)
+    HTTP_REQUESTS.labels(method, code, service).inc()
+
+
+def record_unhandled(service: str, method: str) -> None:
+    """A request whose error escaped every handler (Flask then answers a bare 500)."""
+    HTTP_EXCEPTIONS.labels(method, "500", service).inc()
 
 
 def route(request) -> str:

@@ -8,8 +8,6 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from flask import Blueprint, Flask, Response, g, request
-from prometheus_client import CollectorRegistry
-from prometheus_flask_exporter import PrometheusMetrics
 from werkzeug import exceptions as werkzeug_exceptions
 from werkzeug.routing import IntegerConverter
 
@@ -99,29 +97,25 @@ def incoming_request_id() -> str:
 
 
 def _expose_metrics(app: Flask, name: str) -> None:
-    """RED metrics per route template (prometheus-flask-exporter) and GET /metrics, which adds
-    up every gunicorn worker and the collectors computed at scrape time."""
-    app.extensions["metrics_registry"] = CollectorRegistry()
+    """GET /metrics: every gunicorn worker's RED metrics (recorded by the request hooks) and
+    the collectors computed at scrape time, added up."""
     app.extensions["metrics_collectors"] = [
         metrics.ProcessGroupCollector(name, metrics.serving_root_pid)]
-    PrometheusMetrics(app, path=None, registry=app.extensions["metrics_registry"],
-                      group_by=metrics.route, buckets=metrics.HTTP_BUCKETS,
-                      excluded_paths=["/metrics", "/livez", "/readyz"],
-                      default_labels={"service": name})
     from veloz import gunicorn_conf
 
     metrics.WORKER_THREADS.labels(name).set(gunicorn_conf.threads)
 
     @app.get("/metrics")
     def prometheus_metrics():
-        body, content_type = metrics.exposition(app.extensions["metrics_registry"],
-                                                app.extensions["metrics_collectors"],
+        body, content_type = metrics.exposition(None, app.extensions["metrics_collectors"],
                                                 request.headers.get("Accept"))
         return Response(body, content_type=content_type)
 
 
 def _track_requests(app: Flask) -> None:
-    in_flight = metrics.REQUESTS_IN_FLIGHT.labels(app.config["SERVICE_NAME"])
+    """Per request: its id, the in-flight gauge, the RED metrics and one access log line."""
+    service = app.config["SERVICE_NAME"]
+    in_flight = metrics.REQUESTS_IN_FLIGHT.labels(service)
 
     @app.before_request
     def start():
@@ -135,19 +129,28 @@ def _track_requests(app: Flask) -> None:
     @app.after_request
     def finish(response):
         response.headers[REQUEST_ID_HEADER] = g.get("request_id", "")
-        if request.path not in _QUIET_PATHS:
-            elapsed_ms = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
-            access_log.info("request", extra={
-                "method": request.method, "route": metrics.route(request),
-                "path": request.path, "status": response.status_code,
-                "duration_ms": round(elapsed_ms, 2)})
+        if request.path not in metrics.UNMEASURED_PATHS:
+            _measure(service, response.status_code)
         return response
 
     @app.teardown_request
-    def forget(_error):
+    def forget(error):
+        if error is not None and request.path not in metrics.UNMEASURED_PATHS:
+            metrics.record_unhandled(service, request.method)
         if g.pop("in_flight", False):
             in_flight.dec()
         request_id_var.set(None)
+
+
+def _measure(service: str, status: int) -> None:
+    """The RED metrics of the request being answered, and its access log line."""
+    seconds = time.perf_counter() - g.get("started", time.perf_counter())
+    route = metrics.route(request)
+    metrics.record_request(service, request.method, route, status, seconds)
+    if request.path not in _QUIET_PATHS:
+        access_log.info("request", extra={
+            "method": request.method, "route": route, "path": request.path, "status": status,
+            "duration_ms": round(seconds * 1000, 2)})
 
 
 def health_blueprint(name: str, readiness: Callable[[], dict[str, bool]]) -> Blueprint:
