@@ -4,6 +4,7 @@ Workers and threads come from the environment. No `preload_app`: each worker bui
 app, engine and pools after the fork, so no connection is ever shared between processes.
 """
 
+import gc
 import os
 
 bind = os.environ.get("BIND", "127.0.0.1:8000")
@@ -35,6 +36,34 @@ logconfig_dict = {
                 # The app writes one access line per request, with its request id.
                 "gunicorn.access": {"handlers": [], "propagate": False}},
 }
+
+
+def gc_thresholds(value: str) -> tuple[int, int, int]:
+    """Three positive integers, or the process stops here, before any worker starts."""
+    try:
+        young, middle, old = (int(part) for part in value.split(","))
+    except ValueError:
+        raise SystemExit(f"GC_THRESHOLDS must be three integers, as 5000,20,50: "
+                         f"{value!r}") from None
+    if min(young, middle, old) < 1:
+        raise SystemExit(f"GC_THRESHOLDS must be positive: {value!r}")
+    return young, middle, old
+
+
+# CPython's cycle collector: a young-generation pass every GC_THRESHOLDS[0] net container
+# allocations (CPython's default: 700), each older generation after every [1] and [2] passes
+# of the one below (default: 10 and 10).
+GC_THRESHOLDS = gc_thresholds(os.environ.get("GC_THRESHOLDS", "5000,20,50"))
+
+
+def post_worker_init(worker):
+    """Once the worker has built its app: everything made so far (modules, the app, its
+    routes, schemas and compiled statements) lives as long as the worker, so it leaves the
+    collector's generations for good (`gc.freeze`) and full collections stop walking it;
+    then the thresholds above. Measured on the order
+    path: 3-8 % less CPU per paid order and a lower p99 (bench/README.md)."""
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def child_exit(server, worker):
