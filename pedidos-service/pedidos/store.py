@@ -143,15 +143,22 @@ class OrderStore:
 
     def record_reservation(self, order_id: int, reservation_id: int,
                            lines: list[PricedLine], total: Decimal) -> OrderRecord:
-        """Step 2: `stock_reserved`, with the reservation, the total and each line's price."""
+        """Step 2: `stock_reserved`, with the reservation, the total and each line's price:
+        one statement when the order stands where the step expects, else the locked path
+        (which refuses the step and writes no price)."""
+        reason = f"stock held by reservation {reservation_id}"
+        changes = {"reservation_id": reservation_id, "total": total}
+        prices = {"item_ids": [line.item_id for line in lines],
+                  "names": [line.name for line in lines],
+                  "prices": [line.unit_price for line in lines]}
+        with self.db.statements() as cursor:
+            rows = _MOVE_AND_PRICE.run(cursor, **prices, **_move_values(
+                order_id, OrderStatus.STOCK_RESERVED, reason, changes)).fetchall()
+        if rows:
+            return _record(rows[0], rows)
         with self.db.atomic() as cursor:
-            _PRICE_LINES.run(cursor, order_id=order_id,
-                             item_ids=[line.item_id for line in lines],
-                             names=[line.name for line in lines],
-                             prices=[line.unit_price for line in lines])
-            order, _ = _step(cursor, order_id, OrderStatus.STOCK_RESERVED,
-                             f"stock held by reservation {reservation_id}",
-                             {"reservation_id": reservation_id, "total": total},
+            _PRICE_LINES.run(cursor, order_id=order_id, **prices)
+            order, _ = _step(cursor, order_id, OrderStatus.STOCK_RESERVED, reason, changes,
                              repeat_is_fine=False)
             return order
 
@@ -231,9 +238,11 @@ _PRICE_LINES = DriverStatement.of(text("""
     FROM unnest(CAST(:item_ids AS bigint[]), CAST(:names AS varchar[]),
                 CAST(:prices AS numeric[])) AS line (item_id, name, price)
     WHERE order_items.order_id = :order_id AND order_items.item_id = line.item_id"""))
-# A change left None keeps what the order has (no step clears these columns).
-_MOVE = DriverStatement.of(text(f"""
-    WITH moved AS (
+# A step's move: the order moves to :target if it stands where the machine allows (one of
+# :sources), and its event is written. A change left None keeps what the order has (no step
+# clears these columns).
+_MOVED = f"""
+    moved AS (
         UPDATE orders
         SET status = :target, updated_at = :now,
             reservation_id = COALESCE(CAST(:reservation_id AS bigint), reservation_id),
@@ -246,10 +255,29 @@ _MOVE = DriverStatement.of(text(f"""
         RETURNING {_ORDER_COLUMN_LIST}),
     event AS (
         INSERT INTO order_events (order_id, status, reason, at)
-        SELECT id, status, CAST(:reason AS text), :now FROM moved)
+        SELECT id, status, CAST(:reason AS text), :now FROM moved)"""  # noqa: S608 - column names
+_MOVE = DriverStatement.of(text(f"""
+    WITH {_MOVED}
     SELECT moved.*, order_items.item_id, order_items.quantity, order_items.item_name,
            order_items.unit_price, order_items.restocked
     FROM moved LEFT JOIN order_items ON order_items.order_id = moved.id
+    ORDER BY order_items.item_id"""))  # noqa: S608 - column names from the table, not input
+# Step 2 in one statement: the move, and the lines priced only if the order moved. The
+# statement sees its lines as they were, so each comes back with the price just written.
+_MOVE_AND_PRICE = DriverStatement.of(text(f"""
+    WITH {_MOVED},
+    priced AS (
+        UPDATE order_items SET item_name = line.name, unit_price = line.price
+        FROM moved, unnest(CAST(:item_ids AS bigint[]), CAST(:names AS varchar[]),
+                           CAST(:prices AS numeric[])) AS line (item_id, name, price)
+        WHERE order_items.order_id = moved.id AND order_items.item_id = line.item_id
+        RETURNING order_items.item_id, order_items.item_name, order_items.unit_price)
+    SELECT moved.*, order_items.item_id, order_items.quantity,
+           COALESCE(priced.item_name, order_items.item_name) AS item_name,
+           COALESCE(priced.unit_price, order_items.unit_price) AS unit_price,
+           order_items.restocked
+    FROM moved LEFT JOIN order_items ON order_items.order_id = moved.id
+               LEFT JOIN priced ON priced.item_id = order_items.item_id
     ORDER BY order_items.item_id"""))  # noqa: S608 - column names from the table, not input
 _LOCKED_ORDER = DriverStatement.of(
     select(*ORDER_COLUMNS).where(orders.c.id == bindparam("order_id")).with_for_update())

@@ -1,5 +1,6 @@
-"""Recorded steps that find the order where the step does not expect it: the store locks the
-row and the status machine decides (a repeat changes nothing, a missing edge is refused)."""
+"""Recorded steps: one statement when the order stands where the step expects; otherwise the
+store locks the row and the status machine decides (a repeat changes nothing, a missing edge
+is refused)."""
 
 from decimal import Decimal
 
@@ -56,3 +57,18 @@ def test_recording_a_hold_for_an_order_that_moved_on_rolls_back_its_prices(store
     order = store.load(order_id)
     assert (order.status, order.reservation_id, order.total) == (OrderStatus.FAILED, None, None)
     assert [(line.item_name, line.unit_price) for line in order.items] == [(None, None)]
+
+
+def test_recording_a_hold_prices_every_line_it_names_and_answers_as_stored(store):
+    order_id = store.insert_pending(NewOrder("Ana", None, ((1, 2), (2, 1), (3, 1))))
+
+    recorded = store.record_reservation(
+        order_id, 7, [PricedLine(1, "Camiseta", Decimal("10.00")),
+                      PricedLine(2, "Boné", Decimal("25.50"))], Decimal("45.50"))
+
+    assert recorded == store.load(order_id)
+    assert (recorded.status, recorded.reservation_id, recorded.total) == (
+        OrderStatus.STOCK_RESERVED, 7, Decimal("45.50"))
+    assert [(line.item_id, line.item_name, line.unit_price) for line in recorded.items] == [
+        (1, "Camiseta", Decimal("10.00")), (2, "Boné", Decimal("25.50")), (3, None, None)]
+    assert statuses_recorded(store, order_id) == ["pending", "stock_reserved"]
