@@ -60,8 +60,8 @@ def post_worker_init(worker):
     """Once the worker has built its app: everything made so far (modules, the app, its
     routes, schemas and compiled statements) lives as long as the worker, so it leaves the
     collector's generations for good (`gc.freeze`) and full collections stop walking it;
-    then the thresholds above. Measured on the order
-    path: 3-8 % less CPU per paid order and a lower p99 (bench/README.md)."""
+    then the thresholds above. Measured on the order path: 3-8 % less CPU per paid order and
+    a lower p99 (bench/README.md)."""
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
 

@@ -429,10 +429,9 @@ def multiprocess_dir() -> str | None:
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
 
 
-def exposition(app_registry: CollectorRegistry | None, live: Iterable[Collector],
-               accept: str | None = None) -> tuple[bytes, str]:
+def exposition(live: Iterable[Collector], accept: str | None = None) -> tuple[bytes, str]:
     """The /metrics body: every process's file-backed values under gunicorn (or this process's
-    registries otherwise), plus the collectors computed at scrape time."""
+    registry otherwise), plus the collectors computed at scrape time."""
     registry = CollectorRegistry(auto_describe=False)
     if multiprocess_dir():
         from prometheus_client import multiprocess
@@ -440,8 +439,6 @@ def exposition(app_registry: CollectorRegistry | None, live: Iterable[Collector]
         multiprocess.MultiProcessCollector(registry)
     else:
         registry.register(REGISTRY)
-        if app_registry is not None:
-            registry.register(app_registry)
     for collector in live:
         registry.register(collector)
     encoder, content_type = choose_encoder(accept or "")

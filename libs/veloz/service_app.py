@@ -107,7 +107,7 @@ def _expose_metrics(app: Flask, name: str) -> None:
 
     @app.get("/metrics")
     def prometheus_metrics():
-        body, content_type = metrics.exposition(None, app.extensions["metrics_collectors"],
+        body, content_type = metrics.exposition(app.extensions["metrics_collectors"],
                                                 request.headers.get("Accept"))
         return Response(body, content_type=content_type)
 
