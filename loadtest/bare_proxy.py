@@ -21,8 +21,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import requests
 from flask import Flask, Response
-from nginx_reference import ReferenceProxy, stop, wait_until_listening
+from nginx_reference import ReferenceProxy, stop, wait_until_ready
 from urllib3 import Timeout
 from urllib3.connectionpool import connection_from_url
 
@@ -47,6 +48,15 @@ def create_app() -> Flask:
     return app
 
 
+def answers(url: str) -> bool:
+    """Any HTTP answer (a 404 for `/`) means a worker serves."""
+    try:
+        requests.get(url, timeout=0.5)
+    except requests.RequestException:
+        return False
+    return True
+
+
 @contextmanager
 def bare_flask_proxy(upstream_url: str) -> Iterator[ReferenceProxy]:
     with tempfile.TemporaryDirectory(prefix="veloz-bare-proxy-") as directory:
@@ -61,7 +71,10 @@ def bare_flask_proxy(upstream_url: str) -> Iterator[ReferenceProxy]:
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True)
         try:
-            wait_until_listening(process, port, root, name="gunicorn (bare Flask proxy)")
-            yield ReferenceProxy(url=f"http://127.0.0.1:{port}", pid=process.pid)
+            url = f"http://127.0.0.1:{port}"
+            # gunicorn listens before its workers have booted: wait for an answer.
+            wait_until_ready(process, port, root, name="gunicorn (bare Flask proxy)",
+                             timeout=30, ready=lambda: answers(url))
+            yield ReferenceProxy(url=url, pid=process.pid)
         finally:
             stop(process, graceful=signal.SIGTERM)

@@ -79,39 +79,18 @@ def proxied_rate(url: str, group: int, clients: int, seconds: float) -> dict:
                                                    3)}
 
 
-def through_nginx(estoque: str, path: str, clients: int, seconds: float) -> dict:
-    """The same reads through nginx, or None with the reason there is no figure."""
+def through(name: str, reference: Callable, estoque: str, path: str, clients: int,
+            seconds: float) -> dict:
+    """The same reads through a reference proxy (`reference(upstream)`, a context manager
+    yielding the proxy, or None when it is not installed): {name: figures}, or None with
+    the reason there is no figure."""
     try:
-        with nginx_proxy(estoque) as proxy:
+        with reference(estoque) as proxy:
             if proxy is None:
-                return {"nginx": None, "nginx_reason": "nginx is not installed"}
-            return {"nginx": proxied_rate(proxy.url + path, proxy.pid, clients, seconds)}
+                return {name: None, f"{name}_reason": f"{name} is not installed"}
+            return {name: proxied_rate(proxy.url + path, proxy.pid, clients, seconds)}
     except ReferenceFailed as error:
-        return {"nginx": None, "nginx_reason": str(error)}
-
-
-def through_bare_flask(estoque: str, path: str, clients: int, seconds: float) -> dict:
-    """The same reads through a bare Flask proxy under the platform's gunicorn settings."""
-    try:
-        with bare_flask_proxy(estoque) as proxy:
-            answering(proxy.url + path)
-            return {"bare_flask": proxied_rate(proxy.url + path, proxy.pid, clients, seconds)}
-    except ReferenceFailed as error:
-        return {"bare_flask": None, "bare_flask_reason": str(error)}
-
-
-def answering(url: str, timeout: float = 30) -> None:
-    """Wait until `url` answers 200 (gunicorn listens before its workers have booted)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if requests.get(url, timeout=2).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        if time.monotonic() > deadline:
-            raise ReferenceFailed(f"{url} did not answer 200 within {timeout:.0f}s")
-        time.sleep(0.1)
+        return {name: None, f"{name}_reason": str(error)}
 
 
 def per_direct(figures: dict | None, direct: dict) -> float | None:
@@ -125,8 +104,8 @@ def reads(platform: Platform, item_id: int, clients: int, seconds: float) -> dic
     direct = read_rate(estoque + path, clients, seconds)
     gateway = proxied_rate(platform.url("api-gateway") + path,
                            platform.processes["api-gateway"].pid, clients, seconds)
-    nginx = through_nginx(estoque, path, clients, seconds)
-    bare = through_bare_flask(estoque, path, clients, seconds)
+    nginx = through("nginx", nginx_proxy, estoque, path, clients, seconds)
+    bare = through("bare_flask", bare_flask_proxy, estoque, path, clients, seconds)
     return {"direct": direct, "through_gateway": gateway, "ratio": per_direct(gateway, direct),
             **nginx, "nginx_ratio": per_direct(nginx["nginx"], direct),
             **bare, "bare_flask_ratio": per_direct(bare["bare_flask"], direct)}

@@ -18,7 +18,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,22 +79,28 @@ def write_config(root: Path, upstream_url: str, port: int) -> Path:
     return config
 
 
-def wait_until_listening(process: subprocess.Popen, port: int, root: Path, name: str = "nginx",
-                         timeout: float = 10) -> None:
-    """Poll until `process` accepts connections on `port`; ReferenceFailed with the end of
-    what it wrote under `root` if it exits or takes longer than `timeout`."""
+def wait_until_ready(process: subprocess.Popen, port: int, root: Path, name: str = "nginx",
+                     timeout: float = 10, ready: Callable[[], bool] | None = None) -> None:
+    """Poll `ready` (by default: `process` accepts connections on `port`) until it holds;
+    ReferenceFailed with the end of what it wrote under `root` if it exits or takes longer
+    than `timeout`."""
+    ready = ready or (lambda: accepts(port))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise ReferenceFailed(f"{name} exited with {process.returncode}: {tail(root)}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-        except OSError:
-            time.sleep(0.05)
-        else:
+        if ready():
             return
-    raise ReferenceFailed(f"{name} did not listen on {port} within {timeout:.0f}s: "
-                          f"{tail(root)}")
+        time.sleep(0.05)
+    raise ReferenceFailed(f"{name} was not ready on {port} within {timeout:.0f}s: {tail(root)}")
+
+
+def accepts(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+    except OSError:
+        return False
+    return True
 
 
 def tail(root: Path, lines: int = 5) -> str:
@@ -134,7 +140,7 @@ def nginx_proxy(upstream_url: str) -> Iterator[ReferenceProxy | None]:
                                        stdin=subprocess.DEVNULL, stdout=log,
                                        stderr=subprocess.STDOUT, start_new_session=True)
         try:
-            wait_until_listening(process, port, root)
+            wait_until_ready(process, port, root)
             yield ReferenceProxy(url=f"http://127.0.0.1:{port}", pid=process.pid)
         finally:
             stop(process)

@@ -143,24 +143,14 @@ class OrderStore:
 
     def record_reservation(self, order_id: int, reservation_id: int,
                            lines: list[PricedLine], total: Decimal) -> OrderRecord:
-        """Step 2: `stock_reserved`, with the reservation, the total and each line's price:
-        one statement when the order stands where the step expects, else the locked path
-        (which refuses the step and writes no price)."""
-        reason = f"stock held by reservation {reservation_id}"
-        changes = {"reservation_id": reservation_id, "total": total}
-        prices = {"item_ids": [line.item_id for line in lines],
-                  "names": [line.name for line in lines],
-                  "prices": [line.unit_price for line in lines]}
-        with self.db.statements() as cursor:
-            rows = _MOVE_AND_PRICE.run(cursor, **prices, **_move_values(
-                order_id, OrderStatus.STOCK_RESERVED, reason, changes)).fetchall()
-        if rows:
-            return _record(rows[0], rows)
-        with self.db.atomic() as cursor:
-            _PRICE_LINES.run(cursor, order_id=order_id, **prices)
-            order, _ = _step(cursor, order_id, OrderStatus.STOCK_RESERVED, reason, changes,
-                             repeat_is_fine=False)
-            return order
+        """Step 2: `stock_reserved`, with the reservation, the total and each line's price
+        (written only if the order moves: a refused step writes no price)."""
+        order, _ = self._take_step(
+            order_id, OrderStatus.STOCK_RESERVED, f"stock held by reservation {reservation_id}",
+            {"reservation_id": reservation_id, "total": total}, repeat_is_fine=False,
+            statement=_MOVE_AND_PRICE, item_ids=[line.item_id for line in lines],
+            names=[line.name for line in lines], prices=[line.unit_price for line in lines])
+        return order
 
     def advance(self, order_id: int, target: OrderStatus, reason: str | None, code: str,
                 **changes) -> OrderRecord:
@@ -169,16 +159,26 @@ class OrderStore:
         nothing."""
         if target in FAILURES:
             changes["failure_reason"] = reason
-        with self.db.statements() as cursor:  # the usual case: one statement
-            order = _move(cursor, order_id, target, reason, changes)
-        moved = order is not None
-        if order is None:  # not where the step expects: lock it and let the machine decide
-            with self.db.atomic() as cursor:
-                order, moved = _step(cursor, order_id, target, reason, changes,
-                                     repeat_is_fine=True)
+        order, moved = self._take_step(order_id, target, reason, changes, repeat_is_fine=True)
         if moved:
             self.on_settled(target, code, order.total)
         return order
+
+    def _take_step(self, order_id: int, target: OrderStatus, reason: str | None,
+                   changes: dict[str, Any], repeat_is_fine: bool,
+                   statement: DriverStatement | None = None,
+                   **values: Any) -> tuple[OrderRecord, bool]:
+        """The order after the step, and whether this call moved it: the usual case in one
+        statement (`_MOVE` unless given another); when the order is not where the step
+        expects, it is locked and the machine decides (`_step`)."""
+        statement = statement or _MOVE
+        with self.db.statements() as cursor:
+            order = _move(cursor, order_id, target, reason, changes, statement, **values)
+        if order is not None:
+            return order, True
+        with self.db.atomic() as cursor:
+            return _step(cursor, order_id, target, reason, changes, repeat_is_fine, statement,
+                         **values)
 
     def compensation_done(self, order_id: int) -> None:
         with self.db.autocommit.connect() as connection:
@@ -233,11 +233,6 @@ _INSERT_PENDING = DriverStatement.of(text("""
         INSERT INTO order_events (order_id, status, reason, at)
         SELECT id, 'pending', 'order received', :now FROM new_order)
     SELECT id FROM new_order"""))
-_PRICE_LINES = DriverStatement.of(text("""
-    UPDATE order_items SET item_name = line.name, unit_price = line.price
-    FROM unnest(CAST(:item_ids AS bigint[]), CAST(:names AS varchar[]),
-                CAST(:prices AS numeric[])) AS line (item_id, name, price)
-    WHERE order_items.order_id = :order_id AND order_items.item_id = line.item_id"""))
 # A step's move: the order moves to :target if it stands where the machine allows (one of
 # :sources), and its event is written. A change left None keeps what the order has (no step
 # clears these columns).
@@ -292,10 +287,13 @@ _SOURCES = {target: [str(source) for source, targets in TRANSITIONS.items()
 
 
 def _move(cursor: DriverCursor, order_id: int, target: OrderStatus, reason: str | None,
-          changes: dict[str, Any]) -> OrderRecord | None:
-    """One statement: the order moves to `target` if it stands where the machine allows,
-    and its event is written; None when it stood anywhere else."""
-    rows = _MOVE.run(cursor, **_move_values(order_id, target, reason, changes)).fetchall()
+          changes: dict[str, Any], statement: DriverStatement = _MOVE,
+          **values: Any) -> OrderRecord | None:
+    """One statement (`_MOVE`, or one built on it given its own `values`): the order moves to
+    `target` if it stands where the machine allows, and its event is written; None when it
+    stood anywhere else."""
+    rows = statement.run(cursor, **values,
+                         **_move_values(order_id, target, reason, changes)).fetchall()
     return _record(rows[0], rows) if rows else None
 
 
@@ -309,19 +307,20 @@ def _move_values(order_id: int, target: OrderStatus, reason: str | None,
 
 
 def _step(cursor: DriverCursor, order_id: int, target: OrderStatus, reason: str | None,
-          changes: dict[str, Any], repeat_is_fine: bool) -> tuple[OrderRecord, bool]:
+          changes: dict[str, Any], repeat_is_fine: bool, statement: DriverStatement = _MOVE,
+          **values: Any) -> tuple[OrderRecord, bool]:
     """The order after a step to `target`, and whether this call moved it. When the order is
     not where the step expects, its row is locked and the machine decides: a repeat of a step
     already taken leaves it unchanged when `repeat_is_fine`; a missing edge is
     IllegalTransition."""
-    moved = _move(cursor, order_id, target, reason, changes)
+    moved = _move(cursor, order_id, target, reason, changes, statement, **values)
     if moved is not None:
         return moved, True
     order = _found(_locked(cursor, order_id), order_id)
     if order.status == target and repeat_is_fine:
         return order, False
     transition(OrderStatus(order.status), target)
-    moved = _move(cursor, order_id, target, reason, changes)
+    moved = _move(cursor, order_id, target, reason, changes, statement, **values)
     assert moved is not None
     return moved, True
 
