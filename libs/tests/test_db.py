@@ -1,6 +1,7 @@
 """veloz.db's psycopg path (`statements`, `atomic`, `DriverStatement`) on a real PostgreSQL:
 what commits, what rolls back, which exceptions surface, and what the pool gets back."""
 
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -9,6 +10,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from veloz.db import Database, DriverStatement
 from veloz.devdb import recreate_database
+from veloz.devstack import free_port
 
 metadata = sa.MetaData()
 notes = sa.Table(
@@ -125,3 +127,41 @@ def test_a_connection_killed_in_use_leaves_the_pool(db, database_url):
 
     assert raised.value.connection_invalidated
     assert count(db) == 0  # a new connection, and the killed transaction wrote nothing
+
+
+def backend_pid(connection) -> int:
+    return connection.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+
+
+def terminate_and_wait(database_url: str, pid: int) -> None:
+    """What a failover or an administrator does to an idle connection, finished: the backend
+    has sent its FATAL and exited."""
+    admin = Database(database_url, name="veloz-db-admin")
+    with admin.autocommit.connect() as connection:
+        connection.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        while connection.execute(sa.text("SELECT 1 FROM pg_stat_activity WHERE pid = :pid"),
+                                 {"pid": pid}).first():
+            time.sleep(0.01)
+    admin.dispose()
+
+
+@pytest.mark.parametrize("path", ["psycopg", "core"])
+def test_a_connection_killed_while_idle_is_replaced_before_the_next_use(db, database_url, path):
+    with db.autocommit.connect() as connection:
+        killed = backend_pid(connection)
+    terminate_and_wait(database_url, killed)  # well within the idle check's second
+
+    if path == "psycopg":
+        assert count(db) == 0
+    with db.autocommit.connect() as connection:
+        assert backend_pid(connection) != killed
+
+
+def test_a_database_refusing_connections_surfaces_as_sqlalchemys_operational_error():
+    nowhere = Database(f"postgresql://postgres@127.0.0.1:{free_port()}/nothing",
+                       name="veloz-db-test")
+
+    with pytest.raises(OperationalError) as raised, nowhere.statements():
+        pass
+
+    assert not raised.value.connection_invalidated

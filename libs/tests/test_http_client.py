@@ -105,3 +105,71 @@ def test_answer_cut_off_mid_body_raises_unavailable():
     with pytest.raises(UpstreamUnavailable):
         _client(base_url, retries=0).request("GET", "/dying")
     listener.close()
+
+
+class HangsUpOnTheSecondCall:
+    """Answers the first call on each connection and keeps it open, then closes it on the next
+    call without answering: what a service does when its keep-alive runs out just as a call
+    arrives. Records (connection number, method) for every call it reads."""
+
+    def __init__(self):
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.calls: list[tuple[int, str]] = []
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        for number in range(1, 100):
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(connection, number), daemon=True).start()
+
+    def _serve(self, connection, number):
+        with connection:
+            for answer in (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}", None):
+                call = connection.recv(65536)
+                if not call:
+                    return
+                self.calls.append((number, call.split(b" ", 1)[0].decode()))
+                if answer:
+                    connection.sendall(answer)
+
+    def close(self):
+        self.listener.close()
+
+
+@pytest.fixture
+def hangs_up():
+    server = HangsUpOnTheSecondCall()
+    yield server
+    server.close()
+
+
+def test_safe_call_goes_out_again_when_the_service_closes_its_connection(hangs_up):
+    client = _client(hangs_up.url, retries=1)
+
+    answers = [client.request("GET", "/items/1").status for _ in range(2)]
+
+    assert answers == [200, 200]
+    assert hangs_up.calls == [(1, "GET"), (1, "GET"), (2, "GET")]
+
+
+def test_plain_post_is_not_sent_again_on_a_new_connection(hangs_up):
+    client = _client(hangs_up.url, retries=1)
+    client.request("GET", "/items/1")
+
+    with pytest.raises(UpstreamUnavailable):
+        client.request("POST", "/orders", body=b"{}")
+
+    assert hangs_up.calls == [(1, "GET"), (1, "POST")]
+
+
+def test_connection_idle_past_the_limit_is_opened_again_before_use(hangs_up):
+    client = _client(hangs_up.url, retries=0, idle_seconds=0.2)
+    client.request("GET", "/items/1")
+    time.sleep(0.3)
+
+    assert client.request("POST", "/orders", body=b"{}").status == 200
+    assert hangs_up.calls == [(1, "GET"), (2, "POST")]

@@ -12,6 +12,7 @@ Three ways in, all on one pool per process:
 """
 
 import os
+import select
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -97,11 +98,12 @@ class DriverStatement:
             raise _surfaced(error, cursor.connection, self.sql) from error
 
 
-def _surfaced(error: psycopg.Error, connection: psycopg.Connection,
+def _surfaced(error: psycopg.Error, connection: psycopg.Connection | None = None,
              sql: str | None = None) -> DBAPIError:
     """The SQLAlchemy exception Core would have raised for `error` (IntegrityError,
     OperationalError, ...), marked `connection_invalidated` when the connection is gone."""
-    gone = connection.closed or _DIALECT.is_disconnect(error, connection, None)
+    gone = connection is not None and (
+        connection.closed or _DIALECT.is_disconnect(error, connection, None))
     wrapped = DBAPIError.instance(sql, None, error, psycopg.Error, connection_invalidated=gone)
     assert isinstance(wrapped, DBAPIError)  # a psycopg.Error always is one
     return wrapped
@@ -183,7 +185,10 @@ class Database:
 
     @contextmanager
     def _driver_cursor(self, autocommit: bool) -> Iterator[DriverCursor]:
-        pooled = self.engine.raw_connection()
+        try:
+            pooled = self.engine.raw_connection()
+        except psycopg.Error as error:  # no connection to lend: the server refused or is gone
+            raise _surfaced(error) from error
         connection: psycopg.Connection = pooled.driver_connection  # type: ignore[assignment]
         try:
             connection.autocommit = autocommit
@@ -252,11 +257,12 @@ def _leaving_the_pool_if_gone(error: DBAPIError, pooled) -> DBAPIError:
 
 
 def check_connections_left_idle(engine: Engine, idle_seconds: float = IDLE_CHECK_SECONDS) -> None:
-    """Before a pooled connection that sat idle for `idle_seconds` is used, ask the server if
-    it is still there, and replace it if not: the database restarted, a failover or a proxy
-    cut it. Connections in steady use are not asked (SQLAlchemy's pool_pre_ping would ask on
-    every checkout: a round trip per transaction); one that dies while in use fails that
-    transaction, and SQLAlchemy then discards the whole pool of the process."""
+    """Before a pooled connection is used, ask the server if it is still there, and replace it
+    if not, when the connection sat idle for `idle_seconds` (the database restarted, a
+    failover or a proxy cut it) or when the server sent something while nobody asked (a
+    terminated backend's FATAL and the end of the stream: seen without a round trip). Others
+    are not asked (SQLAlchemy's pool_pre_ping would ask on every checkout: a round trip per
+    transaction); one that dies while in use fails that transaction."""
 
     @event.listens_for(engine, "checkin")
     def note_idle_since(_dbapi_connection, record) -> None:
@@ -264,10 +270,21 @@ def check_connections_left_idle(engine: Engine, idle_seconds: float = IDLE_CHECK
 
     @event.listens_for(engine, "checkout")
     def check_if_idle_too_long(dbapi_connection, record, _proxy) -> None:
-        if time.monotonic() - record.info.get("idle_since", 0.0) < idle_seconds:
+        idle_for = time.monotonic() - record.info.get("idle_since", 0.0)
+        if idle_for < idle_seconds and not _server_spoke_unasked(dbapi_connection):
             return
         try:
             engine.dialect.do_ping(dbapi_connection)
         except engine.dialect.loaded_dbapi.Error as error:
             raise DisconnectionError("the idle connection is gone") from error
 
+
+
+def _server_spoke_unasked(connection: psycopg.Connection) -> bool:
+    """Whether an idle connection has something to read: nothing is owed to it, so the server
+    sent a message of its own (most often the FATAL of a terminated backend) or hung up."""
+    if connection.closed:
+        return True
+    poller = select.poll()
+    poller.register(connection.fileno(), select.POLLIN)
+    return bool(poller.poll(0))

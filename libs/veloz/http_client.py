@@ -8,17 +8,24 @@ the CPU of the services that call out. The answer is urllib3's response, body re
 import logging
 import os
 import threading
+import time
+import weakref
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode, urlsplit
 
 from urllib3 import BaseHTTPResponse, Timeout
-from urllib3.connectionpool import HTTPConnectionPool, connection_from_url
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import HTTPError, MaxRetryError, ReadTimeoutError
+from urllib3.util import parse_url
 from urllib3.util.retry import Retry
 
 from veloz.errors import GatewayTimeout, ServiceUnavailable
 from veloz.logs import request_id_var
 from veloz.tracing import outgoing_call
+
+if TYPE_CHECKING:
+    from urllib3._base_connection import BaseHTTPConnection
 
 log = logging.getLogger(__name__)
 RETRYABLE_STATUSES = (502, 503, 504)
@@ -40,10 +47,15 @@ class ClientPolicy:
     retries: int = 2
     backoff_seconds: float = 0.2
     pool_size: int = 20
-    # Calls that never reached the service (refused, connect timeout) are always retried.
-    # A read timeout is not by default: against a frozen service every retry costs another
-    # full timeout. A 502/503/504 answer is retried with backoff unless `retry_statuses` is
-    # False (the gateway passes the service's own answer on instead).
+    # A pooled connection silent for longer than this is reopened before use. Below the
+    # services' keep-alive (gunicorn closes a connection after 5 s of silence): a call sent on
+    # a connection the service is closing at that moment fails without being read.
+    idle_seconds: float = 4.0
+    # Calls that never reached the service (refused, connect timeout) and safe calls whose
+    # connection broke before the answer are retried, `retries` times. A read timeout is not by
+    # default: against a frozen service every retry costs another full timeout. A 502/503/504
+    # answer is retried with backoff unless `retry_statuses` is False (the gateway passes the
+    # service's own answer on instead).
     retry_read_timeouts: bool = False
     retry_statuses: bool = True
 
@@ -106,15 +118,14 @@ class ServiceClient:
         if self._owner_pid != os.getpid() or self._pool is None:
             with self._lock:
                 if self._owner_pid != os.getpid() or self._pool is None:
-                    self._pool = connection_from_url(self.base_url,
-                                                     maxsize=self.policy.pool_size)
+                    self._pool = _pool_for(self.base_url, self.policy)
                     self._owner_pid = os.getpid()
         return self._pool
 
     def _retry(self, retry_safe: bool) -> Retry:
         retries = self.policy.retries if retry_safe else 0
         on_status = retries if self.policy.retry_statuses else 0
-        return Retry(
+        return _Retry(
             total=retries, connect=retries, status=on_status,
             read=retries if self.policy.retry_read_timeouts else 0,
             allowed_methods=None,  # the caller decided the call is safe to repeat
@@ -127,6 +138,49 @@ class ServiceClient:
         if self._pool is not None:
             self._pool.close()
         self._pool, self._owner_pid = None, None
+
+
+class _Retry(Retry):
+    """urllib3 files a connection that broke before the answer (the service closed it, or
+    died) under read errors, with read timeouts. Here only a read timeout is one: a broken
+    connection counts against the total alone, so a call that is safe to repeat is sent again
+    on a new connection, and a read timeout still follows `retry_read_timeouts`."""
+
+    def _is_read_error(self, err: Exception) -> bool:
+        return isinstance(err, ReadTimeoutError)
+
+
+class _ReopensIdleConnections(HTTPConnectionPool):
+    """Closes a pooled connection that sat idle for longer than `idle_seconds` before lending
+    it, as urllib3 does for one it finds dropped; the next call opens it again."""
+
+    def __init__(self, *args, idle_seconds: float, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.idle_seconds = idle_seconds
+        self._idle_since: weakref.WeakKeyDictionary[BaseHTTPConnection, float] = (
+            weakref.WeakKeyDictionary())
+
+    def _get_conn(self, timeout: float | None = None) -> "BaseHTTPConnection":
+        connection = super()._get_conn(timeout)
+        idle_since = self._idle_since.pop(connection, None)
+        if idle_since is not None and time.monotonic() - idle_since > self.idle_seconds:
+            connection.close()
+        return connection
+
+    def _put_conn(self, conn: "BaseHTTPConnection | None") -> None:
+        if conn is not None:
+            self._idle_since[conn] = time.monotonic()
+        super()._put_conn(conn)
+
+
+class _ReopensIdleTlsConnections(_ReopensIdleConnections, HTTPSConnectionPool):
+    pass
+
+
+def _pool_for(base_url: str, policy: ClientPolicy) -> HTTPConnectionPool:
+    url = parse_url(base_url)
+    pool = _ReopensIdleTlsConnections if url.scheme == "https" else _ReopensIdleConnections
+    return pool(url.host, url.port, maxsize=policy.pool_size, idle_seconds=policy.idle_seconds)
 
 
 def _read_timed_out(error: HTTPError) -> bool:

@@ -52,6 +52,8 @@ def test_stock_database_outage_answers_503_and_heals(platform, gateway, admin,
         health = requests.get(f"{gateway}/health", timeout=10)
         ready = requests.get(f"{estoque}/readyz", timeout=10)
         listing = requests.get(f"{gateway}/items", timeout=10)
+        hold = requests.post(f"{estoque}/reservations", timeout=10, json={
+            "order_id": 9000, "items": [{"item_id": item["id"], "quantity": 1}]})
         order = _buy(gateway, admin, item["id"])
 
     assert health.status_code == 503
@@ -60,6 +62,8 @@ def test_stock_database_outage_answers_503_and_heals(platform, gateway, admin,
     assert listing.status_code == 503
     assert listing.headers["Content-Type"] == "application/problem+json"
     assert "SELECT" not in listing.text
+    assert hold.status_code == 503  # no new connection to be had: a problem, not a 500
+    assert hold.headers["Content-Type"] == "application/problem+json"
     assert order.status_code == 503
     assert order.json()["order"]["status"] == "failed"
     assert _eventually(lambda: requests.get(f"{gateway}/health", timeout=10).ok)
@@ -78,6 +82,7 @@ def test_orders_database_outage_answers_503_not_500(platform, gateway, admin,
     assert order.status_code == 503
     assert order.headers["Content-Type"] == "application/problem+json"
     assert listing.status_code == 503
-    stock = requests.get(f"{gateway}/items/{item['id']}", timeout=10).json()
-    assert (stock["quantity"], stock["reserved"]) == (5, 0)
+    stock = requests.get(f"{gateway}/items/{item['id']}", timeout=10)
+    assert stock.status_code == 200, stock.text
+    assert (stock.json()["quantity"], stock.json()["reserved"]) == (5, 0)
     assert _eventually(lambda: _buy(gateway, admin, item["id"]).status_code == 201)
