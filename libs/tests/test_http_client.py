@@ -173,3 +173,11 @@ def test_connection_idle_past_the_limit_is_opened_again_before_use(hangs_up):
 
     assert client.request("POST", "/orders", body=b"{}").status == 200
     assert hangs_up.calls == [(1, "GET"), (2, "POST")]
+
+
+def test_https_services_get_the_same_idle_limit():
+    client = _client("https://estoque.internal:8443", idle_seconds=0.2)
+    pool = client._connections()
+
+    assert pool.scheme == "https"
+    assert (pool.host, pool.port, pool.idle_seconds) == ("estoque.internal", 8443, 0.2)
