@@ -110,31 +110,12 @@ def test_the_pool_gets_its_connection_back_as_sqlalchemy_lent_it(db):
     assert count(db) == 1
 
 
-def test_a_connection_killed_in_use_leaves_the_pool(db, database_url):
-    admin = Database(database_url, name="veloz-db-admin")
-
-    def killed_midway():
-        with db.atomic() as cursor:
-            ADD.run(cursor, body="lost")
-            with admin.statements() as killer:
-                killer.execute("SELECT pg_terminate_backend(%s)",
-                               [cursor.connection.info.backend_pid])
-            ADD.run(cursor, body="never")
-
-    with pytest.raises(OperationalError) as raised:
-        killed_midway()
-    admin.dispose()
-
-    assert raised.value.connection_invalidated
-    assert count(db) == 0  # a new connection, and the killed transaction wrote nothing
-
-
 def backend_pid(connection) -> int:
     return connection.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
 
 
 def terminate_and_wait(database_url: str, pid: int) -> None:
-    """What a failover or an administrator does to an idle connection, finished: the backend
+    """What a failover or an administrator does to a connection, finished: the backend
     has sent its FATAL and exited."""
     admin = Database(database_url, name="veloz-db-admin")
     with admin.autocommit.connect() as connection:
@@ -143,6 +124,20 @@ def terminate_and_wait(database_url: str, pid: int) -> None:
                                  {"pid": pid}).first():
             time.sleep(0.01)
     admin.dispose()
+
+
+def test_a_connection_killed_in_use_leaves_the_pool(db, database_url):
+    def killed_midway():
+        with db.atomic() as cursor:
+            ADD.run(cursor, body="lost")
+            terminate_and_wait(database_url, cursor.connection.info.backend_pid)
+            ADD.run(cursor, body="never")
+
+    with pytest.raises(OperationalError) as raised:
+        killed_midway()
+
+    assert raised.value.connection_invalidated
+    assert count(db) == 0  # a new connection, and the killed transaction wrote nothing
 
 
 @pytest.mark.parametrize("path", ["psycopg", "core"])

@@ -269,7 +269,7 @@ def check_connections_left_idle(engine: Engine, idle_seconds: float = IDLE_CHECK
         record.info["idle_since"] = time.monotonic()
 
     @event.listens_for(engine, "checkout")
-    def check_if_idle_too_long(dbapi_connection, record, _proxy) -> None:
+    def check_if_idle_long_or_cut(dbapi_connection, record, _proxy) -> None:
         idle_for = time.monotonic() - record.info.get("idle_since", 0.0)
         if idle_for < idle_seconds and not _server_spoke_unasked(dbapi_connection):
             return
@@ -277,7 +277,6 @@ def check_connections_left_idle(engine: Engine, idle_seconds: float = IDLE_CHECK
             engine.dialect.do_ping(dbapi_connection)
         except engine.dialect.loaded_dbapi.Error as error:
             raise DisconnectionError("the idle connection is gone") from error
-
 
 
 def _server_spoke_unasked(connection: psycopg.Connection) -> bool:
