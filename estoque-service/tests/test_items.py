@@ -8,7 +8,7 @@ def test_new_item_is_created_with_its_price_as_an_exact_number(client):
 
     assert response.status_code == 201
     assert response.headers["Location"] == f"/items/{response.json['id']}"
-    assert b'"price": 59.9' in response.data
+    assert b'"price":59.9' in response.data
     assert response.json["quantity"] == 50
     assert response.json["reserved"] == 0
 

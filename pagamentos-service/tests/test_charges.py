@@ -28,7 +28,7 @@ def test_approved_charge_answers_201_with_the_payment(charge):
 def test_money_goes_out_as_its_shortest_exact_number(charge):
     response = charge(amount=59.90)
 
-    assert b'"amount": 59.9,' in response.data
+    assert b'"amount":59.9,' in response.data
     assert response.get_json()["amount"] == Decimal("59.9")
 
 

@@ -5,7 +5,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-import simplejson
 from urllib3 import BaseHTTPResponse
 
 from pedidos.config import PedidosSettings
@@ -23,6 +22,7 @@ from veloz.contracts import (
 )
 from veloz.http_client import ClientPolicy, ServiceClient, UpstreamTimeout, UpstreamUnavailable
 from veloz.idempotency import IdempotencyInProgress
+from veloz.jsonio import json_bytes, parse_json
 
 # What "a participant stayed unavailable after bounded retries" looks like to the saga.
 UPSTREAM_DOWN = (UpstreamUnavailable, UpstreamTimeout)
@@ -67,12 +67,12 @@ def client_policy(settings: PedidosSettings) -> ClientPolicy:
 
 def _json_body(payload: dict) -> dict:
     """Keyword arguments that send `payload` as JSON with money kept Decimal."""
-    return {"body": simplejson.dumps(payload, use_decimal=True).encode(),
+    return {"body": json_bytes(payload),
             "headers": {"Content-Type": "application/json"}}
 
 
 def _parsed(response: BaseHTTPResponse):
-    return simplejson.loads(response.data or b"null", use_decimal=True)
+    return parse_json(response.data or b"null")
 
 
 def _problem_of(response: BaseHTTPResponse) -> dict:

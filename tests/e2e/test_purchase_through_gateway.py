@@ -123,4 +123,4 @@ def test_request_id_is_echoed_and_reaches_the_services(gateway, admin, platform)
     assert order.headers["X-Request-ID"] == "trace-e2e-42"
     for service in ("pedidos-service", "estoque-service", "pagamentos-service"):
         log = (platform.log_dir / f"{service}.log").read_text()
-        assert '"request_id": "trace-e2e-42"' in log, service
+        assert '"request_id":"trace-e2e-42"' in log, service

@@ -103,3 +103,26 @@ def test_no_dashboard_groups_by_an_unbounded_label(name):
 def test_metrics_module_names_the_buckets_the_slo_reads():
     assert metrics.SLO_LATENCY_SECONDS in metrics.HTTP_BUCKETS
     assert 'le="0.5"' in (MONITORING / "prometheus" / "rules" / "slo.yml").read_text()
+
+
+def test_log_links_find_the_ids_in_a_line_the_services_write(monkeypatch):
+    """Grafana's derived fields must match the formatter's own output, spacing and all."""
+    import logging
+
+    from veloz import logs
+
+    trace = "0af7651916cd43dd8448eb211c80319c"
+    monkeypatch.setattr(logs, "current_trace_id", lambda: trace)
+    token = logs.request_id_var.set("req-42.a:b")
+    try:
+        line = logs.JsonFormatter("estoque-service").format(
+            logging.makeLogRecord({"name": "veloz.access", "msg": "request", "status": 201}))
+    finally:
+        logs.request_id_var.reset(token)
+    provisioned = yaml.safe_load((MONITORING / "grafana" / "provisioning" / "datasources" /
+                                  "datasources.yml").read_text())["datasources"]
+    loki = next(source for source in provisioned if source["type"] == "loki")
+    found = {field["name"]: re.search(field["matcherRegex"], line).group(1)
+             for field in loki["jsonData"]["derivedFields"]}
+
+    assert found == {"request_id": "req-42.a:b", "trace_id": trace}
