@@ -1,11 +1,11 @@
 """CPU per paid order, per service: the figure that stays steady on a shared machine.
 
-Starts the platform on free ports (as `make up` runs it: gunicorn, 2 workers x 4 threads per
-service, the background workers beside them), seeds one item with plenty of stock, warms up,
-then has CLIENTS threads post one-item orders through the gateway with the approving test
-card until ORDERS are placed. CPU = the growth of utime+stime (from /proc) of every process of
-each service over that window, divided by the paid orders. Traffic goes to 127.0.0.1 only and
-the run is bounded in orders and time.
+Starts the platform on free ports (as `make up` runs it: the gateway under gunicorn, the others
+under granian, 2 workers x 4 threads per service, the background workers beside them), seeds
+one item with plenty of stock, warms up, then has CLIENTS threads post one-item orders through
+the gateway with the approving test card until ORDERS are placed. CPU = the growth of
+utime+stime (from /proc) of every process of each service over that window, divided by the paid
+orders. Traffic goes to 127.0.0.1 only and the run is bounded in orders and time.
 
     .venv/bin/python loadtest/cpu_per_order.py [--orders 600] [--clients 16]
 """

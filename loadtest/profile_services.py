@@ -1,8 +1,8 @@
 """Where the CPU of a paid order goes: py-spy flame graphs of every service under load.
 
 Starts the platform as `make up` runs it (loadtest/cpu_per_order.py's platform), has 16
-clients post one-item orders through the gateway, and samples each service's gunicorn
-processes (master and workers, only threads holding the GIL, i.e. using the CPU) with
+clients post one-item orders through the gateway, and samples each service's server
+processes (main process and workers, only threads holding the GIL, i.e. using the CPU) with
 py-spy: an SVG flame graph per service, then the same again as collapsed stacks
 (`*.stacks`, not committed), summed by library into `summary.txt`. Traffic goes to
 127.0.0.1 only, bounded in time.
@@ -28,7 +28,7 @@ LIBRARIES = (("sqlalchemy", "sqlalchemy/"), ("psycopg", "psycopg"), ("requests",
              ("urllib3", "urllib3/"), ("http.client", "http/client"), ("pydantic", "pydantic"),
              ("json", "simplejson"), ("json", "json/"), ("logging", "logging/"),
              ("prometheus", "prometheus"), ("werkzeug", "werkzeug/"), ("flask", "flask/"),
-             ("gunicorn", "gunicorn/"), ("rate limits", "limits/"),
+             ("gunicorn", "gunicorn/"), ("granian", "granian/"), ("rate limits", "limits/"),
              ("rate limits", "gateway/ratelimit"), ("jwt", "jwt/"), ("veloz", "veloz/"),
              ("service code", "-service/"), ("service code", "api-gateway/"))
 

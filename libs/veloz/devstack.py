@@ -1,7 +1,8 @@
 """The whole platform as local processes, no Docker: `python -m veloz.devstack up`.
 
 Starts a private PostgreSQL (unless DATABASE_URL names a server), creates and migrates one
-database per service, then runs every service under gunicorn on its port, plus the
+database per service, then runs every service on its port (the gateway under gunicorn, the
+others under granian: ServiceSpec.server_command), plus the
 background workers, and streams their JSON logs. Ctrl-C stops everything. The e2e tests
 drive the same `Platform` on free ports.
 """
@@ -41,6 +42,15 @@ class ServiceSpec:
     database: str | None = None
     workers: tuple[str, ...] = ()
     backends: dict[str, str] = field(default_factory=dict)  # env var -> service name
+    edge: bool = False  # faces clients: served by gunicorn (veloz.gunicorn_conf), else granian
+
+    def server_command(self) -> list[str]:
+        """The command its container image runs (`make up` runs the same with its own
+        interpreter): granian through veloz.serve for the services inside the platform."""
+        if self.edge:
+            return ["gunicorn", "-c", "python:veloz.gunicorn_conf",
+                    f"{self.package}.app:create_app()"]
+        return ["python", "-m", "veloz.serve", self.package]
 
     @property
     def available(self) -> bool:
@@ -54,7 +64,7 @@ SERVICES = (
                 {"ESTOQUE_URL": "estoque-service", "PAGAMENTOS_URL": "pagamentos-service"}),
     ServiceSpec("api-gateway", "gateway", 5000, None, (),
                 {"ESTOQUE_URL": "estoque-service", "PEDIDOS_URL": "pedidos-service",
-                 "PAGAMENTOS_URL": "pagamentos-service"}),
+                 "PAGAMENTOS_URL": "pagamentos-service"}, edge=True),
 )
 
 
@@ -73,6 +83,15 @@ def jwt_secret() -> str:
         JWT_SECRET_FILE.write_text(secrets.token_urlsafe(48))
         JWT_SECRET_FILE.chmod(0o600)
     return JWT_SECRET_FILE.read_text().strip()
+
+
+def _with_this_python(command: list[str]) -> list[str]:
+    """An image's command for this interpreter: `python -m X ...`, or a console script X
+    as `python -m X`."""
+    program, *arguments = command
+    if program == "python":
+        return [sys.executable, *arguments]
+    return [sys.executable, "-m", program, *arguments]
 
 
 class Platform:
@@ -121,10 +140,9 @@ class Platform:
             self.wait_until_live(spec.name)
 
     def start_service(self, name: str) -> None:
-        """The service's gunicorn (master and workers), in a process group of its own."""
+        """The service's server (main process and workers), in a process group of its own."""
         spec = self._spec(name)
-        self._launch(name, [sys.executable, "-m", "gunicorn", "-c", "python:veloz.gunicorn_conf",
-                            f"{spec.package}.app:create_app()"], self._environment(spec))
+        self._launch(name, _with_this_python(spec.server_command()), self._environment(spec))
 
     def signal(self, name: str, signum: int) -> None:
         """Signal the whole group: SIGSTOP freezes, SIGKILL crashes master and workers alike."""

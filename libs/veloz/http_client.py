@@ -48,8 +48,9 @@ class ClientPolicy:
     backoff_seconds: float = 0.2
     pool_size: int = 20
     # A pooled connection silent for longer than this is reopened before use. Below the
-    # services' keep-alive (gunicorn closes a connection after 5 s of silence): a call sent on
-    # a connection the service is closing at that moment fails without being read.
+    # servers' keep-alive (the gateway's gunicorn closes a connection after 5 s of silence;
+    # granian keeps one longer): a call sent on a connection the server is closing at that
+    # moment fails without being read.
     idle_seconds: float = 4.0
     # Calls that never reached the service (refused, connect timeout) and safe calls whose
     # connection broke before the answer are retried, `retries` times. A read timeout is not by

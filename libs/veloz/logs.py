@@ -62,6 +62,23 @@ class StdoutHandler(logging.StreamHandler):
         pass
 
 
+def server_log_config(service: str) -> dict:
+    """dictConfig of a server's own lines (start, signals, worker exits), as JSON lines of
+    `service`: gunicorn's and granian's. Neither writes access lines; the app writes one per
+    request, with its request id."""
+    quiet = {"handlers": [], "propagate": False}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": "veloz.logs.JsonFormatter", "service": service}},
+        "handlers": {"stdout": {"class": "veloz.logs.StdoutHandler", "formatter": "json"}},
+        "root": {"level": "INFO", "handlers": ["stdout"]},
+        "loggers": {"gunicorn.error": {"level": "INFO", "handlers": [], "propagate": True},
+                    "_granian": {"level": "INFO", "handlers": [], "propagate": True},
+                    "gunicorn.access": quiet, "granian.access": quiet},
+    }
+
+
 def configure_logging(service: str, level: str = "INFO") -> None:
     """Route every logger (ours, gunicorn's, libraries') through the JSON formatter. Records
     skip what no line of ours prints (the caller's file and line, thread and process names):

@@ -1,9 +1,10 @@
 """Every metric of the platform, named once: RED per route, platform, gateway, workers, business.
 
-Counters and histograms are module-level prometheus_client objects; under gunicorn
-(PROMETHEUS_MULTIPROC_DIR set) their values live in per-process files that /metrics adds up,
-so a count is right whichever worker served the request. Gauges say how workers combine:
-`livesum` for amounts each worker holds a share of, `livemax` for "any worker sees it".
+Counters and histograms are module-level prometheus_client objects; under a server of several
+worker processes (PROMETHEUS_MULTIPROC_DIR set) their values live in per-process files that
+/metrics adds up, so a count is right whichever worker served the request. Gauges say how
+workers combine: `livesum` for amounts each worker holds a share of, `livemax` for "any worker
+sees it".
 
 State that the database already knows (orders mid-saga, units held, items at or below the
 low-stock threshold, connections) is read at scrape time by `DatabaseStateCollector` instead
@@ -95,7 +96,7 @@ REQUESTS_IN_FLIGHT = Gauge(
     "veloz_http_requests_in_flight", "Requests being served right now",
     ["service"], multiprocess_mode="livesum")
 WORKER_THREADS = Gauge(
-    "veloz_http_worker_threads", "Request threads of the live gunicorn workers (capacity)",
+    "veloz_http_worker_threads", "Request threads of the live server workers (capacity)",
     ["service"], multiprocess_mode="livesum")
 
 # --- background workers (estoque sweeper, pedidos recovery) -------------------------------
@@ -367,9 +368,9 @@ def _application(service: str, application: str) -> str:
 
 # --- CPU and memory of a service's processes --------------------------------------------------
 class ProcessGroupCollector(Collector):
-    """CPU and resident memory of a gunicorn master and its workers (or of one process).
+    """CPU and resident memory of a server's main process and its workers (or of one process).
 
-    CPU is the master's own plus what it reaped from dead workers (cutime/cstime) plus the
+    CPU is the main process's own plus what it reaped from dead workers (cutime/cstime) plus the
     live workers', so the total only grows when a worker is replaced; per-process counters
     summed in PromQL would instead fall and fake a reset.
     """
@@ -420,7 +421,10 @@ def _children(parent: int) -> list[int]:
 
 
 def serving_root_pid() -> int:
-    """The gunicorn master when running in a gunicorn worker, else this process."""
+    """The server's main process when running in one of its workers (granian's, named by
+    veloz.serve; gunicorn's master), else this process."""
+    if os.environ.get("VELOZ_SERVER_PID"):
+        return int(os.environ["VELOZ_SERVER_PID"])
     return os.getppid() if "gunicorn.arbiter" in sys.modules else os.getpid()
 
 
@@ -430,8 +434,8 @@ def multiprocess_dir() -> str | None:
 
 
 def exposition(live: Iterable[Collector], accept: str | None = None) -> tuple[bytes, str]:
-    """The /metrics body: every process's file-backed values under gunicorn (or this process's
-    registry otherwise), plus the collectors computed at scrape time."""
+    """The /metrics body: every process's file-backed values under a multi-process server
+    (or this process's registry otherwise), plus the collectors computed at scrape time."""
     registry = CollectorRegistry(auto_describe=False)
     if multiprocess_dir():
         from prometheus_client import multiprocess

@@ -1,6 +1,7 @@
 """The Flask app every service is built on: JSON, request ids, logs, errors, health, docs."""
 
 import logging
+import os
 import re
 import time
 import uuid
@@ -97,13 +98,12 @@ def incoming_request_id() -> str:
 
 
 def _expose_metrics(app: Flask, name: str) -> None:
-    """GET /metrics: every gunicorn worker's RED metrics (recorded by the request hooks) and
+    """GET /metrics: every server worker's RED metrics (recorded by the request hooks) and
     the collectors computed at scrape time, added up."""
     app.extensions["metrics_collectors"] = [
         metrics.ProcessGroupCollector(name, metrics.serving_root_pid)]
-    from veloz import gunicorn_conf
-
-    metrics.WORKER_THREADS.labels(name).set(gunicorn_conf.threads)
+    # Request threads per worker, under gunicorn (veloz.gunicorn_conf) or granian (veloz.serve).
+    metrics.WORKER_THREADS.labels(name).set(int(os.environ.get("GUNICORN_THREADS", "4")))
 
     @app.get("/metrics")
     def prometheus_metrics():

@@ -1,4 +1,4 @@
-"""Application factory: `gunicorn "pagamentos.app:create_app()"`."""
+"""Application factory, served by `python -m veloz.serve pagamentos`."""
 
 from flask import Flask
 

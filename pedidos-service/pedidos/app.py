@@ -1,4 +1,4 @@
-"""pedidos-service application factory: `gunicorn "pedidos.app:create_app()"`."""
+"""pedidos-service application factory, served by `python -m veloz.serve pedidos`."""
 
 from flask import Flask
 

@@ -58,8 +58,7 @@ def test_application_containers_are_locked_down_and_checked(compose):
         assert service["healthcheck"]["test"][0] == "CMD", name
         assert "/tmp" in service["tmpfs"], name
     for name in ("estoque-service", "pagamentos-service", "pedidos-service", "api-gateway"):
-        graceful = compose["services"][name]["environment"]["GUNICORN_CMD_ARGS"]
-        assert graceful == "--graceful-timeout 30", name
+        assert compose["services"][name]["environment"]["GRACEFUL_TIMEOUT"] == "30", name
 
 
 def test_secrets_come_from_the_environment_and_grafana_is_never_admin_admin(compose):

@@ -1,4 +1,5 @@
-"""Who may do what, as the gateway enforces it (API.md access table)."""
+"""Who may do what, as the gateway enforces it (API.md access table), and what the edge
+refuses before any app runs."""
 
 import pytest
 import requests
@@ -67,3 +68,20 @@ def test_a_signed_token_naming_nobody_is_refused_not_trusted(gateway, admin, bea
 
     assert response.status_code == 401
     assert response.headers["Content-Type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize(("headers", "path", "status"), [
+    ({}, "/items?q=" + "a" * 5000, 414),
+    ({"X-Big": "a" * 9000}, "/items", 431),
+    ({f"X-Many-{n}": "1" for n in range(120)}, "/items", 431),
+], ids=["5000-byte URL", "9 KB header", "120 headers"])
+def test_requests_the_edge_refuses_before_the_app_still_get_a_problem(
+        gateway, headers, path, status):
+    """The gateway's gunicorn workers (veloz.gunicorn_workers) answer these themselves; no
+    such request reaches a service inside."""
+    answer = requests.get(f"{gateway}{path}", headers=headers, timeout=5)
+
+    assert answer.status_code == status
+    assert answer.headers["Content-Type"] == "application/problem+json"
+    assert answer.json()["status"] == status
+    assert answer.json()["request_id"] == answer.headers["X-Request-ID"]

@@ -1,4 +1,4 @@
-"""The platform as real gunicorn processes, scraped every second by a real Prometheus that
+"""The platform as real server processes, scraped every second by a real Prometheus that
 loads the project's rule files, after real traffic: paid, declined, rejected and cancelled
 orders, refusals by the gateway, and an order left mid-saga for the recovery worker.
 
@@ -209,7 +209,7 @@ def scraped(watched, traffic):
 
 
 # --- RED counts across workers --------------------------------------------------------------------
-def test_requests_spread_over_gunicorn_workers_are_all_counted(watched, traffic):
+def test_requests_spread_over_server_workers_are_all_counted(watched, traffic):
     platform, _prometheus = watched
     estoque = platform.url("estoque-service")
     series = ('flask_http_request_duration_seconds_count{method="GET",'

@@ -114,7 +114,7 @@ def platform() -> dashboard.Dashboard:
                            "Is every service up, fast and error-free, and how loaded is it?")
              .with_variable(service_variable()))
     board = section(board, "RED per service",
-        graph("Requests per second", "Requests served, by service (every gunicorn worker).",
+        graph("Requests per second", "Requests served, by service (every server worker).",
               "reqps", promql(f"sum by (service) (rate(flask_http_request_duration_seconds_count"
                               f"{{{service}}}[{RATE}]))", "{{service}}"), span=8),
         graph("5xx ratio", "Share of requests answered with a 5xx over 5 minutes.",
@@ -157,7 +157,7 @@ def platform() -> dashboard.Dashboard:
                thresholds=[(None, "green"), (1, "red")]),
     )
     board = section(board, "Saturation",
-        graph("Busy request threads", "Requests in flight over the gunicorn threads available.",
+        graph("Busy request threads", "Requests in flight over the request threads available.",
               "percentunit", promql(f"sum by (service) (veloz_http_requests_in_flight{{{service}}})"
                                     f" / sum by (service) (veloz_http_worker_threads{{{service}}})",
                                     "{{service}}"), span=8),

@@ -1,0 +1,64 @@
+"""estoque, pagamentos and pedidos under granian: `python -m veloz.serve <package>`.
+
+Granian parses HTTP and keeps connections in Rust and runs the WSGI app on a pool of
+blocking threads per worker process; the order path costs 11-13 % less CPU per paid order
+than under gunicorn's gthread workers, with a lower p99 (bench/README.md, step 9). The
+gateway, the one service clients reach, stays on gunicorn (veloz.gunicorn_conf): its workers
+answer a malformed request (400, 414, 431) with a problem+json body, where granian's HTTP
+layer answers with an empty one, and only the gateway can be sent such a request.
+
+The same environment as gunicorn_conf: BIND (host:port), WEB_CONCURRENCY (worker processes),
+GUNICORN_THREADS (request threads per worker), GRACEFUL_TIMEOUT (seconds a stopping worker
+has to finish its requests), GC_THRESHOLDS (veloz.collector). No app is preloaded: each
+worker builds its own after the fork, so no connection is shared between processes.
+"""
+
+import argparse
+import importlib
+import os
+from collections.abc import Mapping
+
+from granian.constants import HTTPModes, Interfaces
+from granian.server.mp import MPServer
+
+from veloz import collector
+from veloz.logs import server_log_config
+
+PACKAGE = "VELOZ_SERVE_PACKAGE"  # the worker's app, for worker_app()
+SERVER_PID = "VELOZ_SERVER_PID"  # the granian main process, for the process metrics
+
+
+def worker_app():
+    """Granian's factory, called once in each worker process."""
+    app = importlib.import_module(f"{os.environ[PACKAGE]}.app").create_app()
+    collector.settle(collector.configured_thresholds())
+    return app
+
+
+def server(environ: Mapping[str, str] = os.environ) -> MPServer:
+    """Granian's server of worker processes (granian.Granian on a CPython with a GIL)."""
+    host, _, port = environ.get("BIND", "127.0.0.1:8000").rpartition(":")
+    return MPServer(
+        "veloz.serve:worker_app", factory=True, interface=Interfaces.WSGI,
+        address=host, port=int(port), http=HTTPModes.http1, websockets=False,
+        workers=int(environ.get("WEB_CONCURRENCY", "2")),
+        blocking_threads=int(environ.get("GUNICORN_THREADS", "4")),
+        workers_kill_timeout=int(environ.get("GRACEFUL_TIMEOUT", "10")),
+        respawn_failed_workers=True,
+        log_dictconfig=server_log_config(environ.get("SERVICE_NAME", "granian")),
+        log_access=False)  # the app writes one access line per request
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("package", help="the service's package: estoque, pagamentos, pedidos")
+    package = parser.parse_args(argv).package
+    collector.configured_thresholds()  # a bad GC_THRESHOLDS stops here, before any worker
+    os.environ[PACKAGE] = package
+    os.environ[SERVER_PID] = str(os.getpid())
+    server().serve()
+
+
+if __name__ == "__main__":
+    main()
