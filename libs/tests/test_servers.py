@@ -2,6 +2,9 @@
 (veloz.serve), each worker's collector tuned once its app is built (veloz.collector)."""
 
 import gc
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -88,3 +91,16 @@ def test_gc_thresholds_that_are_not_three_positive_integers_stop_the_server(valu
 
 def test_gc_thresholds_are_read_as_given():
     assert collector.gc_thresholds("700,10,10") == (700, 10, 10)
+
+
+def test_a_new_granian_worker_drops_the_live_gauges_of_workers_that_are_gone(tmp_path):
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    for pid in (gone.pid, os.getpid()):
+        (tmp_path / f"gauge_livesum_{pid}.db").write_bytes(b"")
+    (tmp_path / f"counter_{gone.pid}.db").write_bytes(b"")  # counts outlive their worker
+
+    serve.forget_dead_workers(str(tmp_path))
+
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(
+        [f"counter_{gone.pid}.db", f"gauge_livesum_{os.getpid()}.db"])

@@ -17,9 +17,11 @@ import argparse
 import importlib
 import os
 from collections.abc import Mapping
+from pathlib import Path
 
 from granian.constants import HTTPModes, Interfaces
 from granian.server.mp import MPServer
+from prometheus_client import multiprocess
 
 from veloz import collector
 from veloz.logs import server_log_config
@@ -30,9 +32,32 @@ SERVER_PID = "VELOZ_SERVER_PID"  # the granian main process, for the process met
 
 def worker_app():
     """Granian's factory, called once in each worker process."""
+    forget_dead_workers(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
     app = importlib.import_module(f"{os.environ[PACKAGE]}.app").create_app()
     collector.settle(collector.configured_thresholds())
     return app
+
+
+def forget_dead_workers(metrics_dir: str | None) -> None:
+    """Drop the live gauges (requests in flight, request threads) of workers that are gone,
+    as gunicorn_conf.child_exit does: granian respawns a dead worker but tells no hook, so
+    the worker that replaces it clears them when it starts."""
+    if not metrics_dir:
+        return
+    for path in Path(metrics_dir).glob("gauge_live*_*.db"):
+        pid = int(path.stem.rsplit("_", 1)[1])
+        if not _alive(pid):
+            multiprocess.mark_process_dead(pid, metrics_dir)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # somebody else's process: alive
+        return True
+    return True
 
 
 def server(environ: Mapping[str, str] = os.environ) -> MPServer:
