@@ -1,4 +1,4 @@
-"""The platform as real gunicorn processes on free ports, with its own `_e2e` databases."""
+"""The platform as real server processes on free ports, with its own `_e2e` databases."""
 
 import pytest
 import requests

@@ -7,6 +7,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
+from tests.e2e.conftest import FAST_WORKERS
+from veloz.devstack import Platform, free_port
+
 pytestmark = pytest.mark.e2e
 
 
@@ -97,3 +100,30 @@ def test_each_request_is_logged_once_with_its_request_id(stock_and_payments, htt
 
     assert len([line for line in lines if request_id in line]) == 1
     assert not [line for line in lines if '"granian.access"' in line]
+
+
+def test_a_service_told_to_stop_answers_the_request_in_flight_first(postgres_server_url,
+                                                                      tmp_path):
+    """A rolling update's SIGTERM: the charge being served completes, new calls are refused,
+    and the server then exits by itself."""
+    platform = Platform(server_url=postgres_server_url, ports={"pagamentos-service": free_port()},
+                        env={**FAST_WORKERS, "PAYMENT_LATENCY_MS": "1500"},
+                        database_suffix="_e2e_stop", log_dir=tmp_path / "logs",
+                        run_dir=tmp_path, only={"pagamentos-service"})
+    platform.migrate(fresh=True)
+    platform.start()
+    try:
+        pagamentos = platform.url("pagamentos-service")
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            charge = pool.submit(requests.post, f"{pagamentos}/payments", timeout=10, json={
+                "order_id": 4242, "amount": 10, "card_number": "4242424242424242"})
+            time.sleep(0.5)  # the charge is inside its 1.5 s of processor latency
+            platform.processes["pagamentos-service"].terminate()
+            answered = charge.result()
+        with pytest.raises(requests.ConnectionError):
+            requests.get(f"{pagamentos}/livez", timeout=2)
+        assert platform.processes["pagamentos-service"].wait(15) == 0
+    finally:
+        platform.stop()
+
+    assert answered.status_code == 201
