@@ -1,5 +1,5 @@
 """How the services are served: gunicorn at the edge (veloz.gunicorn_conf), granian inside
-(veloz.serve), each worker's collector tuned once its app is built (veloz.collector)."""
+(veloz.serve), each worker's collector tuned once its app is built (veloz.serving)."""
 
 import gc
 import os
@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from veloz import collector, gunicorn_conf, serve
+from veloz import gunicorn_conf, serve, serving
 from veloz.devstack import SERVICES
 from veloz.logs import server_log_config
 from veloz.testing import migrated_test_database
@@ -86,11 +86,11 @@ def test_both_servers_write_their_own_lines_as_json_and_no_access_lines():
 @pytest.mark.parametrize("value", ["5000,20", "5000,20,x", "0,20,50", ""])
 def test_gc_thresholds_that_are_not_three_positive_integers_stop_the_server(value):
     with pytest.raises(SystemExit, match="GC_THRESHOLDS"):
-        collector.gc_thresholds(value)
+        serving.gc_thresholds(value)
 
 
 def test_gc_thresholds_are_read_as_given():
-    assert collector.gc_thresholds("700,10,10") == (700, 10, 10)
+    assert serving.gc_thresholds("700,10,10") == (700, 10, 10)
 
 
 def test_a_new_granian_worker_drops_the_live_gauges_of_workers_that_are_gone(tmp_path):

@@ -6,16 +6,15 @@ app, engine and pools after the fork, so no connection is ever shared between pr
 
 import os
 
-from veloz import collector
 from veloz.logs import server_log_config
+from veloz.serving import ServerSettings, settle_collector
 
-bind = os.environ.get("BIND", "127.0.0.1:8000")
-workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+settings = ServerSettings.from_environment()  # a bad GC_THRESHOLDS stops the master here
+bind, workers, threads = settings.bind, settings.workers, settings.threads
 # gunicorn's gthread/sync workers, answering their own errors (414, 431, 400) as problem+json.
 worker_class = (f"veloz.gunicorn_workers.Problem{'Thread' if threads > 1 else 'Sync'}Worker")
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
-graceful_timeout = int(os.environ.get("GRACEFUL_TIMEOUT", "10"))
+graceful_timeout = settings.graceful_timeout
 keepalive = 5
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "0"))
 max_requests_jitter = max_requests // 10
@@ -29,12 +28,12 @@ control_socket_disable = True
 # The master's own lines (start, signals, worker exits) as JSON too.
 logconfig_dict = server_log_config(os.environ.get("SERVICE_NAME", "gunicorn"))
 
-GC_THRESHOLDS = collector.configured_thresholds()  # a bad value stops the master here
+GC_THRESHOLDS = settings.gc_thresholds
 
 
 def post_worker_init(worker):
-    """Once the worker has built its app: veloz.collector."""
-    collector.settle(GC_THRESHOLDS)
+    """Once the worker has built its app: veloz.serving."""
+    settle_collector(GC_THRESHOLDS)
 
 
 def child_exit(server, worker):

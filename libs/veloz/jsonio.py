@@ -42,11 +42,15 @@ def wire_decimal(value: Decimal) -> Decimal:
 
 class DecimalJSONProvider(JSONProvider):
     def dumps(self, obj, **kwargs) -> str:
-        if kwargs:
-            raise TypeError(f"unsupported JSON options: {sorted(kwargs)}")
+        _no_options(kwargs)
         return json_bytes(obj).decode()
 
     def loads(self, s, **kwargs):
-        if kwargs:
-            raise TypeError(f"unsupported JSON options: {sorted(kwargs)}")
+        _no_options(kwargs)
         return parse_json(s)
+
+
+def _no_options(options: dict) -> None:
+    """One JSON dialect on the wire: no caller picks another."""
+    if options:
+        raise TypeError(f"unsupported JSON options: {sorted(options)}")

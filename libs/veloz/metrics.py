@@ -420,11 +420,14 @@ def _children(parent: int) -> list[int]:
     return children
 
 
+SERVER_PID_ENV = "VELOZ_SERVER_PID"  # set by veloz.serve: granian's main process
+
+
 def serving_root_pid() -> int:
     """The server's main process when running in one of its workers (granian's, named by
     veloz.serve; gunicorn's master), else this process."""
-    if os.environ.get("VELOZ_SERVER_PID"):
-        return int(os.environ["VELOZ_SERVER_PID"])
+    if os.environ.get(SERVER_PID_ENV):
+        return int(os.environ[SERVER_PID_ENV])
     return os.getppid() if "gunicorn.arbiter" in sys.modules else os.getpid()
 
 

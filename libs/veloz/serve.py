@@ -9,7 +9,7 @@ layer answers with an empty one, and only the gateway can be sent such a request
 
 The same environment as gunicorn_conf: BIND (host:port), WEB_CONCURRENCY (worker processes),
 GUNICORN_THREADS (request threads per worker), GRACEFUL_TIMEOUT (seconds a stopping worker
-has to finish its requests), GC_THRESHOLDS (veloz.collector). No app is preloaded: each
+has to finish its requests), GC_THRESHOLDS (veloz.serving). No app is preloaded: each
 worker builds its own after the fork, so no connection is shared between processes.
 """
 
@@ -23,18 +23,18 @@ from granian.constants import HTTPModes, Interfaces
 from granian.server.mp import MPServer
 from prometheus_client import multiprocess
 
-from veloz import collector
 from veloz.logs import server_log_config
+from veloz.metrics import SERVER_PID_ENV, multiprocess_dir
+from veloz.serving import ServerSettings, settle_collector
 
 PACKAGE = "VELOZ_SERVE_PACKAGE"  # the worker's app, for worker_app()
-SERVER_PID = "VELOZ_SERVER_PID"  # the granian main process, for the process metrics
 
 
 def worker_app():
     """Granian's factory, called once in each worker process."""
-    forget_dead_workers(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+    forget_dead_workers(multiprocess_dir())
     app = importlib.import_module(f"{os.environ[PACKAGE]}.app").create_app()
-    collector.settle(collector.configured_thresholds())
+    settle_collector(ServerSettings.from_environment().gc_thresholds)
     return app
 
 
@@ -55,20 +55,20 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:  # somebody else's process: alive
-        return True
+    except PermissionError:  # somebody else's process
+        pass
     return True
 
 
 def server(environ: Mapping[str, str] = os.environ) -> MPServer:
     """Granian's server of worker processes (granian.Granian on a CPython with a GIL)."""
-    host, _, port = environ.get("BIND", "127.0.0.1:8000").rpartition(":")
+    settings = ServerSettings.from_environment(environ)
+    host, _, port = settings.bind.rpartition(":")
     return MPServer(
         "veloz.serve:worker_app", factory=True, interface=Interfaces.WSGI,
         address=host, port=int(port), http=HTTPModes.http1, websockets=False,
-        workers=int(environ.get("WEB_CONCURRENCY", "2")),
-        blocking_threads=int(environ.get("GUNICORN_THREADS", "4")),
-        workers_kill_timeout=int(environ.get("GRACEFUL_TIMEOUT", "10")),
+        workers=settings.workers, blocking_threads=settings.threads,
+        workers_kill_timeout=settings.graceful_timeout,
         respawn_failed_workers=True,
         log_dictconfig=server_log_config(environ.get("SERVICE_NAME", "granian")),
         log_access=False)  # the app writes one access line per request
@@ -79,9 +79,9 @@ def main(argv: list[str] | None = None) -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("package", help="the service's package: estoque, pagamentos, pedidos")
     package = parser.parse_args(argv).package
-    collector.configured_thresholds()  # a bad GC_THRESHOLDS stops here, before any worker
+    ServerSettings.from_environment()  # a bad GC_THRESHOLDS stops here, before any worker
     os.environ[PACKAGE] = package
-    os.environ[SERVER_PID] = str(os.getpid())
+    os.environ[SERVER_PID_ENV] = str(os.getpid())
     server().serve()
 
 

@@ -1,7 +1,6 @@
 """The Flask app every service is built on: JSON, request ids, logs, errors, health, docs."""
 
 import logging
-import os
 import re
 import time
 import uuid
@@ -19,6 +18,7 @@ from veloz.fields import MAX_ID
 from veloz.jsonio import DecimalJSONProvider
 from veloz.logs import configure_logging, request_id_var
 from veloz.problems import register_problem_handlers
+from veloz.serving import ServerSettings
 from veloz.tracing import configure_tracing, trace_requests
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -102,8 +102,7 @@ def _expose_metrics(app: Flask, name: str) -> None:
     the collectors computed at scrape time, added up."""
     app.extensions["metrics_collectors"] = [
         metrics.ProcessGroupCollector(name, metrics.serving_root_pid)]
-    # Request threads per worker, under gunicorn (veloz.gunicorn_conf) or granian (veloz.serve).
-    metrics.WORKER_THREADS.labels(name).set(int(os.environ.get("GUNICORN_THREADS", "4")))
+    metrics.WORKER_THREADS.labels(name).set(ServerSettings.from_environment().threads)
 
     @app.get("/metrics")
     def prometheus_metrics():

@@ -11,10 +11,11 @@ FAST_WORKERS = {
 }
 
 
-def start_platform(server_url, tmp_path_factory, only, **env) -> Platform:
+def start_platform(server_url, tmp_path_factory, only, database_suffix="_e2e",
+                   **env) -> Platform:
     run_dir = tmp_path_factory.mktemp("platform")
     platform = Platform(server_url=server_url, ports={s.name: free_port() for s in SERVICES},
-                        env={**FAST_WORKERS, **env}, database_suffix="_e2e",
+                        env={**FAST_WORKERS, **env}, database_suffix=database_suffix,
                         log_dir=run_dir / "logs", run_dir=run_dir, only=only)
     platform.migrate(fresh=True)
     platform.clear_metrics()

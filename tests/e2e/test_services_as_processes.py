@@ -7,8 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from tests.e2e.conftest import FAST_WORKERS
-from veloz.devstack import Platform, free_port
+from tests.e2e.conftest import start_platform
 
 pytestmark = pytest.mark.e2e
 
@@ -103,15 +102,11 @@ def test_each_request_is_logged_once_with_its_request_id(stock_and_payments, htt
 
 
 def test_a_service_told_to_stop_answers_the_request_in_flight_first(postgres_server_url,
-                                                                      tmp_path):
+                                                                      tmp_path_factory):
     """A rolling update's SIGTERM: the charge being served completes, new calls are refused,
     and the server then exits by itself."""
-    platform = Platform(server_url=postgres_server_url, ports={"pagamentos-service": free_port()},
-                        env={**FAST_WORKERS, "PAYMENT_LATENCY_MS": "1500"},
-                        database_suffix="_e2e_stop", log_dir=tmp_path / "logs",
-                        run_dir=tmp_path, only={"pagamentos-service"})
-    platform.migrate(fresh=True)
-    platform.start()
+    platform = start_platform(postgres_server_url, tmp_path_factory, {"pagamentos-service"},
+                              database_suffix="_e2e_stop", PAYMENT_LATENCY_MS="1500")
     try:
         pagamentos = platform.url("pagamentos-service")
         with ThreadPoolExecutor(max_workers=1) as pool:
