@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: images deploy-tools up test test-tools lint token migrate bench load clean
+.PHONY: images deploy-tools up restart test test-tools lint token migrate bench load clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,6 +16,11 @@ $(STAMP): pyproject.toml constraints.txt
 ## Run the whole platform locally (embedded PostgreSQL unless DATABASE_URL is set).
 up: $(STAMP)
 	$(BIN)/python -m veloz.devstack up
+
+## With `make up` running, in another terminal: replace every service and background worker
+## with a fresh process of the current code, one at a time, new before old (nothing refused).
+restart: $(STAMP)
+	$(BIN)/python -m veloz.devstack restart
 
 ## Lint and type-check, then every test (unit, service, end-to-end) against a real
 ## PostgreSQL, with branch coverage of the shared package and the services (floor: 85 %).

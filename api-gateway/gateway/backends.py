@@ -24,11 +24,12 @@ ROUTES = {"items": "estoque", "reservations": "estoque", "orders": "pedidos",
 class Backend:
     name: str
     client: ServiceClient
-    breaker: CircuitBreaker
+    breaker: CircuitBreaker[BaseHTTPResponse]
     check_timeout: float
 
     def send(self, method: str, path: str, **kwargs) -> BaseHTTPResponse:
-        """One proxied call, behind this backend's circuit breaker, timed and counted."""
+        """One proxied call, behind this backend's circuit breaker, timed and counted. A 5xx
+        answer counts against the circuit and is still returned: the gateway relays it."""
         started = time.perf_counter()
         try:
             response = self.breaker.call(lambda: self.client.request(method, path, **kwargs))
@@ -60,8 +61,11 @@ class Backend:
             return None
 
     def _quick_get(self, path: str) -> BaseHTTPResponse:
+        """One try, as /health reports what is true now: no retries and no connect budget
+        (a service whose workers respawn shows as unreachable for that moment)."""
         timeout = (self.check_timeout, self.check_timeout)
-        return self.client.request("GET", path, idempotent=False, timeout=timeout)
+        return self.client.request("GET", path, idempotent=False, timeout=timeout,
+                                   connect_budget=0)
 
 
 def build_backends(settings: GatewaySettings) -> dict[str, Backend]:
@@ -70,11 +74,16 @@ def build_backends(settings: GatewaySettings) -> dict[str, Backend]:
     return {
         config.name: Backend(
             config.name, ServiceClient(config.name, config.url, config.policy),
-            CircuitBreaker(config.name, settings.breaker_failure_threshold,
-                           settings.breaker_reset_seconds),
+            CircuitBreaker(config.name, settings.breaker_policy(), is_failure=is_server_error),
             settings.backend_check_timeout_seconds)
         for config in settings.backends()
     }
+
+
+def is_server_error(response: BaseHTTPResponse) -> bool:
+    """A 5xx answer counts against the backend's circuit (it was reached but is broken); a
+    4xx is the client's fault and counts as a success. Either is relayed unchanged."""
+    return response.status >= 500
 
 
 def owner_of(path: str) -> str | None:

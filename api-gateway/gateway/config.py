@@ -3,8 +3,9 @@
 from dataclasses import dataclass
 
 from limits import parse_many
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
+from gateway.breaker import BreakerPolicy
 from veloz.http_client import ClientPolicy
 from veloz.settings import ServiceSettings
 
@@ -39,10 +40,18 @@ class GatewaySettings(JwtSettings):
     pagamentos_connect_timeout_seconds: float = Field(default=1.0, gt=0)
     pagamentos_read_timeout_seconds: float = Field(default=5.0, gt=0)
     upstream_retries: int = Field(default=1, ge=0, le=5)
+    upstream_connect_budget_seconds: float = Field(default=2.0, ge=0, le=30)
     upstream_pool_size: int = Field(default=20, ge=1)
 
-    breaker_failure_threshold: int = Field(default=5, ge=1)
-    breaker_reset_seconds: float = Field(default=10.0, gt=0)
+    # A backend's circuit opens when, over the last `breaker_window_seconds`, it had at least
+    # `breaker_minimum_calls` calls and at least `breaker_failure_ratio` of them failed.
+    breaker_failure_ratio: float = Field(default=0.5, gt=0, le=1)
+    breaker_minimum_calls: int = Field(default=20, ge=1)
+    breaker_window_seconds: float = Field(default=10.0, gt=0)
+    # Open for this long, then probes; each failed probe doubles it, up to the maximum.
+    breaker_open_seconds: float = Field(default=1.0, gt=0)
+    breaker_max_open_seconds: float = Field(default=30.0, gt=0)
+    breaker_half_open_calls: int = Field(default=3, ge=1, le=100)
     backend_check_timeout_seconds: float = Field(default=1.0, gt=0)
     openapi_cache_seconds: float = Field(default=60.0, ge=0)
 
@@ -56,6 +65,19 @@ class GatewaySettings(JwtSettings):
     def _is_a_rate_limit(cls, value: str) -> str:
         parse_many(value)
         return value
+
+    @model_validator(mode="after")
+    def _backoff_starts_below_its_cap(self) -> "GatewaySettings":
+        if self.breaker_max_open_seconds < self.breaker_open_seconds:
+            raise ValueError("BREAKER_MAX_OPEN_SECONDS must be >= BREAKER_OPEN_SECONDS")
+        return self
+
+    def breaker_policy(self) -> BreakerPolicy:
+        return BreakerPolicy(
+            failure_ratio=self.breaker_failure_ratio, minimum_calls=self.breaker_minimum_calls,
+            window_seconds=self.breaker_window_seconds, open_seconds=self.breaker_open_seconds,
+            max_open_seconds=self.breaker_max_open_seconds,
+            half_open_calls=self.breaker_half_open_calls)
 
     def backends(self) -> list[BackendConfig]:
         return [
@@ -71,5 +93,6 @@ class GatewaySettings(JwtSettings):
     def _backend(self, name: str, url: str, connect: float, read: float) -> BackendConfig:
         policy = ClientPolicy(connect_timeout=connect, read_timeout=read,
                               retries=self.upstream_retries, backoff_seconds=0.1,
-                              pool_size=self.upstream_pool_size, retry_statuses=False)
+                              pool_size=self.upstream_pool_size, retry_statuses=False,
+                              connect_budget_seconds=self.upstream_connect_budget_seconds)
         return BackendConfig(name, url, policy)

@@ -7,6 +7,7 @@ from pydantic import BaseModel
 
 from gateway.backends import Backend, ask_all
 from veloz.api import operation, respond
+from veloz.serving import draining
 
 SERVICE = "Pedidos Veloz - API Gateway"
 ENDPOINTS = ["/orders", "/payments", "/items", "/health", "/docs"]
@@ -53,6 +54,8 @@ def status_blueprint(name: str, version: str, backends: dict[str, Backend]) -> B
     # out of rotation and turn clean problem answers into connection errors.
     @blueprint.get("/readyz")
     def readyz():
+        if draining():
+            return {"status": "draining", "service": name}, 503
         return {"status": "ready", "service": name}
 
     return blueprint

@@ -111,7 +111,7 @@ def settings_for(services):
             estoque_connect_timeout_seconds=0.5, estoque_read_timeout_seconds=1.0,
             pedidos_connect_timeout_seconds=0.5, pedidos_read_timeout_seconds=1.0,
             pagamentos_connect_timeout_seconds=0.5, pagamentos_read_timeout_seconds=1.0,
-            breaker_failure_threshold=3, breaker_reset_seconds=0.5,
+            breaker_minimum_calls=3, breaker_open_seconds=0.5,
             backend_check_timeout_seconds=0.5, openapi_cache_seconds=0,
             rate_limit_default="1000/minute", rate_limit_anonymous="1000/minute",
             log_level="WARNING")

@@ -80,3 +80,14 @@ def test_openapi_leaves_out_a_service_that_is_down(client_for, dead_url):
 
 def test_swagger_ui_is_served(client):
     assert b"swagger-ui" in client.get("/docs").data
+
+
+def test_the_gateway_stops_being_ready_once_its_pod_is_told_to_stop(client, tmp_path,
+                                                                    monkeypatch):
+    from veloz import drain
+
+    monkeypatch.setenv("DRAIN_FILE", str(tmp_path / "draining"))
+    drain.main(["0"])
+    answer = client.get("/readyz")
+    assert (answer.status_code, answer.json["status"]) == (503, "draining")
+    assert client.get("/livez").status_code == 200

@@ -1,9 +1,13 @@
 """The shared HTTP client against a real local server: timeouts, retries, request ids."""
 
+import logging
+import re
 import socket
+import struct
 import threading
 import time
 from collections import Counter
+from contextlib import suppress
 
 import pytest
 from flask import Flask, request
@@ -40,8 +44,8 @@ def upstream():
 
 
 def _client(base_url, **policy):
-    return ServiceClient("upstream", base_url,
-                         ClientPolicy(**{"read_timeout": 0.3, "backoff_seconds": 0.01, **policy}))
+    defaults = {"read_timeout": 0.3, "backoff_seconds": 0.01, "connect_budget_seconds": 0.5}
+    return ServiceClient("upstream", base_url, ClientPolicy(**{**defaults, **policy}))
 
 
 def test_current_request_id_is_passed_on(upstream):
@@ -107,13 +111,15 @@ def test_answer_cut_off_mid_body_raises_unavailable():
     listener.close()
 
 
-class HangsUpOnTheSecondCall:
-    """Answers the first call on each connection and keeps it open, then closes it on the next
-    call without answering: what a service does when its keep-alive runs out just as a call
-    arrives. Records (connection number, method) for every call it reads."""
+OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"
 
-    def __init__(self):
-        self.listener = socket.create_server(("127.0.0.1", 0))
+
+class ScriptedServer:
+    """Raw HTTP on 127.0.0.1, each connection served as the subclass's `_serve` says. Records
+    (connection number, method) for every call it reads."""
+
+    def __init__(self, port: int = 0):
+        self.listener = socket.create_server(("127.0.0.1", port))
         self.calls: list[tuple[int, str]] = []
         self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
         threading.Thread(target=self._accept, daemon=True).start()
@@ -124,20 +130,71 @@ class HangsUpOnTheSecondCall:
                 connection, _ = self.listener.accept()
             except OSError:
                 return
-            threading.Thread(target=self._serve, args=(connection, number), daemon=True).start()
+            threading.Thread(target=self._serve_until_dropped, args=(connection, number),
+                             daemon=True).start()
+
+    def _serve_until_dropped(self, connection, number):
+        with suppress(ConnectionError):  # the client may drop a pooled connection at any time
+            self._serve(connection, number)
 
     def _serve(self, connection, number):
-        with connection:
-            for answer in (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}", None):
-                call = connection.recv(65536)
-                if not call:
-                    return
-                self.calls.append((number, call.split(b" ", 1)[0].decode()))
-                if answer:
-                    connection.sendall(answer)
+        raise NotImplementedError
+
+    def _read_call(self, connection, number) -> bool:
+        """Reads one whole call, head and Content-Length body (which may come in segments of
+        their own), and records it; False when the client closed the connection instead."""
+        received = b""
+        while b"\r\n\r\n" not in received:
+            chunk = connection.recv(65536)
+            if not chunk:
+                return False
+            received += chunk
+        head, _, body = received.partition(b"\r\n\r\n")
+        length = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+        while length and len(body) < int(length[1]):
+            chunk = connection.recv(65536)
+            if not chunk:
+                return False
+            body += chunk
+        self.calls.append((number, head.split(b" ", 1)[0].decode()))
+        return True
 
     def close(self):
         self.listener.close()
+
+
+class HangsUpOnTheSecondCall(ScriptedServer):
+    """Answers the first call on each connection and keeps it open, then closes it on the next
+    call without answering: what a service does when its keep-alive runs out just as a call
+    arrives."""
+
+    def _serve(self, connection, number):
+        with connection:
+            for answer in (OK, None):
+                if not self._read_call(connection, number):
+                    return
+                if answer:
+                    connection.sendall(answer)
+
+
+class AnswersEveryCall(ScriptedServer):
+    def _serve(self, connection, number):
+        with connection:
+            while self._read_call(connection, number):
+                connection.sendall(OK)
+
+
+class ResetsTheFirstCall(ScriptedServer):
+    """Reads the first call in full, then resets its connection (RST, not FIN) without
+    answering: a worker that crashed while handling it. Answers every later call."""
+
+    def _serve(self, connection, number):
+        with connection:
+            if number == 1 and self._read_call(connection, number):
+                connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                return
+            while self._read_call(connection, number):
+                connection.sendall(OK)
 
 
 @pytest.fixture
@@ -181,3 +238,101 @@ def test_https_services_get_the_same_idle_limit():
 
     assert pool.scheme == "https"
     assert (pool.host, pool.port, pool.idle_seconds) == ("estoque.internal", 8443, 0.2)
+
+
+def _client_lines(caplog):
+    """The client's own log lines (the module's Flask server may log a late answer meanwhile)."""
+    return [record for record in caplog.records if record.name == "veloz.http_client"]
+
+
+@pytest.fixture
+def starts_late():
+    """A port that refuses connections for 0.3 s, then an AnswersEveryCall on it: a service
+    whose workers are respawning."""
+    port, started = free_port(), []
+    timer = threading.Timer(0.3, lambda: started.append(AnswersEveryCall(port)))
+    timer.start()
+    yield f"http://127.0.0.1:{port}", started
+    timer.cancel()
+    for server in started:
+        server.close()
+
+
+def test_post_refused_while_the_service_respawns_goes_through_once_it_listens(starts_late,
+                                                                              caplog):
+    url, started = starts_late
+
+    with caplog.at_level(logging.INFO, logger="veloz.http_client"):
+        response = _client(url, connect_budget_seconds=2.0).request("POST", "/orders", body=b"{}")
+
+    assert response.status == 200
+    assert started[0].calls == [(1, "POST")]
+    [reached] = _client_lines(caplog)
+    assert (reached.levelname, reached.getMessage()) == ("INFO", "upstream reached after retries")
+    assert reached.attempts > 1
+    assert reached.elapsed_ms >= 250
+
+
+def test_post_to_a_service_that_never_listens_fails_once_the_budget_is_spent(caplog):
+    client = _client(f"http://127.0.0.1:{free_port()}", connect_budget_seconds=0.5)
+    started = time.monotonic()
+
+    with caplog.at_level(logging.INFO, logger="veloz.http_client"), \
+            pytest.raises(UpstreamUnavailable):
+        client.request("POST", "/orders", body=b"{}")
+
+    assert 0.5 * 0.8 <= time.monotonic() - started < 0.5 + 1
+    [unreachable] = _client_lines(caplog)  # one line for the call, none per attempt
+    assert (unreachable.levelname, unreachable.getMessage()) == ("WARNING", "upstream unreachable")
+    assert unreachable.error_type == "NewConnectionError"
+    assert unreachable.attempts > 2
+
+
+@pytest.fixture
+def resets_first():
+    server = ResetsTheFirstCall()
+    yield server
+    server.close()
+
+
+def test_plain_post_reset_after_it_was_sent_is_not_sent_again(resets_first):
+    with pytest.raises(UpstreamUnavailable):
+        _client(resets_first.url, retries=2).request("POST", "/orders", body=b"{}")
+
+    assert resets_first.calls == [(1, "POST")]
+
+
+def test_safe_call_reset_after_it_was_sent_goes_out_again(resets_first):
+    response = _client(resets_first.url, retries=2).request("GET", "/orders/1")
+
+    assert response.status == 200
+    assert resets_first.calls == [(1, "GET"), (2, "GET")]
+
+
+@pytest.fixture
+def full_accept_queue():
+    """A port whose listener never accepts and whose accept queue (backlog 0: one connection on
+    Linux) is already full: the kernel drops new handshakes, so connecting times out, as
+    against a host that drops packets."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    queued = socket.create_connection(listener.getsockname(), timeout=1)
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    queued.close()
+    listener.close()
+
+
+def test_connect_timeouts_are_retried_but_never_past_the_budget(full_accept_queue, caplog):
+    client = _client(full_accept_queue, connect_timeout=0.4, connect_budget_seconds=0.5)
+    started = time.monotonic()
+
+    with caplog.at_level(logging.INFO, logger="veloz.http_client"), \
+            pytest.raises(UpstreamUnavailable):
+        client.request("POST", "/orders", body=b"{}")
+
+    # A second attempt with the full 0.4 s connect timeout would have ended after 0.8 s.
+    assert 0.45 <= time.monotonic() - started < 0.7
+    [unreachable] = _client_lines(caplog)
+    assert unreachable.error_type == "ConnectTimeoutError"
+    assert unreachable.attempts == 2

@@ -2,14 +2,27 @@
 (veloz.serve), each worker's collector tuned once its app is built (veloz.serving)."""
 
 import gc
+import json
 import os
 import subprocess
 import sys
+from http import HTTPStatus
 
 import pytest
+from flask import Flask
+from gunicorn import util
+from gunicorn.workers.ggevent import GeventWorker
 
 from veloz import gunicorn_conf, serve, serving
 from veloz.devstack import SERVICES
+from veloz.gunicorn_workers import (
+    ConnectionsPerPeer,
+    ProblemErrors,
+    app_body_limit,
+    peer_address,
+    request_timed_out,
+    too_many_connections,
+)
 from veloz.logs import server_log_config
 from veloz.testing import migrated_test_database
 
@@ -104,3 +117,120 @@ def test_a_new_granian_worker_drops_the_live_gauges_of_workers_that_are_gone(tmp
 
     assert sorted(path.name for path in tmp_path.iterdir()) == sorted(
         [f"counter_{gone.pid}.db", f"gauge_livesum_{os.getpid()}.db"])
+
+
+# The gateway's gevent worker (veloz.gunicorn_workers.ProblemGeventWorker): its settings here,
+# what it does to slow and greedy clients in tests/e2e/test_slow_clients.py.
+
+def gateway_config(*expressions: str, **env: str) -> subprocess.CompletedProcess:
+    """Load the gateway's gunicorn config as its master does, in a fresh interpreter with
+    `env` added, and print each expression's value, one a line."""
+    script = ("import sys\nfrom gunicorn import util\nimport veloz.gunicorn_conf as conf\n"
+              "worker = util.load_class(conf.worker_class)\n"
+              + "".join(f"print({expression})\n" for expression in expressions))
+    return subprocess.run([sys.executable, "-c", script], env={**os.environ, **env},
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_the_gateway_runs_gevent_workers_with_their_connection_budget():
+    worker = gunicorn_conf.worker_class
+    assert worker == "veloz.gunicorn_workers.ProblemGeventWorker"
+    loaded = util.load_class(worker)
+    assert issubclass(loaded, GeventWorker)
+    assert issubclass(loaded, ProblemErrors)  # 400, 414, 431 still as problem+json
+    assert gunicorn_conf.worker_connections == 1000
+    assert not hasattr(gunicorn_conf, "threads")  # GUNICORN_THREADS is granian's now
+    assert gunicorn_conf.preload_app is False  # gevent patches before the app is imported
+
+
+def test_the_gateway_reads_its_client_bounds_from_the_environment():
+    loaded = gateway_config("conf.worker_connections", "conf.edge",
+                            GUNICORN_WORKER_CONNECTIONS="250", GUNICORN_THREADS="9",
+                            REQUEST_HEADER_TIMEOUT_SECONDS="2.5",
+                            REQUEST_BODY_TIMEOUT_SECONDS="4", MAX_CONNECTIONS_PER_CLIENT="0")
+
+    assert loaded.returncode == 0, loaded.stderr
+    assert loaded.stdout.splitlines() == [
+        "250", "EdgeSettings(worker_connections=250, header_timeout=2.5, body_timeout=4.0, "
+               "max_connections_per_client=0)"]
+
+
+def test_a_bad_client_bound_stops_the_gateway_before_any_worker():
+    loaded = gateway_config("'a worker class was loaded'", REQUEST_BODY_TIMEOUT_SECONDS="soon")
+
+    assert loaded.returncode != 0
+    assert "REQUEST_BODY_TIMEOUT_SECONDS must be a number of seconds: 'soon'" in loaded.stderr
+    assert "a worker class was loaded" not in loaded.stdout
+
+
+def test_the_gateway_master_imports_no_app_and_no_http_client_before_gevent_patches():
+    """The master forks the workers: whatever it imported is imported in each worker before
+    GeventWorker.init_process patches, and a module that took the unpatched socket or thread
+    lock keeps it. The app is imported by the worker itself, after the patching."""
+    loaded = gateway_config("sorted(m for m in ('gateway', 'urllib3', 'requests', 'redis') "
+                            "if m in sys.modules)", "'gevent.monkey' in sys.modules and "
+                            "sys.modules['gevent.monkey'].is_anything_patched()")
+
+    assert loaded.returncode == 0, loaded.stderr
+    assert loaded.stdout.splitlines() == ["[]", "False"]
+
+
+def test_the_edge_settings_default_to_ten_second_deadlines_and_a_hundred_connections():
+    assert serving.EdgeSettings.from_environment({}) == serving.EdgeSettings(
+        worker_connections=1000, header_timeout=10.0, body_timeout=10.0,
+        max_connections_per_client=100)
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("GUNICORN_WORKER_CONNECTIONS", "0"), ("GUNICORN_WORKER_CONNECTIONS", "many"),
+    ("REQUEST_HEADER_TIMEOUT_SECONDS", "0"), ("REQUEST_HEADER_TIMEOUT_SECONDS", "-1"),
+    ("REQUEST_HEADER_TIMEOUT_SECONDS", "inf"), ("REQUEST_BODY_TIMEOUT_SECONDS", "nan"),
+    ("REQUEST_BODY_TIMEOUT_SECONDS", ""), ("MAX_CONNECTIONS_PER_CLIENT", "-1"),
+    ("MAX_CONNECTIONS_PER_CLIENT", "1.5"),
+])
+def test_edge_settings_out_of_range_stop_the_server(name, value):
+    with pytest.raises(SystemExit, match=name):
+        serving.EdgeSettings.from_environment({name: value})
+
+
+def test_a_client_holds_at_most_its_share_of_connections_and_gets_them_back():
+    per_peer = ConnectionsPerPeer(limit=2)
+
+    assert [per_peer.admit("10.0.0.1") for _ in range(3)] == [True, True, False]
+    assert per_peer.admit("10.0.0.2")  # another address has its own share
+    per_peer.release("10.0.0.1")
+    assert per_peer.admit("10.0.0.1")
+    for peer in ("10.0.0.1", "10.0.0.1", "10.0.0.2"):
+        per_peer.release(peer)
+    assert per_peer.held("10.0.0.1") == per_peer.held("10.0.0.2") == 0
+    assert per_peer._open == {}  # only the addresses connected right now
+
+
+def test_without_a_connection_limit_or_an_address_nothing_is_counted():
+    unlimited, one_each = ConnectionsPerPeer(limit=0), ConnectionsPerPeer(limit=1)
+
+    assert all(unlimited.admit("10.0.0.1") for _ in range(500))
+    assert all(one_each.admit(None) for _ in range(3))
+    assert peer_address(("10.0.0.1", 5000)) == "10.0.0.1"
+    assert peer_address("") is None  # a unix socket
+
+
+def test_the_worker_refuses_with_a_problem_and_its_headers():
+    head, body = too_many_connections(4).answer().split(b"\r\n\r\n", 1)
+    lines = head.decode().split("\r\n")
+    problem = json.loads(body)
+
+    assert lines[0] == "HTTP/1.1 429 Too Many Requests"
+    assert {"Connection: close", "Content-Type: application/problem+json",
+            "Retry-After: 1", f"X-Request-ID: {problem['request_id']}"} <= set(lines)
+    assert problem["type"] == "urn:pedidos-veloz:problem:too-many-connections"
+    assert request_timed_out("head", 1.5).status == HTTPStatus.REQUEST_TIMEOUT
+    assert str(request_timed_out("head", 1.5)) == "The request head was not complete within 1.5 s."
+
+
+def test_the_worker_buffers_no_more_of_a_body_than_the_app_accepts():
+    app = Flask(__name__)
+    assert app_body_limit(app) is None
+    app.config["MAX_CONTENT_LENGTH"] = 1024
+    assert app_body_limit(app) == 1024
+    assert app_body_limit(object()) is None

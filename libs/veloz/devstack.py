@@ -26,12 +26,16 @@ import requests
 
 from veloz.devdb import ensure_database, recreate_database, start_embedded_server
 from veloz.migrate import upgrade
+from veloz.serving import READY_DIR
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LOCAL = REPO_ROOT / ".local"
 JWT_SECRET_FILE = LOCAL / "jwt-secret"  # the local start's generated secret (git-ignored)
 PROMETHEUS_RULES = REPO_ROOT / "monitoring" / "prometheus" / "rules"
 PROMETHEUS_PORT = 9090
+# How `make restart` finds the running `make up`, and where it reads the answer.
+UP_PID_FILE = LOCAL / "run" / "up.pid"
+RESTART_RESULT_FILE = LOCAL / "run" / "restart-result"
 
 
 @dataclass(frozen=True)
@@ -111,6 +115,7 @@ class Platform:
         self.run_dir = run_dir
         self.database_urls: dict[str, str] = {}
         self.processes: dict[str, subprocess.Popen] = {}
+        self._generation = 0  # servers started so far: names each one's ready folder
         # Background workers serve /metrics on ports of their own.
         self.metrics_ports = {worker: free_port() for spec in self.specs
                               for worker in spec.workers}
@@ -134,15 +139,68 @@ class Platform:
         for spec in self.specs:
             self.start_service(spec.name)
             for worker in spec.workers:
-                self._launch(worker, [sys.executable, "-m", worker],
-                             self._worker_environment(spec, worker))
+                self.start_worker(spec, worker)
         for spec in self.specs:
             self.wait_until_live(spec.name)
 
-    def start_service(self, name: str) -> None:
-        """The service's server (main process and workers), in a process group of its own."""
+    def start_service(self, name: str) -> Path:
+        """The service's server (main process and workers), in a process group of its own.
+        Returns the folder where each of its workers leaves a file once its app is built."""
         spec = self._spec(name)
-        self._launch(name, _with_this_python(spec.server_command()), self._environment(spec))
+        self._generation += 1
+        ready = self.run_dir / "ready" / f"{name}-{self._generation}"
+        ready.mkdir(parents=True, exist_ok=True)
+        self._launch(name, _with_this_python(spec.server_command()),
+                     {**self._environment(spec), READY_DIR: str(ready)})
+        return ready
+
+    def start_worker(self, spec: ServiceSpec, worker: str) -> None:
+        self._launch(worker, [sys.executable, "-m", worker], self._worker_environment(spec, worker))
+
+    def restart(self, say=print) -> None:
+        """Every service and background worker replaced by a fresh process of the current
+        code, one at a time: each server is surged then drained (replace_service); each
+        background worker stopped, then started again."""
+        for spec in self.specs:
+            self.replace_service(spec.name)
+            say(f"  {spec.name}: new server ready, the old one drained and stopped")
+            for worker in spec.workers:
+                self.stop_service(worker)
+                self.start_worker(spec, worker)
+                say(f"  {worker}: restarted")
+
+    def replace_service(self, name: str, timeout: float = 60) -> None:
+        """Surge, then drain, as a Deployment with maxSurge 1 and maxUnavailable 0 does: a new
+        server binds the same port beside the old one (both listen with SO_REUSEPORT), and
+        only once every one of its workers is ready is the old server told to stop (SIGTERM:
+        it stops accepting, finishes what it has, exits). A new server that does not get
+        ready in time is stopped and the old one keeps serving."""
+        old = self.processes[name]
+        listening = _listeners(self.ports[name])
+        ready = self.start_service(name)
+        try:
+            self._wait_until_ready(name, ready, listening, timeout)
+        except RuntimeError:
+            self.stop_service(name)
+            self.processes[name] = old
+            raise
+        self._stop_process(old)
+
+    def _wait_until_ready(self, name: str, ready: Path, listening: int,
+                          timeout: float) -> None:
+        """Every worker of the new server has built its app and its port has more
+        listening sockets than before it started (granian's workers bind their own)."""
+        workers = int(self._environment(self._spec(name)).get("WEB_CONCURRENCY", "2"))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.processes[name].poll() is not None:
+                raise RuntimeError(f"the new {name} exited with "
+                                   f"{self.processes[name].returncode}")
+            if (len(list(ready.iterdir())) >= workers
+                    and _listeners(self.ports[name]) > listening):
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"the new {name} was not ready within {timeout:.0f}s")
 
     def signal(self, name: str, signum: int) -> None:
         """Signal the whole group: SIGSTOP freezes, SIGKILL crashes master and workers alike."""
@@ -153,7 +211,11 @@ class Platform:
         self.processes.pop(name).wait()
 
     def stop_service(self, name: str, timeout: float = 10) -> None:
-        process = self.processes.pop(name)
+        self._stop_process(self.processes.pop(name), timeout)
+
+    @staticmethod
+    def _stop_process(process: subprocess.Popen, timeout: float = 40) -> None:
+        """SIGTERM (the server drains), then SIGKILL to the whole group after `timeout`."""
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGCONT)
             process.terminate()
@@ -230,6 +292,14 @@ class Platform:
                                                 if output else None, start_new_session=True)
 
 
+def _listeners(port: int) -> int:
+    """How many sockets listen on 127.0.0.1:`port` (IPv4, from /proc/net/tcp)."""
+    wanted = f"0100007F:{port:04X}"
+    lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    return sum(1 for line in lines
+               if line.split()[1] == wanted and line.split()[3] == "0A")  # 0A: LISTEN
+
+
 def prometheus_config(targets: dict[str, str], interval: str = "15s") -> dict:
     """monitoring/prometheus/prometheus.yml for local ports: the same jobs and rule files."""
     return {"global": {"scrape_interval": interval, "evaluation_interval": interval},
@@ -294,19 +364,29 @@ def _announce(platform: Platform, prometheus: subprocess.Popen | None) -> None:
 
 def up() -> int:
     platform = Platform(server_url=server_url_from_environment())
-    stopping = False
+    stopping = restarting = False
 
     def request_stop(*_args):
         nonlocal stopping
         stopping = True
 
+    def request_restart(*_args):
+        nonlocal restarting
+        restarting = True
+
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGHUP, request_restart)
     with platform:
         prometheus = start_prometheus(platform)
         _announce(platform, prometheus)
+        UP_PID_FILE.write_text(str(os.getpid()))
         while not stopping and not platform.exited():
+            if restarting:
+                restarting = False
+                _restart(platform)
             time.sleep(0.5)
+        UP_PID_FILE.unlink(missing_ok=True)
         for name in platform.exited():
             print(f"{name} exited unexpectedly; stopping the platform", file=sys.stderr)
         if prometheus is not None and prometheus.poll() is None:
@@ -315,14 +395,45 @@ def up() -> int:
     return 0 if stopping else 1
 
 
+def _restart(platform: Platform) -> None:
+    """What `make restart` asks of a running `make up` (SIGHUP): its answer goes to
+    RESTART_RESULT_FILE, which `restart()` waits for."""
+    print("Restarting every service, one at a time (make restart):", flush=True)
+    started = time.monotonic()
+    try:
+        platform.restart(say=lambda line: print(line, flush=True))
+        result = f"restarted in {time.monotonic() - started:.1f}s"
+    except RuntimeError as error:
+        result = f"failed: {error}; the old process keeps serving"
+    print(f"Restart {result}", flush=True)
+    RESTART_RESULT_FILE.write_text(result)
+
+
+def restart(timeout: float = 300) -> int:
+    """`make restart`: ask the running `make up` to replace every process, and wait."""
+    try:
+        pid = int(UP_PID_FILE.read_text())
+        RESTART_RESULT_FILE.unlink(missing_ok=True)
+        os.kill(pid, signal.SIGHUP)
+    except (OSError, ValueError):
+        print("No running `make up` found (start it first).", file=sys.stderr)
+        return 1
+    deadline = time.monotonic() + timeout
+    while not RESTART_RESULT_FILE.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    result = RESTART_RESULT_FILE.read_text() if RESTART_RESULT_FILE.exists() else "no answer"
+    print(f"make up: {result}")
+    return 0 if result.startswith("restarted") else 1
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="Run Pedidos Veloz locally.")
-    parser.add_argument("command", choices=["up", "migrate"])
+    parser.add_argument("command", choices=["up", "migrate", "restart"])
     args = parser.parse_args()
     if args.command == "migrate":
         Platform(server_url=server_url_from_environment()).migrate()
         return
-    sys.exit(up())
+    sys.exit(up() if args.command == "up" else restart())
 
 
 if __name__ == "__main__":

@@ -1,26 +1,39 @@
-"""Gunicorn settings shared by every service: `gunicorn -c python:veloz.gunicorn_conf APP`.
+"""Gunicorn settings of the gateway, the one service on gunicorn (the others run granian:
+veloz.serve): `gunicorn -c python:veloz.gunicorn_conf gateway.app:create_app()`.
 
-Workers and threads come from the environment. No `preload_app`: each worker builds its own
-app, engine and pools after the fork, so no connection is ever shared between processes.
+WEB_CONCURRENCY gevent worker processes, each holding up to GUNICORN_WORKER_CONNECTIONS
+connections, one greenlet each: GUNICORN_THREADS does not apply here (it is granian's, inside
+the platform). The deadlines and the per-client bound of EdgeSettings come from the environment
+too; veloz.gunicorn_workers.ProblemGeventWorker enforces them.
+
+No `preload_app`: each worker builds its own app and pools after the fork, so no connection
+is ever shared between processes, and gevent has patched the standard library before the app
+is imported. So this module (read by the master, which forks the workers) imports neither the
+app nor an HTTP client: a module imported before the patching keeps the unpatched socket.
 """
 
 import os
 
 from veloz.logs import server_log_config
-from veloz.serving import ServerSettings, settle_collector
+from veloz.serving import EdgeSettings, ServerSettings, mark_ready, settle_collector
 
 settings = ServerSettings.from_environment()  # a bad GC_THRESHOLDS stops the master here
-bind, workers, threads = settings.bind, settings.workers, settings.threads
-# gunicorn's gthread/sync workers, answering their own errors (414, 431, 400) as problem+json.
-worker_class = (f"veloz.gunicorn_workers.Problem{'Thread' if threads > 1 else 'Sync'}Worker")
+edge = EdgeSettings.from_environment()  # and so does a bad deadline or connection bound
+bind, workers = settings.bind, settings.workers
+# gevent, answering its own refusals (400, 408, 413, 414, 429, 431) as problem+json.
+worker_class = "veloz.gunicorn_workers.ProblemGeventWorker"
+worker_connections = edge.worker_connections
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = settings.graceful_timeout
-keepalive = 5
+keepalive = 5  # an idle kept-alive connection is closed after this, silently
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "0"))
 max_requests_jitter = max_requests // 10
 accesslog = None  # the app writes one JSON access line per request
 logger_class = "veloz.gunicorn_workers.AppWritesAccessLines"
 preload_app = False
+# `make restart` starts a new gateway on the same port before it stops the old one
+# (veloz.devstack.Platform.replace_service): both listen with SO_REUSEPORT.
+reuse_port = True
 # No gunicornc control socket: every service would claim the same ~/.gunicorn/gunicorn.ctl,
 # and a read-only container has nowhere to put it.
 control_socket_disable = True
@@ -34,6 +47,7 @@ GC_THRESHOLDS = settings.gc_thresholds
 def post_worker_init(worker):
     """Once the worker has built its app: veloz.serving."""
     settle_collector(GC_THRESHOLDS)
+    mark_ready()
 
 
 def child_exit(server, worker):

@@ -18,7 +18,7 @@ from veloz.fields import MAX_ID
 from veloz.jsonio import DecimalJSONProvider
 from veloz.logs import configure_logging, request_id_var
 from veloz.problems import register_problem_handlers
-from veloz.serving import ServerSettings
+from veloz.serving import ServerSettings, draining
 from veloz.tracing import configure_tracing, trace_requests
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -169,6 +169,8 @@ def health_blueprint(name: str, readiness: Callable[[], dict[str, bool]]) -> Blu
 
     @blueprint.get("/readyz")
     def readyz():
+        if draining():
+            return {"status": "draining", "service": name}, 503
         checks = readiness()
         ready = all(checks.values())
         return {"status": "ready" if ready else "not ready", "service": name}, 200 if ready else 503

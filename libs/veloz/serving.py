@@ -1,5 +1,6 @@
 """What both servers read from the environment (gunicorn at the gateway, veloz.gunicorn_conf;
 granian inside, veloz.serve), and what each of their workers does once its app is built.
+EdgeSettings are the gateway's alone: what its gunicorn worker allows a client.
 
 A worker's boot leaves behind everything that lives as long as the worker (modules, the app,
 its routes, schemas and compiled statements), so it leaves the cycle collector's generations
@@ -9,9 +10,11 @@ GC_THRESHOLDS. Measured on the order path: 3-8 % less CPU per paid order and a l
 """
 
 import gc
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 # CPython's default is 700,10,10: a young-generation pass every 700 net container
 # allocations, each older generation after every 10 passes of the one below.
@@ -22,7 +25,9 @@ DEFAULT_THRESHOLDS = "5000,20,50"
 class ServerSettings:
     bind: str  # host:port
     workers: int  # WEB_CONCURRENCY
-    threads: int  # GUNICORN_THREADS: request threads per worker, under either server
+    # GUNICORN_THREADS: granian's blocking threads per worker inside the platform. The gateway's
+    # gevent worker has no request threads: its bound is EdgeSettings.worker_connections.
+    threads: int
     graceful_timeout: int  # seconds a stopping worker has to finish its requests
     gc_thresholds: tuple[int, int, int]
 
@@ -35,6 +40,50 @@ class ServerSettings:
                    graceful_timeout=int(environ.get("GRACEFUL_TIMEOUT", "10")),
                    gc_thresholds=gc_thresholds(environ.get("GC_THRESHOLDS",
                                                            DEFAULT_THRESHOLDS)))
+
+
+@dataclass(frozen=True)
+class EdgeSettings:
+    """What the gateway's gunicorn worker (veloz.gunicorn_workers.ProblemGeventWorker) allows a
+    client. That worker gives each connection a greenlet, not a thread, so a slow client holds
+    memory but no request thread, and these bounds are what stops one holding it for long."""
+
+    worker_connections: int = 1000  # GUNICORN_WORKER_CONNECTIONS: open connections per worker
+    header_timeout: float = 10.0  # REQUEST_HEADER_TIMEOUT_SECONDS: head, from its first byte
+    body_timeout: float = 10.0  # REQUEST_BODY_TIMEOUT_SECONDS: body, from the end of the head
+    max_connections_per_client: int = 100  # MAX_CONNECTIONS_PER_CLIENT, per worker; 0: none
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] = os.environ) -> "EdgeSettings":
+        """A bad value stops the process here: the gunicorn master, before any worker starts."""
+        return cls(
+            worker_connections=_count(environ, "GUNICORN_WORKER_CONNECTIONS", "1000", least=1),
+            header_timeout=_seconds(environ, "REQUEST_HEADER_TIMEOUT_SECONDS", "10"),
+            body_timeout=_seconds(environ, "REQUEST_BODY_TIMEOUT_SECONDS", "10"),
+            max_connections_per_client=_count(environ, "MAX_CONNECTIONS_PER_CLIENT", "100",
+                                              least=0))
+
+
+def _count(environ: Mapping[str, str], name: str, default: str, *, least: int) -> int:
+    value = environ.get(name, default)
+    try:
+        number = int(value)
+    except ValueError:
+        raise SystemExit(f"{name} must be an integer: {value!r}") from None
+    if number < least:
+        raise SystemExit(f"{name} must be at least {least}: {value!r}")
+    return number
+
+
+def _seconds(environ: Mapping[str, str], name: str, default: str) -> float:
+    value = environ.get(name, default)
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise SystemExit(f"{name} must be a number of seconds: {value!r}") from None
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise SystemExit(f"{name} must be a positive number of seconds: {value!r}")
+    return seconds
 
 
 def gc_thresholds(value: str) -> tuple[int, int, int]:
@@ -53,3 +102,25 @@ def settle_collector(thresholds: tuple[int, int, int]) -> None:
     """Call once the worker's app is built."""
     gc.freeze()
     gc.set_threshold(*thresholds)
+
+
+READY_DIR = "VELOZ_READY_DIR"  # set by `make up` (veloz.devstack) for a surge-then-drain restart
+
+
+def mark_ready(environ: Mapping[str, str] = os.environ) -> None:
+    """Tell whoever started this server that one more worker has built its app: a file named
+    after the worker's pid in VELOZ_READY_DIR (unset outside `make up`: nothing to do).
+    `make restart` waits for every worker of the new server before it stops the old one."""
+    folder = environ.get(READY_DIR)
+    if folder:
+        Path(folder, str(os.getpid())).touch()
+
+
+DRAIN_FILE = "DRAIN_FILE"  # the marker veloz.drain (a pod's preStop hook) leaves
+
+
+def draining(environ: Mapping[str, str] = os.environ) -> bool:
+    """Has this pod been told to stop? Then /readyz fails, so nothing new is routed here while
+    the server finishes what it has. Unset (as under `make up`): never."""
+    marker = environ.get(DRAIN_FILE)
+    return marker is not None and Path(marker).exists()

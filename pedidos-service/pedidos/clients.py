@@ -62,7 +62,8 @@ def client_policy(settings: PedidosSettings) -> ClientPolicy:
     return ClientPolicy(connect_timeout=settings.upstream_connect_timeout_seconds,
                         read_timeout=settings.upstream_read_timeout_seconds,
                         retries=settings.upstream_retries,
-                        backoff_seconds=settings.upstream_backoff_seconds)
+                        backoff_seconds=settings.upstream_backoff_seconds,
+                        connect_budget_seconds=settings.upstream_connect_budget_seconds)
 
 
 def _json_body(payload: dict) -> dict:

@@ -12,6 +12,7 @@ class PedidosSettings(DatabaseSettings):
     upstream_read_timeout_seconds: float = Field(default=5.0, gt=0)
     upstream_retries: int = Field(default=2, ge=0, le=10)
     upstream_backoff_seconds: float = Field(default=0.2, ge=0)
+    upstream_connect_budget_seconds: float = Field(default=2.0, ge=0, le=30)
     reservation_ttl_seconds: int = Field(default=900, ge=1, le=86400)
     recovery_grace_seconds: float = Field(default=30.0, ge=0)
     recovery_interval_seconds: float = Field(default=5.0, gt=0)

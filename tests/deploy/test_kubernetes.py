@@ -158,9 +158,27 @@ def test_services_probe_livez_and_readyz_roll_without_loss_and_stop_gracefully(o
         assert rolling["rollingUpdate"]["maxUnavailable"] == 0, name
         keys = {c["topologyKey"] for c in spec["topologySpreadConstraints"]}
         assert keys == {"topology.kubernetes.io/zone", "kubernetes.io/hostname"}, name
-        pre_stop = int(container["lifecycle"]["preStop"]["exec"]["command"][-1])
+        pre_stop_command = container["lifecycle"]["preStop"]["exec"]["command"]
+        assert pre_stop_command[:3] == ["python", "-m", "veloz.drain"], name
+        pre_stop = int(pre_stop_command[-1])
+        readiness = container["readinessProbe"]
+        # Readiness notices the drain marker, and endpoints drop the pod, before the pause
+        # ends and SIGTERM arrives; the server then has its graceful timeout in the grace.
+        assert readiness["periodSeconds"] * readiness["failureThreshold"] + 2 < pre_stop, name
         assert spec["terminationGracePeriodSeconds"] > pre_stop + graceful, name
         assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"], name
+
+
+def test_a_told_to_stop_pod_fails_readiness_and_disruptions_keep_one_pod_ready(objects):
+    config = find(objects, "ConfigMap", "pedidos-veloz-config")[0]["data"]
+    assert config["DRAIN_FILE"].startswith("/tmp/")  # the writable emptyDir
+    budgets = {pdb["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"]: pdb["spec"]
+               for pdb in find(objects, "PodDisruptionBudget")}
+    scaling = {hpa["spec"]["scaleTargetRef"]["name"]: hpa["spec"]
+               for hpa in find(objects, "HorizontalPodAutoscaler")}
+    for name in SERVICES:
+        assert budgets[name].get("minAvailable", 0) >= 1, name
+        assert scaling[name]["minReplicas"] > budgets[name]["minAvailable"], name
 
 
 def test_every_service_scales_on_cpu_70_and_memory_80(objects):

@@ -9,8 +9,10 @@ import requests
 
 pytestmark = pytest.mark.e2e
 # Slow payments keep sagas in flight long enough to be cut in half.
-# A short breaker reset lets the gateway reach pedidos again soon after the crash test.
-PLATFORM_ENV = {"PAYMENT_LATENCY_MS": "400", "BREAKER_RESET_SECONDS": "1"}
+# A breaker that probes every second, without backing off, lets the gateway reach pedidos
+# again soon after the crash test.
+PLATFORM_ENV = {"PAYMENT_LATENCY_MS": "400", "BREAKER_OPEN_SECONDS": "1",
+                "BREAKER_MAX_OPEN_SECONDS": "1"}
 MID_SAGA = ("pending", "stock_reserved")
 
 
