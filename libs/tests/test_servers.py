@@ -16,6 +16,7 @@ from gunicorn.workers.ggevent import GeventWorker
 from veloz import gunicorn_conf, serve, serving
 from veloz.devstack import SERVICES
 from veloz.gunicorn_workers import (
+    BodyBudget,
     ConnectionsPerPeer,
     ProblemErrors,
     app_body_limit,
@@ -147,12 +148,13 @@ def test_the_gateway_reads_its_client_bounds_from_the_environment():
     loaded = gateway_config("conf.worker_connections", "conf.edge",
                             GUNICORN_WORKER_CONNECTIONS="250", GUNICORN_THREADS="9",
                             REQUEST_HEADER_TIMEOUT_SECONDS="2.5",
-                            REQUEST_BODY_TIMEOUT_SECONDS="4", MAX_CONNECTIONS_PER_CLIENT="0")
+                            REQUEST_BODY_TIMEOUT_SECONDS="4", MAX_CONNECTIONS_PER_CLIENT="0",
+                            REQUEST_BODY_BUDGET_BYTES="4096")
 
     assert loaded.returncode == 0, loaded.stderr
     assert loaded.stdout.splitlines() == [
         "250", "EdgeSettings(worker_connections=250, header_timeout=2.5, body_timeout=4.0, "
-               "max_connections_per_client=0)"]
+               "max_connections_per_client=0, body_budget_bytes=4096)"]
 
 
 def test_a_bad_client_bound_stops_the_gateway_before_any_worker():
@@ -234,3 +236,13 @@ def test_the_worker_buffers_no_more_of_a_body_than_the_app_accepts():
     app.config["MAX_CONTENT_LENGTH"] = 1024
     assert app_body_limit(app) == 1024
     assert app_body_limit(object()) is None
+
+
+def test_a_body_budget_lends_what_it_has_and_takes_back_what_was_answered():
+    bodies = BodyBudget(100)
+    assert bodies.take(60)
+    assert not bodies.take(41)  # 101 would not fit
+    assert bodies.take(40)
+    bodies.give_back(60)
+    assert bodies.take(60)
+    assert bodies.held == 100

@@ -129,6 +129,34 @@ def body_too_large(limit: int) -> RequestRefused:
                           f"The body is larger than {limit} bytes.")
 
 
+def bodies_over_budget(budget: int) -> RequestRefused:
+    return RequestRefused(HTTPStatus.SERVICE_UNAVAILABLE, "busy",
+                          f"This worker holds {budget} bytes of request bodies already.",
+                          {"Retry-After": "1"})
+
+
+class BodyBudget:
+    """The bytes of request bodies one worker holds at once (REQUEST_BODY_BUDGET_BYTES).
+
+    A greenlet per connection lets a worker read up to GUNICORN_WORKER_CONNECTIONS bodies at
+    once, each up to the app's limit: 1,000 x 1 MiB, far over a pod's memory. A body takes
+    its declared length (or the limit, when chunked) before it is read and gives it back when
+    its request is answered; one that does not fit gets a 503 problem with Retry-After: 1.
+    One greenlet runs at a time in a worker, so plain counting is enough."""
+
+    def __init__(self, budget: int):
+        self.budget, self.held = budget, 0
+
+    def take(self, size: int) -> bool:
+        if self.held + size > self.budget:
+            return False
+        self.held += size
+        return True
+
+    def give_back(self, size: int) -> None:
+        self.held -= size
+
+
 class ConnectionsPerPeer:
     """Open connections per peer address, in one worker process.
 
@@ -275,6 +303,7 @@ class ProblemGeventWorker(ProblemErrors, GeventWorker):
         super().__init__(*args, **kwargs)
         self.edge = EdgeSettings.from_environment()
         self.per_peer = ConnectionsPerPeer(self.edge.max_connections_per_client)
+        self.bodies = BodyBudget(self.edge.body_budget_bytes)
         self.idle_seconds = self.cfg.keepalive or self.edge.header_timeout
         self.body_limit = DEFAULT_BODY_LIMIT
         self.app_limits_body = False
@@ -317,13 +346,25 @@ class ProblemGeventWorker(ProblemErrors, GeventWorker):
         parser = http.get_parser(self.cfg, client, addr)
         while self.next_request_begins(parser, client):
             req = self.read_head(parser)
-            body_read = self.read_body(req, client)
+            held = self.hold_body(req)
             try:
+                body_read = self.read_body(req, client)
                 self.handle_request(listener_name, req, client, addr)
             except StopIteration:  # the answer closes the connection
                 if not body_read:  # the refused body may still be coming
                     close_after(client)
                 return
+            finally:
+                self.bodies.give_back(held)
+
+    def hold_body(self, req) -> int:
+        """Room in the worker's BodyBudget for this request's body, taken before a byte of it
+        is read: its declared length, or the limit when it comes chunked."""
+        declared = declared_length(req)
+        size = self.body_limit + 1 if declared is None else min(declared, self.body_limit)
+        if not self.bodies.take(size):
+            raise bodies_over_budget(self.bodies.budget)
+        return size
 
     def next_request_begins(self, parser, client) -> bool:
         """True once a byte of the next request is at hand (maybe pipelined, already read);

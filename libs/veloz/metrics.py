@@ -96,7 +96,9 @@ REQUESTS_IN_FLIGHT = Gauge(
     "veloz_http_requests_in_flight", "Requests being served right now",
     ["service"], multiprocess_mode="livesum")
 WORKER_THREADS = Gauge(
-    "veloz_http_worker_threads", "Request threads of the live server workers (capacity)",
+    "veloz_http_worker_threads",
+    "Requests the live server workers can hold at once: request threads (granian), "
+    "connections (the gateway's gevent worker)",
     ["service"], multiprocess_mode="livesum")
 
 # --- background workers (estoque sweeper, pedidos recovery) -------------------------------

@@ -18,7 +18,7 @@ from veloz.fields import MAX_ID
 from veloz.jsonio import DecimalJSONProvider
 from veloz.logs import configure_logging, request_id_var
 from veloz.problems import register_problem_handlers
-from veloz.serving import ServerSettings, draining
+from veloz.serving import draining, request_slots
 from veloz.tracing import configure_tracing, trace_requests
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -102,7 +102,7 @@ def _expose_metrics(app: Flask, name: str) -> None:
     the collectors computed at scrape time, added up."""
     app.extensions["metrics_collectors"] = [
         metrics.ProcessGroupCollector(name, metrics.serving_root_pid)]
-    metrics.WORKER_THREADS.labels(name).set(ServerSettings.from_environment().threads)
+    metrics.WORKER_THREADS.labels(name).set(request_slots())
 
     @app.get("/metrics")
     def prometheus_metrics():

@@ -12,6 +12,7 @@ GC_THRESHOLDS. Measured on the order path: 3-8 % less CPU per paid order and a l
 import gc
 import math
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +53,7 @@ class EdgeSettings:
     header_timeout: float = 10.0  # REQUEST_HEADER_TIMEOUT_SECONDS: head, from its first byte
     body_timeout: float = 10.0  # REQUEST_BODY_TIMEOUT_SECONDS: body, from the end of the head
     max_connections_per_client: int = 100  # MAX_CONNECTIONS_PER_CLIENT, per worker; 0: none
+    body_budget_bytes: int = 64 * 1024 * 1024  # REQUEST_BODY_BUDGET_BYTES: bodies held at once
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] = os.environ) -> "EdgeSettings":
@@ -61,7 +63,9 @@ class EdgeSettings:
             header_timeout=_seconds(environ, "REQUEST_HEADER_TIMEOUT_SECONDS", "10"),
             body_timeout=_seconds(environ, "REQUEST_BODY_TIMEOUT_SECONDS", "10"),
             max_connections_per_client=_count(environ, "MAX_CONNECTIONS_PER_CLIENT", "100",
-                                              least=0))
+                                              least=0),
+            body_budget_bytes=_count(environ, "REQUEST_BODY_BUDGET_BYTES", str(64 * 1024 * 1024),
+                                     least=1))
 
 
 def _count(environ: Mapping[str, str], name: str, default: str, *, least: int) -> int:
@@ -124,3 +128,16 @@ def draining(environ: Mapping[str, str] = os.environ) -> bool:
     the server finishes what it has. Unset (as under `make up`): never."""
     marker = environ.get(DRAIN_FILE)
     return marker is not None and Path(marker).exists()
+
+
+def request_slots(environ: Mapping[str, str] = os.environ) -> int:
+    """Requests one server worker can hold at once: its request threads, or under the gateway's
+    gevent worker (threads monkey-patched into greenlets) its connections."""
+    if _greenlets_for_threads():
+        return EdgeSettings.from_environment(environ).worker_connections
+    return ServerSettings.from_environment(environ).threads
+
+
+def _greenlets_for_threads() -> bool:
+    monkey = sys.modules.get("gevent.monkey")
+    return monkey is not None and monkey.is_module_patched("threading")

@@ -30,6 +30,7 @@ STALLED_BODY = (b"POST /items HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: appli
 LIVEZ = b"GET /livez HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 STRICT_SECONDS = 1  # the strict gateway's header and body deadlines
 KEEPALIVE_SECONDS = 5  # veloz.gunicorn_conf
+BODY_BUDGET = 150  # the strict gateway's bytes of bodies held at once: one STALLED_BODY fits
 
 
 @pytest.fixture(scope="module")
@@ -51,10 +52,11 @@ def gateway(stock_behind_gateway):
 @pytest.fixture(scope="module")
 def strict_gateway(postgres_server_url, tmp_path_factory):
     """A gateway alone (no service behind it is needed), one worker, so its per-worker
-    connection bound is the bound: 1 s deadlines, 4 connections per client."""
+    bounds are the bounds: 1 s deadlines, 4 connections per client, 150 bytes of bodies."""
     platform = start_platform(postgres_server_url, tmp_path_factory, only={"api-gateway"},
                               database_suffix="_slow", JWT_SECRET=JWT_TEST_SECRET,
                               WEB_CONCURRENCY="1", MAX_CONNECTIONS_PER_CLIENT="4",
+                              REQUEST_BODY_BUDGET_BYTES=str(BODY_BUDGET),
                               REQUEST_HEADER_TIMEOUT_SECONDS=str(STRICT_SECONDS),
                               REQUEST_BODY_TIMEOUT_SECONDS=str(STRICT_SECONDS))
     yield platform.url("api-gateway")
@@ -331,3 +333,16 @@ def test_one_connection_over_the_per_client_bound_gets_a_429_problem(strict_gate
 
     assert headers["retry-after"] == "1"
     assert document["type"] == "urn:pedidos-veloz:problem:too-many-connections"
+
+
+def test_a_body_over_the_workers_body_budget_gets_a_503_problem(strict_gateway):
+    with connection(strict_gateway) as holding, connection(strict_gateway) as extra:
+        holding.sendall(STALLED_BODY)  # holds 100 of the 150 bytes until its deadline
+        time.sleep(0.2)
+        extra.sendall(STALLED_BODY)
+        headers, document = problem(read_to_end(extra), 503)
+        _, first = problem(read_to_end(holding), 408)  # and gives them back
+
+    assert headers["retry-after"] == "1"
+    assert document["type"] == "urn:pedidos-veloz:problem:busy"
+    assert first["type"] == "urn:pedidos-veloz:problem:request-timeout"

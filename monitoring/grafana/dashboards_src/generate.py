@@ -157,7 +157,8 @@ def platform() -> dashboard.Dashboard:
                thresholds=[(None, "green"), (1, "red")]),
     )
     board = section(board, "Saturation",
-        graph("Busy request threads", "Requests in flight over the request threads available.",
+        graph("Busy request threads", "Requests in flight over what the workers can hold at once "
+              "(request threads; at the gateway, connections).",
               "percentunit", promql(f"sum by (service) (veloz_http_requests_in_flight{{{service}}})"
                                     f" / sum by (service) (veloz_http_worker_threads{{{service}}})",
                                     "{{service}}"), span=8),
