@@ -136,12 +136,18 @@ class Platform:
                 self.database_urls[spec.name] = url
 
     def start(self) -> None:
-        for spec in self.specs:
-            self.start_service(spec.name)
-            for worker in spec.workers:
-                self.start_worker(spec, worker)
-        for spec in self.specs:
-            self.wait_until_live(spec.name)
+        """Every service and worker, live; if one fails to come up, those started are
+        stopped again before the error goes on (no process outlives a failed start)."""
+        try:
+            for spec in self.specs:
+                self.start_service(spec.name)
+                for worker in spec.workers:
+                    self.start_worker(spec, worker)
+            for spec in self.specs:
+                self.wait_until_live(spec.name)
+        except BaseException:
+            self.stop()
+            raise
 
     def start_service(self, name: str) -> Path:
         """The service's server (main process and workers), in a process group of its own.

@@ -122,3 +122,29 @@ def test_a_service_told_to_stop_answers_the_request_in_flight_first(postgres_ser
         platform.stop()
 
     assert answered.status_code == 201
+
+
+def test_a_platform_that_fails_to_start_leaves_no_process_behind(postgres_server_url,
+                                                                 tmp_path_factory):
+    """estoque's server refuses its settings and exits; its sweeper, already started, is
+    stopped with it instead of living on as an orphan."""
+    with pytest.raises(RuntimeError, match="estoque-service exited"):
+        start_platform(postgres_server_url, tmp_path_factory, {"estoque-service"},
+                       database_suffix="_e2e_bad", GC_THRESHOLDS="never")
+    started = [line for line in _processes() if "estoque.sweeper" in line
+               and "_e2e_bad" in line]
+    assert started == []
+
+
+def _processes() -> list[str]:
+    """Each process's command line and environment, as one line of text."""
+    from pathlib import Path
+
+    lines = []
+    for entry in Path("/proc").iterdir():
+        try:
+            lines.append(((entry / "cmdline").read_bytes() + (entry / "environ").read_bytes())
+                         .replace(b"\0", b" ").decode("utf-8", "replace"))
+        except OSError:
+            continue
+    return lines
