@@ -411,7 +411,7 @@ def _restart(platform: Platform) -> None:
         result = f"restarted in {time.monotonic() - started:.1f}s"
     except RuntimeError as error:
         result = f"failed: {error}; the old process keeps serving"
-    print(f"Restart {result}", flush=True)
+    print(f"make restart: {result}", flush=True)
     RESTART_RESULT_FILE.write_text(result)
 
 
