@@ -80,9 +80,10 @@ def test_patch_cannot_change_stock_directly(client, make_item):
 def test_sku_is_unique_among_live_items(client, make_item):
     first = make_item(sku="CAM-01")
 
-    assert client.post("/items", json={"name": "Outra", "price": 1, "sku": "CAM-01"}).status_code == 409
+    other = {"name": "Outra", "price": 1, "sku": "CAM-01"}
+    assert client.post("/items", json=other).status_code == 409
     client.delete(f"/items/{first['id']}")
-    assert client.post("/items", json={"name": "Outra", "price": 1, "sku": "CAM-01"}).status_code == 201
+    assert client.post("/items", json=other).status_code == 201
 
 
 def test_restock_adds_to_available_stock(client, make_item):
