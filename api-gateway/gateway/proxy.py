@@ -11,7 +11,8 @@ from gateway.backends import ROUTES, Backend
 from veloz.errors import NotFound
 from veloz.identity import ROLES_HEADER, USER_ID_HEADER
 
-METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
+# OPTIONS goes on to the service like any method: its 405 lists what the path really takes.
+METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "te", "trailer", "trailers",
                         "transfer-encoding", "upgrade"})
 # The gateway terminates auth and asserts identity itself; the shared client sets the
@@ -94,8 +95,10 @@ def _relayed(upstream: BaseHTTPResponse, backend: Backend) -> Response:
 
 
 def _gateway_links(value: str, backend: Backend) -> str:
-    """A service builds paging links from its own address; point them at the gateway."""
-    return value.replace(f"<{backend.client.base_url}/", f"<{request.host_url}")
+    """Services send relative paging links, right as they are at the gateway (same paths).
+    A link to the service's own address (a service of an older version) loses that address
+    and becomes relative too: the gateway never builds a link from the request's Host."""
+    return value.replace(f"<{backend.client.base_url}/", "</")
 
 
 def _connection_listed(connection: str) -> set[str]:

@@ -114,7 +114,15 @@ def test_a_service_error_is_passed_through_unchanged(client, services):
 
 def test_paging_links_point_at_the_gateway(client):
     link = client.get("/items?limit=2").headers["Link"]
-    assert link == '<http://localhost/items?after=2&limit=2>; rel="next"'
+    assert link == '</items?after=2&limit=2>; rel="next"'
+
+
+def test_a_clients_host_header_never_becomes_part_of_a_link(client):
+    """A service's absolute link loses the service's address; the Host a client sent is never
+    put in its place (a link built from it would send the next request wherever it says)."""
+    response = client.get("/items?limit=2", headers={"Host": "evil.example"})
+    assert "evil.example" not in response.headers["Link"]
+    assert response.headers["Link"].startswith("</items?")
 
 
 def test_dot_segments_cannot_reach_another_route(client):

@@ -102,7 +102,8 @@ def write_off(item_id: int, body: WriteOff):
                201: ReservationOut, 200: ReservationOut,
                409: "Stock is short (`errors` lists every short item), or the same "
                     "Idempotency-Key is still running.",
-               422: "Invalid body, unknown items, or a total above the money limit."})
+               422: "Invalid body, unknown items, items priced 0 (unpriced-items), or a total "
+                    "above the money limit."})
 def create_reservation(body: ReservationCreate):
     ttl = body.ttl_seconds or _settings().default_hold_seconds
     key = key_from_request("POST /reservations", body)

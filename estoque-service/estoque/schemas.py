@@ -1,13 +1,12 @@
 """Request and response bodies. The same models validate requests and document OpenAPI."""
 
 from datetime import datetime
-from decimal import Decimal
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from veloz.fields import Id
-from veloz.money import Money
+from veloz.money import Money, PositiveMoney
 from veloz.paging import PageQuery
 from veloz.schemas import RequestBody
 
@@ -15,9 +14,12 @@ Quantity = Annotated[int, Field(ge=1, le=1_000_000)]
 
 
 class ItemCreate(RequestBody):
+    """`price` is required and above 0: an item priced 0 would make an order nothing can pay
+    for, and an order is `paid` only by an approved payment of exactly its total."""
+
     name: str = Field(min_length=1, max_length=200)
     quantity: int = Field(default=0, ge=0, le=1_000_000_000)
-    price: Money = Decimal(0)
+    price: PositiveMoney
     description: str | None = Field(default=None, max_length=5000)
     sku: str | None = Field(default=None, min_length=1, max_length=64)
 
@@ -28,7 +30,7 @@ class ItemPatch(RequestBody):
     # Absent means unchanged; the types refuse an explicit null (mypy cannot see that split).
     name: str = Field(default=None, min_length=1, max_length=200)  # type: ignore[assignment]
     description: str | None = Field(default=None, max_length=5000)
-    price: Money = None  # type: ignore[assignment]
+    price: PositiveMoney = None  # type: ignore[assignment]
     sku: str | None = Field(default=None, min_length=1, max_length=64)
 
 

@@ -55,7 +55,7 @@ from estoque.domain import (
 from estoque.models import Item, items, reservation_lines, reservations
 from estoque.schemas import ItemCreate, ItemOut, ItemQuery, ReservationCreate, ReservationOut
 from veloz import metrics
-from veloz.contracts import InsufficientStock
+from veloz.contracts import InsufficientStock, UnpricedItems
 from veloz.db import Database, DriverCursor, DriverStatement, one_row, utcnow
 from veloz.errors import NotFound, Unprocessable
 from veloz.money import total_within_limit
@@ -329,6 +329,7 @@ def _hold_for_order(cursor: DriverCursor, request: ReservationCreate,
         return _reservation_of_order(cursor, request.order_id), False
     lines = _take_all(cursor, reservation.id,
                       {line.item_id: line.quantity for line in request.items})
+    _refuse_unpriced(lines)
     _refuse_amounts_beyond_limit(lines, request)
     metrics.record_reservation("granted")
     return _reservation_out(reservation, lines), True
@@ -339,6 +340,18 @@ def _hold_values(order_id: int | None, ttl: int) -> dict:
     now = utcnow()
     return {"order_id": order_id, "status": ReservationStatus.HELD,
             "expires_at": hold_expiry(now, ttl), "now": now}
+
+
+def _refuse_unpriced(lines: Sequence[Any]) -> None:
+    """An order's hold of an item priced 0 (a row from before prices had to be above 0) is
+    refused, so nothing stays held: such an order would be `paid` with no payment."""
+    unpriced = sorted(line.item_id for line in lines if line.unit_price <= 0)
+    if unpriced:
+        raise UnpricedItems(
+            f"Items without a price cannot be ordered: {', '.join(map(str, unpriced))}; "
+            "give them a price first (PATCH /items/{id}).",
+            errors=[{"field": "items", "item_id": item_id, "message": "priced 0"}
+                    for item_id in unpriced])
 
 
 def _refuse_amounts_beyond_limit(lines: Sequence[Any], request: ReservationCreate) -> None:

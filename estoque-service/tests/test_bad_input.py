@@ -99,9 +99,9 @@ def test_reservation_without_items_is_refused(client):
 
 
 @pytest.mark.parametrize(("method", "path", "body", "field"), [
-    ("post", "/items", {"name": "Cami\u0000seta"}, "name"),
-    ("post", "/items", {"name": "Camiseta", "description": "\u0000"}, "description"),
-    ("post", "/items", {"name": "Camiseta", "sku": "SKU\u0000"}, "sku"),
+    ("post", "/items", {"name": "Cami\u0000seta", "price": 1}, "name"),
+    ("post", "/items", {"name": "Camiseta", "price": 1, "description": "\u0000"}, "description"),
+    ("post", "/items", {"name": "Camiseta", "price": 1, "sku": "SKU\u0000"}, "sku"),
 ])
 def test_a_nul_character_in_a_body_string_is_a_422_naming_the_field(client, method, path,
                                                                     body, field):

@@ -24,7 +24,8 @@ def test_readiness_and_health_fail_while_the_database_is_unreachable(cut_off_cli
 
 
 def test_requests_get_a_503_problem_without_sql_or_traces(cut_off_client):
-    response = cut_off_client.post("/items", json={"name": "Camiseta", "quantity": 1})
+    response = cut_off_client.post("/items", json={"name": "Camiseta", "quantity": 1,
+                                                        "price": 10})
 
     assert response.status_code == 503
     assert response.content_type == "application/problem+json"

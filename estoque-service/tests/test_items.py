@@ -2,6 +2,8 @@
 
 from decimal import Decimal
 
+import pytest
+
 
 def test_new_item_is_created_with_its_price_as_an_exact_number(client):
     response = client.post("/items", json={"name": "Camiseta", "quantity": 50, "price": 59.90})
@@ -13,11 +15,32 @@ def test_new_item_is_created_with_its_price_as_an_exact_number(client):
     assert response.json["reserved"] == 0
 
 
-def test_item_defaults_to_no_stock_and_zero_price(client):
-    response = client.post("/items", json={"name": "Brinde"})
+def test_item_defaults_to_no_stock(client):
+    response = client.post("/items", json={"name": "Brinde", "price": 0.01})
 
     assert response.status_code == 201
-    assert (response.json["quantity"], response.json["price"]) == (0, 0)
+    assert (response.json["quantity"], response.json["price"]) == (0, Decimal("0.01"))
+
+
+@pytest.mark.parametrize("body", [{"name": "Brinde"}, {"name": "Brinde", "price": 0},
+                                  {"name": "Brinde", "price": 0.0}])
+def test_an_item_without_a_price_above_zero_is_refused_with_a_422_naming_price(client, body):
+    response = client.post("/items", json=body)
+
+    assert response.status_code == 422
+    assert response.content_type == "application/problem+json"
+    assert [error["field"] for error in response.json["errors"]] == ["price"]
+    assert client.get("/items").json == []
+
+
+def test_an_items_price_cannot_be_changed_to_zero(client, make_item):
+    item = make_item(price=5)
+
+    response = client.patch(f"/items/{item['id']}", json={"price": 0})
+
+    assert response.status_code == 422
+    assert response.json["errors"][0]["field"] == "price"
+    assert client.get(f"/items/{item['id']}").json["price"] == 5
 
 
 def test_largest_allowed_price_is_kept_to_the_cent(client):
@@ -57,9 +80,10 @@ def test_patch_cannot_change_stock_directly(client, make_item):
 def test_sku_is_unique_among_live_items(client, make_item):
     first = make_item(sku="CAM-01")
 
-    assert client.post("/items", json={"name": "Outra", "sku": "CAM-01"}).status_code == 409
+    other = {"name": "Outra", "price": 1, "sku": "CAM-01"}
+    assert client.post("/items", json=other).status_code == 409
     client.delete(f"/items/{first['id']}")
-    assert client.post("/items", json={"name": "Outra", "sku": "CAM-01"}).status_code == 201
+    assert client.post("/items", json=other).status_code == 201
 
 
 def test_restock_adds_to_available_stock(client, make_item):

@@ -5,7 +5,7 @@ from decimal import Decimal
 
 from sqlalchemy import update
 
-from estoque.models import Reservation
+from estoque.models import Item, Reservation
 from estoque.sweeper import sweep_once
 
 
@@ -69,6 +69,21 @@ def test_unknown_item_rejects_the_hold_with_422(client, make_item):
     assert response.status_code == 422
     assert response.json["errors"][0]["item_id"] == 999
     assert _stock(client, shirt["id"]) == (10, 0)
+
+
+def test_an_order_hold_of_an_item_priced_zero_is_a_422_and_holds_nothing(client, make_item, db):
+    """A row from before prices had to be above 0: an order of it would be paid by nothing."""
+    shirt, gift = make_item(quantity=5, price=10), make_item(quantity=5, price=10)
+    with db.transaction() as session:
+        session.execute(update(Item).where(Item.id == gift["id"]).values(price=0))
+
+    response = _hold(client, 1, (shirt["id"], 1), (gift["id"], 1))
+
+    assert response.status_code == 422
+    assert response.json["type"] == "urn:pedidos-veloz:problem:unpriced-items"
+    assert response.json["errors"] == [
+        {"field": "items", "item_id": gift["id"], "message": "priced 0"}]
+    assert _stock(client, shirt["id"]) == _stock(client, gift["id"]) == (5, 0)
 
 
 def test_same_order_gets_the_same_reservation_and_holds_once(client, make_item):

@@ -8,7 +8,8 @@ from veloz.errors import Conflict, Problem, Unprocessable
 from veloz.money import AmountOutOfRange
 
 __all__ = ["AmountOutOfRange", "InsufficientStock", "OrderAlreadyPaid", "PaymentMismatch",
-           "ReservationCommitted", "ReservationNotHeld", "UnknownItems", "problem_from"]
+           "ReservationCommitted", "ReservationNotHeld", "UnknownItems", "UnpricedItems",
+           "problem_from"]
 
 
 class InsufficientStock(Conflict):
@@ -19,6 +20,13 @@ class InsufficientStock(Conflict):
 
 class UnknownItems(Unprocessable):
     title, slug = "Unknown items", "unknown-items"
+
+
+class UnpricedItems(Unprocessable):
+    """Items priced 0 (rows from before prices had to be positive): an order of them would be
+    `paid` with no payment, and an order is paid only by an approved payment of its total."""
+
+    title, slug = "Items without a price", "unpriced-items"
 
 
 class ReservationNotHeld(Conflict):

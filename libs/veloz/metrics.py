@@ -174,13 +174,13 @@ def record_gateway_rejection(status: int) -> None:
 # --- pedidos: orders and the purchase saga -------------------------------------------------
 ORDER_STATUSES = ("paid", "rejected", "payment_declined", "failed", "cancelled")
 SETTLE_REASONS = {
-    "paid": {"approved", "nothing_to_charge", "recovered"},
-    "rejected": {"insufficient_stock", "unknown_items", "amount_out_of_range"},
+    "paid": {"approved", "recovered"},
+    "rejected": {"insufficient_stock", "unknown_items", "amount_out_of_range", "unpriced_items"},
     "payment_declined": {"card_declined", "insufficient_funds", "risk_declined"},
     "failed": {"estoque_unavailable", "pagamentos_unavailable", "reservation_expired",
                "payment_mismatch", "recovered_before_reservation", "recovered_no_payment",
                "recovered_payment_mismatch", "recovered_no_reservation",
-               "recovered_reservation_expired"},
+               "recovered_reservation_expired", "unpriced_items"},
     "cancelled": {"requested"},
 }
 SAGA_STEPS = frozenset({"reserve", "charge", "commit", "compensate"})

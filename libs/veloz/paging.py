@@ -7,7 +7,7 @@ table size (an index on (sort column, id) serves it).
 
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from flask import request
 from pydantic import Field
@@ -55,9 +55,13 @@ def _after_cursor(keys: list[SortKey], cursor: tuple):
 
 
 def split_page(rows: list, page: PageQuery) -> tuple[list, dict]:
-    """Cut the extra row and build the Link header that points at the next page."""
+    """Cut the extra row and build the Link header that points at the next page.
+
+    The link is relative (RFC 8288 resolves it against the request's own URL): built from
+    the request's Host it would point wherever a client's `Host:` says, and every hop (the
+    gateway, a service) serves the same paths, so the same link is right at each of them."""
     if len(rows) <= page.limit:
         return rows, {}
     rows = rows[: page.limit]
     query = {**request.args.to_dict(), "after": str(rows[-1].id), "limit": str(page.limit)}
-    return rows, {"Link": f'<{request.base_url}?{urlencode(query)}>; rel="next"'}
+    return rows, {"Link": f'<{quote(request.path)}?{urlencode(query)}>; rel="next"'}

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from flask import Blueprint, Flask, Response, g, request
 from werkzeug import exceptions as werkzeug_exceptions
-from werkzeug.routing import IntegerConverter
+from werkzeug.routing import IntegerConverter, Map
 
 from veloz import metrics
 from veloz.api import OpenApiDocument, docs_blueprint
@@ -35,10 +35,12 @@ def create_service_app(*, name: str, version: str, log_level: str, max_body_byte
     `health` replaces the standard health routes, `document` the OpenAPI document (gateway)."""
     configure_logging(name, log_level)
     app = ServiceFlask(name, root_path=str(Path(__file__).parent))  # no static or templates
+    app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
     app.json = DecimalJSONProvider(app)
     app.url_map.converters["int"] = DatabaseId
     app.config.update(MAX_CONTENT_LENGTH=max_body_bytes, SERVICE_NAME=name)
     _track_requests(app)
+    _refuse_empty_segments(app)
     configure_tracing(name)
     trace_requests(app, name, metrics.route)
     register_problem_handlers(app)
@@ -50,9 +52,27 @@ def create_service_app(*, name: str, version: str, log_level: str, max_body_byte
     return app
 
 
+class ExactPathMap(Map):
+    """Routing that never redirects: werkzeug answers `//items//1` (merge_slashes) and a rule's
+    path without its trailing slash (strict_slashes) with a 308 HTML page whose `Location` is
+    built from the request's Host. Here a path names a route exactly or is a 404 problem, so
+    no answer points a client anywhere else and every error is problem+json."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.update(merge_slashes=False, strict_slashes=True, redirect_defaults=False)
+        super().__init__(*args, **kwargs)
+
+
 class ServiceFlask(Flask):
     """Flask, deciding once per view or hook (not on every call) whether it is a coroutine:
-    about ten hooks run per request, and the check inspects each one's code object."""
+    about ten hooks run per request, and the check inspects each one's code object.
+
+    No route answers OPTIONS by itself: Flask's automatic answer is a 200 text/html with an
+    `Allow` naming every method of the rule (the gateway's proxy rule takes them all). No
+    client needs OPTIONS (no CORS), so it is a wrong method like any other: a 405 problem
+    whose `Allow` lists the methods the path's routes really take."""
+
+    url_map_class = ExactPathMap
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -139,6 +159,17 @@ def _track_requests(app: Flask) -> None:
         if g.pop("in_flight", False):
             in_flight.dec()
         request_id_var.set(None)
+
+
+def _refuse_empty_segments(app: Flask) -> None:
+    """`//items` is a 404 like `/items//1`: werkzeug strips leading slashes before matching
+    (and `request.path` shows none), so without this one resource would answer at many
+    spellings, each a path a rule meant for another could be written to match."""
+
+    @app.before_request
+    def exact_path():
+        if "//" in request.environ.get("PATH_INFO", ""):
+            raise werkzeug_exceptions.NotFound("No such path: it has an empty segment.")
 
 
 def _measure(service: str, status: int) -> None:

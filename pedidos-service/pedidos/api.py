@@ -69,8 +69,8 @@ def _saga_response(outcome: SagaOutcome) -> Response:
                409: "Stock short (order `rejected`, `errors` lists short items), a charge that "
                     "does not match the order (payment-mismatch, order `failed`), or the same "
                     "Idempotency-Key still running; the body carries `order` when one exists.",
-               422: "Invalid body, unknown items, or a line or total above the money limit "
-                    "(amount-out-of-range); nothing is held.",
+               422: "Invalid body, unknown items, items priced 0 (unpriced-items), or a line "
+                    "or total above the money limit (amount-out-of-range); nothing is held.",
                503: "The database, or a participant after bounded retries, is unavailable "
                     "(order `failed`, everything given back).",
                504: UPSTREAM_SLOW})

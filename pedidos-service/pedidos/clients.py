@@ -18,6 +18,7 @@ from veloz.contracts import (
     ReservationCommitted,
     ReservationNotHeld,
     UnknownItems,
+    UnpricedItems,
     problem_from,
 )
 from veloz.http_client import ClientPolicy, ServiceClient, UpstreamTimeout, UpstreamUnavailable
@@ -29,7 +30,7 @@ UPSTREAM_DOWN = (UpstreamUnavailable, UpstreamTimeout)
 
 
 # What estoque may refuse a reservation with; the order is then rejected.
-RESERVATION_REFUSALS = (InsufficientStock, UnknownItems, AmountOutOfRange)
+RESERVATION_REFUSALS = (InsufficientStock, UnknownItems, AmountOutOfRange, UnpricedItems)
 
 
 @dataclass(frozen=True)
@@ -110,7 +111,7 @@ class EstoqueClient:
                 "items": [{"item_id": item, "quantity": quantity} for item, quantity in lines]}
         response = self.http.request("POST", "/reservations", idempotent=True, **_json_body(body))
         refusal = (_refusal(response, 409, InsufficientStock)
-                   or _refusal(response, 422, UnknownItems, AmountOutOfRange))
+                   or _refusal(response, 422, UnknownItems, AmountOutOfRange, UnpricedItems))
         if refusal is not None:
             raise refusal
         return Reservation.of(_expect(self.name, response, 200, 201))

@@ -31,7 +31,12 @@ from pedidos.domain import (
 from pedidos.schemas import PaymentIn
 from pedidos.store import NewOrder, OrderRecord, OrderStore, PricedLine
 from veloz import metrics
-from veloz.contracts import PaymentMismatch, ReservationCommitted, ReservationNotHeld
+from veloz.contracts import (
+    PaymentMismatch,
+    ReservationCommitted,
+    ReservationNotHeld,
+    UnpricedItems,
+)
 from veloz.errors import Problem
 from veloz.idempotency import IdempotencyInProgress
 from veloz.money import total_within_limit
@@ -116,9 +121,13 @@ class PurchaseSaga:
     # --- 3. charge -----------------------------------------------------------------------
 
     def charge_and_commit(self, order: OrderRecord, payment: PaymentIn | None) -> SagaOutcome:
-        """Charge exactly the total (nothing to charge for free items), then commit."""
+        """Charge exactly the total, then commit. A total of 0 (estoque refuses to hold an
+        item priced 0, so only an older estoque could price one so) is never `paid`: an
+        order is paid only by an approved payment of its total, and pagamentos takes none
+        of 0."""
         if not order.total:
-            return self.commit(order, None)
+            return self.fail(order.id, "its total is 0 and nothing can pay for it",
+                             "unpriced_items", UnpricedItems)
         try:
             with metrics.observe_saga_step("charge"):
                 charge = self.pagamentos.charge(order.id, order.total, payment)
@@ -146,8 +155,8 @@ class PurchaseSaga:
 
     # --- 4. commit -----------------------------------------------------------------------
 
-    def commit(self, order: OrderRecord, payment: dict | None) -> SagaOutcome:
-        payment_id = payment["id"] if payment else None
+    def commit(self, order: OrderRecord, payment: dict) -> SagaOutcome:
+        payment_id = payment["id"]
         assert order.reservation_id is not None  # recorded by step 2
         try:
             with metrics.observe_saga_step("commit"):
@@ -158,10 +167,8 @@ class PurchaseSaga:
         except UPSTREAM_DOWN as error:
             return self.fail(order.id, f"estoque unavailable at commit: {error.detail}",
                              "estoque_unavailable", payment_id=payment_id)
-        code = "nothing_to_charge" if payment is None else "approved"
-        why = "nothing to charge" if payment is None else f"payment {payment_id} approved"
-        paid = self.store.advance(order.id, OrderStatus.PAID, why, code=code,
-                                  payment_id=payment_id)
+        paid = self.store.advance(order.id, OrderStatus.PAID, f"payment {payment_id} approved",
+                                  code="approved", payment_id=payment_id)
         return SagaOutcome(paid, payment)
 
     # --- when a step cannot finish -------------------------------------------------------

@@ -85,7 +85,7 @@ def test_enforced_money_rules_are_documented_as_json_numbers(documents):
 def test_deleting_an_item_is_documented_and_answered_as_204_without_a_body(documents, services):
     documented = documents["estoque"]["paths"]["/items/{item_id}"]["delete"]["responses"]["204"]
     client = services["estoque"].test_client()
-    item_id = client.post("/items", json={"name": "Boné"}).json["id"]
+    item_id = client.post("/items", json={"name": "Boné", "price": 5}).json["id"]
 
     response = client.delete(f"/items/{item_id}")
 

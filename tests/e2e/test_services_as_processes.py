@@ -44,7 +44,7 @@ def test_sixty_concurrent_buyers_across_workers_get_exactly_ten_units(stock_and_
 
 def test_sweeper_process_returns_an_expired_hold_to_stock(stock_and_payments, http):
     estoque = stock_and_payments.url("estoque-service")
-    item = http.post(f"{estoque}/items", json={"name": "Perecível", "quantity": 4},
+    item = http.post(f"{estoque}/items", json={"name": "Perecível", "quantity": 4, "price": 3.5},
                      timeout=5).json()
     hold = http.post(f"{estoque}/reservations", json={
         "order_id": 5000, "ttl_seconds": 1, "items": [{"item_id": item["id"], "quantity": 3}]},
