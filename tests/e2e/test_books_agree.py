@@ -35,6 +35,7 @@ def test_an_admin_refund_of_a_paid_orders_payment_is_sent_to_the_order(gateway, 
     assert payment["status"] == "approved"
     still = requests.get(f"{gateway}/orders/{order['id']}", headers=admin, timeout=10).json()
     assert still["status"] == "paid"
+    assert requests.get(f"{gateway}/items/{item['id']}", timeout=10).json()["quantity"] == 4
 
 
 def test_the_order_route_named_refunds_and_restocks_together(gateway, admin, customer):
