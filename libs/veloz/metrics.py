@@ -209,6 +209,24 @@ RECOVERIES = Counter(
     ["action"])
 
 
+# Reconciliation of pedidos' orders with pagamentos' payments (pedidos.reconciliation).
+DISAGREEMENT_KINDS = ("paid_without_payment", "payment_without_paid_order")
+BOOKS_DISAGREEMENTS = Gauge(
+    "pedidos_books_disagreements",
+    "Orders and payments on which the two books disagree past the grace period, by kind, as "
+    "the last reconciliation found them", ["kind"], multiprocess_mode="livemax")
+RECONCILIATION_LAST_SUCCESS = Gauge(
+    "pedidos_reconciliation_last_success_timestamp_seconds",
+    "When a reconciliation last compared both books", multiprocess_mode="max")
+
+
+def record_reconciliation(counts: dict[str, int]) -> None:
+    """The mismatches one reconciliation found, by kind (every kind set, 0 when none)."""
+    for kind in DISAGREEMENT_KINDS:
+        BOOKS_DISAGREEMENTS.labels(kind).set(counts.get(kind, 0))
+    RECONCILIATION_LAST_SUCCESS.set(time.time())
+
+
 def record_order_settled(status: str, reason: str, total: Decimal | None = None) -> None:
     """An order reached a final status; `reason` is one of SETTLE_REASONS[status] and `total`
     its value in BRL once estoque priced it (None before that)."""

@@ -1,12 +1,14 @@
 """Routes of pagamentos: validate, call one use case, serialize."""
 
-from flask import Blueprint, Response, current_app
+from flask import Blueprint, Response, current_app, request
 
-from pagamentos.domain import PaymentDeclined, PaymentStatus, card_last4
+from pagamentos.domain import PaymentDeclined, PaymentStatus, card_last4, order_route_for_charge
 from pagamentos.schemas import ChargeRequest, PaymentListQuery, PaymentOut
 from pagamentos.services import Payments
 from veloz.api import IDEMPOTENCY_KEY, operation, respond
+from veloz.errors import Unauthorized
 from veloz.idempotency import answers, key_from_request
+from veloz.identity import ROLES_HEADER, USER_ID_HEADER, Caller
 from veloz.paging import split_page
 from veloz.problems import problem_response
 
@@ -18,6 +20,16 @@ def payments() -> Payments:
     return current_app.extensions["payments"]
 
 
+def _caller() -> Caller:
+    """Who asks: a person the gateway vouches for (it strips any copy of the identity headers a
+    client sends and sets its own), or, with no identity headers, pedidos calling directly."""
+    try:
+        return Caller.from_headers(request.headers.get(USER_ID_HEADER),
+                                   request.headers.get(ROLES_HEADER))
+    except ValueError as error:
+        raise Unauthorized(f"The caller's identity is not valid: {error}.") from None
+
+
 @blueprint.post("/payments")
 @operation("Charge an order", body=ChargeRequest, tags=TAGS, headers=[IDEMPOTENCY_KEY],
            responses={
@@ -25,9 +37,13 @@ def payments() -> Payments:
                402: "Declined; the stored payment is the `payment` member.",
                409: "The same Idempotency-Key is still running, or the order already has an "
                     "approved payment, or one that asked for another "
-                    "amount or method (payment-mismatch); `payment` is that payment.",
+                    "amount or method (payment-mismatch); `payment` is that payment. "
+                    "payment-through-order when a person (not pedidos) charges: pay by "
+                    "placing an order.",
                503: "The database or the payment processor is unavailable."})
 def charge(body: ChargeRequest):
+    if not _caller().is_internal:
+        raise order_route_for_charge(body.order_id)
     # The stored fingerprint must not let anyone brute-force the card number back out of it.
     fingerprinted = body.model_copy(update={"card_number": card_last4(body.card_number)})
     key = key_from_request("POST /payments", fingerprinted)
@@ -58,6 +74,10 @@ def get_payment(payment_id: int):
 
 @blueprint.post("/payments/<int:payment_id>/refund")
 @operation("Refund a payment (idempotent)", tags=TAGS,
-           responses={200: PaymentOut, 409: "A declined payment took no money to refund."})
+           responses={200: PaymentOut,
+                      409: "A declined payment took no money to refund "
+                           "(payment-not-refundable); a person refunding a standing payment "
+                           "is sent to its order's cancel route (payment-through-order, with "
+                           "`order_id` and `order_route`): only pedidos refunds here."})
 def refund(payment_id: int):
-    return respond(payments().refund(payment_id))
+    return respond(payments().refund(payment_id, by_person=not _caller().is_internal))

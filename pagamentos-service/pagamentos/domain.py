@@ -62,6 +62,14 @@ class PaymentNotRefundable(Conflict):
     slug, title = "payment-not-refundable", "Payment Not Refundable"
 
 
+class ThroughTheOrder(Conflict):
+    """A person asked pagamentos to move an order's money directly. Orders and payments are two
+    books that must agree, so a person charges by placing an order and refunds by cancelling
+    it (which also returns the stock); only pedidos moves an order's money here."""
+
+    slug, title = "payment-through-order", "Payment Through The Order"
+
+
 class ProcessorUnavailable(ServiceUnavailable):
     slug, title = "payment-processor-unavailable", "Payment Processor Unavailable"
 
@@ -106,3 +114,20 @@ def refunded_status(status: str) -> PaymentStatus:
     if status == PaymentStatus.DECLINED:
         raise PaymentNotRefundable("A declined payment took no money, so it cannot be refunded.")
     return PaymentStatus.REFUNDED
+
+
+def order_route_for_refund(payment_id: int, order_id: int) -> ThroughTheOrder:
+    """The refusal of a person's refund of a standing payment: it names the order's route."""
+    route = f"/orders/{order_id}/cancel"
+    return ThroughTheOrder(
+        f"Payment {payment_id} pays order {order_id}: refund it by cancelling the order "
+        f"(POST {route}), which also returns its stock, so the order and its payment agree.",
+        order_id=order_id, order_route=route)
+
+
+def order_route_for_charge(order_id: int) -> ThroughTheOrder:
+    """The refusal of a person's direct charge: payments are made by placing an order."""
+    return ThroughTheOrder(
+        f"A payment for order {order_id} is made by placing the order (POST /orders), so the "
+        "order and its payment agree; pagamentos takes charges only from pedidos.",
+        order_id=order_id, order_route="/orders")

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 from pedidos.clients import EstoqueClient, PagamentosClient, client_policy
 from pedidos.config import PedidosSettings
+from pedidos.reconciliation import Reconciliation
 from pedidos.saga import PurchaseSaga
 from pedidos.services import Cancellation, OrderQueries, OrderRecovery
 from pedidos.store import OnSettled, OrderStore
@@ -22,6 +23,7 @@ class Pedidos:
     queries: OrderQueries
     cancellation: Cancellation
     recovery: OrderRecovery
+    reconciliation: Reconciliation
 
 
 def build(settings: PedidosSettings, db: Database,
@@ -34,4 +36,5 @@ def build(settings: PedidosSettings, db: Database,
     saga = PurchaseSaga(store, estoque, pagamentos)
     return Pedidos(store, saga, OrderQueries(store),
                    Cancellation(store, saga.compensation),
-                   OrderRecovery(saga, pagamentos, settings.recovery_grace_seconds))
+                   OrderRecovery(saga, pagamentos, settings.recovery_grace_seconds),
+                   Reconciliation(store, pagamentos, settings.reconcile_grace_seconds))

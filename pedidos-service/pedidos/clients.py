@@ -179,6 +179,18 @@ class PagamentosClient:
     def approved_payment(self, order_id: int) -> dict | None:
         return next((p for p in self.payments_for(order_id) if p["status"] == "approved"), None)
 
+    def approved_payments(self, page_size: int = 500) -> list[dict]:
+        """Every approved payment, oldest first, page by page (`after` the last id seen)."""
+        found: list[dict] = []
+        while True:
+            params: dict[str, Any] = {"status": "approved", "limit": page_size}
+            if found:
+                params["after"] = found[-1]["id"]
+            page = _expect(self.name, self.http.request("GET", "/payments", params=params), 200)
+            found.extend(page)
+            if len(page) < page_size:
+                return found
+
     def refund(self, payment_id: int) -> dict:
         response = self.http.request("POST", f"/payments/{payment_id}/refund", idempotent=True)
         return _expect(self.name, response, 200)

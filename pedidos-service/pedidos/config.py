@@ -17,3 +17,7 @@ class PedidosSettings(DatabaseSettings):
     recovery_grace_seconds: float = Field(default=30.0, ge=0)
     recovery_interval_seconds: float = Field(default=5.0, gt=0)
     recovery_batch_size: int = Field(default=50, ge=1)
+    # Reconciliation (run by the recovery worker): how often, and how long a payment or a paid
+    # order may disagree before it counts (longer than a saga plus recovery take to settle).
+    reconcile_interval_seconds: float = Field(default=60.0, gt=0)
+    reconcile_grace_seconds: float = Field(default=300.0, ge=0)

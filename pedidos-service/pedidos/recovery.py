@@ -1,8 +1,16 @@
-"""Finishes or compensates orders a saga left behind: `python -m pedidos.recovery`.
-Safe to run in several replicas: each order is leased with SKIP LOCKED."""
+"""Finishes or compensates orders a saga left behind, and reconciles the books:
+`python -m pedidos.recovery`. Safe to run in several replicas: each order is leased with SKIP
+LOCKED, and a reconciliation only reads (every replica reports the same counts).
 
-from pedidos.bootstrap import build
+Reconciliation runs here rather than in a worker of its own: it needs exactly what recovery
+has (pedidos_db and a client of pagamentos), runs once a RECONCILE_INTERVAL_SECONDS, and so
+adds no process, port, scrape target or NetworkPolicy to any deployment."""
+
+from collections.abc import Callable
+
+from pedidos.bootstrap import Pedidos, build
 from pedidos.config import PedidosSettings
+from pedidos.reconciliation import Every
 from pedidos.services import OrderRecovery
 from veloz.worker import Job, drain, serve
 
@@ -12,10 +20,21 @@ def recover_once(recovery: OrderRecovery, batch_size: int) -> int:
     return drain(recovery.recover_next, batch_size)
 
 
+def next_unit(pedidos: Pedidos, settings: PedidosSettings) -> Callable[[], int | None]:
+    """The worker's unit of work: reconcile when due, then recover one order."""
+    reconcile = Every(pedidos.reconciliation, settings.reconcile_interval_seconds)
+
+    def take_one() -> int | None:
+        reconcile.run_if_due()
+        return pedidos.recovery.recover_next()
+
+    return take_one
+
+
 def main() -> None:
     settings = PedidosSettings.from_env()
     serve(Job("pedidos-recovery", "recovered unfinished orders",
-              lambda db: build(settings, db).recovery.recover_next,
+              lambda db: next_unit(build(settings, db), settings),
               settings.recovery_interval_seconds, settings.recovery_batch_size), settings)
 
 

@@ -79,6 +79,15 @@ class OrderRecord:
     items: tuple[OrderLine, ...]
 
 
+@dataclass(frozen=True)
+class PaidOrder:
+    """What reconciliation needs of a paid order: which payment pays it, since when."""
+
+    id: int
+    payment_id: int
+    updated_at: datetime
+
+
 # Told of every order that reaches a status past step 2: status, reason code, total.
 OnSettled = Callable[[OrderStatus, str, Decimal | None], None]
 
@@ -119,6 +128,15 @@ class OrderStore:
             found = list(connection.execute(statement))
             lines = _lines_of(connection, [order.id for order in found])
         return [_record(order, lines.get(order.id, ())) for order in found]
+
+    def paid_with_payment(self) -> list[PaidOrder]:
+        """Every paid order that a payment pays (an order of total 0 has none), for
+        reconciliation: the ix_orders_status_id index serves it."""
+        with self.db.autocommit.connect() as connection:
+            return [PaidOrder(*row) for row in connection.execute(
+                select(orders.c.id, orders.c.payment_id, orders.c.updated_at)
+                .where(orders.c.status == OrderStatus.PAID, orders.c.payment_id.is_not(None))
+                .order_by(orders.c.id))]
 
     def lock_visible(self, order_id: int, caller: Caller) -> OrderRecord:
         """The order as it is under a row lock held to the end of this call."""
