@@ -306,3 +306,13 @@ def test_jwt_secret_is_needed_only_when_no_jwks_url_is_set(monkeypatch):
 def test_without_a_secret_minting_says_the_provider_issues_the_tokens(provider):
     with pytest.raises(ValueError, match="JWT_SECRET"):
         authority_for(provider.url).mint("ops", ["admin"])
+
+
+def test_the_token_command_refuses_a_lifetime_the_gateway_would_refuse(monkeypatch, capsys):
+    from gateway import token
+
+    monkeypatch.setenv("JWT_SECRET", SECRET)
+    monkeypatch.delenv("JWT_JWKS_URL", raising=False)
+    with pytest.raises(SystemExit):
+        token.main(["--role", "admin", "--ttl", str(CENTURY)])
+    assert "JWT_MAX_LIFETIME_SECONDS" in capsys.readouterr().err

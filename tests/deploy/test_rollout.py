@@ -121,8 +121,8 @@ def test_with_a_provider_issued_smoke_token_the_smoke_test_uses_it_and_mints_non
     assert result.returncode == 0, result.stderr
     assert not [c for c in calls if c.startswith("kubectl") and " exec " in c]
     smoke_calls = called(calls, "curl")
-    assert smoke_calls and all(
-        "Authorization: Bearer provider-issued-admin-token" in c for c in smoke_calls)
+    assert smoke_calls
+    assert all("Authorization: Bearer provider-issued-admin-token" in c for c in smoke_calls)
 
 
 def test_a_failed_smoke_test_rolls_every_deployment_back_to_its_earlier_revision(fake_cluster):
