@@ -32,3 +32,38 @@ output "ebs_csi_role_arn" {
   description = "IRSA role of the EBS CSI controller."
   value       = aws_iam_role.ebs_csi.arn
 }
+
+output "jwt_jwks_url" {
+  description = "JWT_JWKS_URL of the gateway: env of k8s/overlays/prod/gateway-identity.yml."
+  value       = local.jwt_jwks_url
+}
+
+output "jwt_issuer" {
+  description = "JWT_ISSUER of the gateway: env of k8s/overlays/prod/gateway-identity.yml."
+  value       = local.jwt_issuer
+
+  precondition {
+    condition     = local.jwt_issuer != ""
+    error_message = "Set jwt_issuer together with jwt_jwks_url."
+  }
+}
+
+output "jwt_audience" {
+  description = "JWT_AUDIENCE of the gateway (with Cognito: the app client ID, the ID token's aud)."
+  value       = local.jwt_audience
+
+  precondition {
+    condition     = local.jwt_audience != ""
+    error_message = "Set jwt_audience together with jwt_jwks_url."
+  }
+}
+
+output "jwt_roles_claim" {
+  description = "JWT_ROLES_CLAIM of the gateway: env of k8s/overlays/prod/gateway-identity.yml."
+  value       = local.jwt_roles_claim
+}
+
+output "cognito_user_pool_id" {
+  description = "The user pool (empty with an existing provider): create users and add them to the groups admin or customer."
+  value       = local.create_user_pool ? aws_cognito_user_pool.users[0].id : ""
+}

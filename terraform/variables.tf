@@ -180,3 +180,47 @@ variable "deploy_role_arn" {
     error_message = "deploy_role_arn must be an IAM role ARN or empty."
   }
 }
+
+variable "jwt_jwks_url" {
+  description = "JWKS of an existing identity provider whose tokens the gateway trusts (docs/DEPLOY.md: Keycloak, Auth0, Entra ID). Empty: a Cognito user pool is created (cognito.tf)."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.jwt_jwks_url == "" || can(regex("^https://\\S+$", var.jwt_jwks_url))
+    error_message = "jwt_jwks_url must be an https:// URL or empty."
+  }
+}
+
+variable "jwt_issuer" {
+  description = "The `iss` of that provider's tokens; required with jwt_jwks_url, ignored without it."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.jwt_issuer == "" || can(regex("^https://\\S+$", var.jwt_issuer))
+    error_message = "jwt_issuer must be an https:// URL or empty."
+  }
+}
+
+variable "jwt_audience" {
+  description = "The `aud` the gateway requires in that provider's tokens (the API's identifier or client ID); required with jwt_jwks_url, ignored without it."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = can(regex("^\\S{0,256}$", var.jwt_audience))
+    error_message = "jwt_audience must be at most 256 characters without spaces."
+  }
+}
+
+variable "jwt_roles_claim" {
+  description = "Claim (or dotted path) holding the roles admin/customer. Empty: cognito:groups with the user pool, roles with an existing provider."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = can(regex("^\\S{0,256}$", var.jwt_roles_claim))
+    error_message = "jwt_roles_claim must be at most 256 characters without spaces."
+  }
+}

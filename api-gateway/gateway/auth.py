@@ -7,8 +7,10 @@ from dataclasses import dataclass
 
 import jwt
 from flask import current_app, g, request
+from jwt import PyJWK
 
 from gateway.config import JwtSettings
+from gateway.jwks import ProviderKeys, UnknownSigningKey
 from veloz import errors
 from veloz.errors import Problem
 from veloz.identity import KNOWN_ROLES, valid_subject
@@ -51,50 +53,113 @@ class Identity:
 
 
 class TokenAuthority:
-    """Verifies bearer tokens (HS256, issuer, audience, exp and sub required) and mints them.
+    """Verifies bearer tokens (issuer, audience, exp, iat and sub required, a bounded lifetime)
+    and, with a shared secret, mints them.
+
+    With JWT_JWKS_URL a token must be signed (RS256 or ES256) by one of the identity provider's
+    published keys, named by its `kid`; HMAC tokens are then refused whatever their key, so
+    neither a leaked shared secret nor the provider's public key used as an HMAC key can sign
+    one. Without it, HS256 with JWT_SECRET (`make up`, the tests).
 
     A client sends the same token on every call until it expires, so the identity of a token
     that verified is remembered (at most `remembered` tokens, the oldest forgotten first) and
-    answered again while its `exp` lies ahead; nothing else about a signed token can change.
+    answered again while its `exp` lies ahead and its key is still published; nothing else
+    about a signed token can change.
     """
 
     algorithm = "HS256"
+    provider_algorithms = ("RS256", "ES256")
 
     def __init__(self, settings: JwtSettings, remembered: int = 10_000):
-        self._key = settings.jwt_secret.get_secret_value()
+        secret = settings.jwt_secret
+        self._key = secret.get_secret_value() if secret is not None else None
         self.issuer, self.audience = settings.jwt_issuer, settings.jwt_audience
-        self._verified: dict[str, tuple[Identity, float]] = {}
+        self._roles_path = settings.jwt_roles_claim
+        self._max_lifetime = settings.jwt_max_lifetime_seconds
+        self._provider = None if settings.jwt_jwks_url is None else ProviderKeys(
+            settings.jwt_jwks_url, refresh_seconds=settings.jwt_jwks_refresh_seconds,
+            min_fetch_interval_seconds=settings.jwt_jwks_min_fetch_interval_seconds,
+            timeout_seconds=settings.jwt_jwks_timeout_seconds)
+        self._verified: dict[str, tuple[Identity, float, str | None]] = {}
         self._remembered = remembered
         self._remembering = threading.Lock()
 
     def verify(self, token: str) -> Identity:
         known = self._verified.get(token)
-        if known is not None and time.time() < known[1]:
+        if known is not None and time.time() < known[1] and self._still_signed_for(known[2]):
             return known[0]
-        identity, expires = self._decode(token)
+        identity, expires, kid = self._decode(token)
         with self._remembering:
             if len(self._verified) >= self._remembered:
                 del self._verified[next(iter(self._verified))]
-            self._verified[token] = identity, expires
+            self._verified[token] = identity, expires, kid
         return identity
 
-    def _decode(self, token: str) -> tuple[Identity, float]:
+    def _still_signed_for(self, kid: str | None) -> bool:
+        return self._provider is None or (kid is not None and self._provider.is_published(kid))
+
+    def _decode(self, token: str) -> tuple[Identity, float, str | None]:
+        key, algorithms, kid = self._verification_key(token)
         try:
-            claims = jwt.decode(token, self._key, algorithms=[self.algorithm],
+            claims = jwt.decode(token, key, algorithms=algorithms,
                                 issuer=self.issuer, audience=self.audience,
-                                options={"require": ["exp", "iss", "aud", "sub"]})
+                                options={"require": ["exp", "iat", "iss", "aud", "sub"]})
         except jwt.PyJWTError as error:
             raise InvalidToken(str(error)) from None
         if not valid_subject(claims["sub"]):
             raise InvalidToken("The sub claim must name a user: 1 to 255 printable characters "
                                "without surrounding spaces.")
-        return Identity(claims["sub"], _roles(claims.get("roles"))), float(claims["exp"])
+        self._check_lifetime(claims)
+        roles = _roles(claim_at(claims, self._roles_path))
+        return Identity(claims["sub"], roles), float(claims["exp"]), kid
+
+    def _verification_key(self, token: str) -> tuple[PyJWK | str, list[str], str | None]:
+        """The key and algorithms to verify with; with a provider, the key its `kid` names."""
+        if self._provider is None:
+            assert self._key is not None  # JwtSettings requires one of the two
+            return self._key, [self.algorithm], None
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as error:
+            raise InvalidToken(str(error)) from None
+        if header.get("alg") not in self.provider_algorithms:
+            raise InvalidToken("it must be signed by the identity provider "
+                               f"({' or '.join(self.provider_algorithms)})")
+        kid = header.get("kid")
+        if not isinstance(kid, str) or not kid:
+            raise InvalidToken("its header names no signing key (kid)")
+        try:
+            return self._provider.key_for(kid), list(self.provider_algorithms), kid
+        except UnknownSigningKey as error:
+            raise InvalidToken(str(error)) from None
+
+    def _check_lifetime(self, claims: dict) -> None:
+        lifetime = float(claims["exp"]) - float(claims["iat"])  # both checked numeric by PyJWT
+        if lifetime > self._max_lifetime:
+            raise InvalidToken(f"it is valid for {lifetime:.0f} seconds, longer than the "
+                               f"{self._max_lifetime} seconds allowed")
 
     def mint(self, subject: str, roles: list[str], ttl_seconds: int = 3600) -> str:
+        if self._key is None:
+            raise ValueError("Minting needs JWT_SECRET; with JWT_JWKS_URL the identity "
+                             "provider issues the tokens.")
         now = int(time.time())
         claims = {"sub": subject, "roles": roles, "iss": self.issuer, "aud": self.audience,
                   "iat": now, "exp": now + ttl_seconds}
         return jwt.encode(claims, self._key, algorithm=self.algorithm)
+
+
+def claim_at(claims: dict, path: str):
+    """The claim at `path`: a claim of exactly that name first (so `cognito:groups` and Auth0's
+    `https://example.com/roles` are single names), else the dotted path (`realm_access.roles`)."""
+    if path in claims:
+        return claims[path]
+    value = claims
+    for name in path.split("."):
+        if not isinstance(value, dict) or name not in value:
+            return None
+        value = value[name]
+    return value
 
 
 def _roles(claim) -> frozenset[str]:

@@ -15,9 +15,34 @@ _URL = r"^https?://\S+$"
 class JwtSettings(ServiceSettings):
     """What verifying (and, for development, minting) a bearer token needs."""
 
-    jwt_secret: SecretStr = Field(min_length=32, description="HS256 key; no default on purpose")
+    jwt_secret: SecretStr | None = Field(
+        default=None, min_length=32,
+        description="HS256 key; no default on purpose; required unless JWT_JWKS_URL is set")
     jwt_issuer: str = "pedidos-veloz"
     jwt_audience: str = "pedidos-veloz-api"
+    # Production: tokens signed (RS256/ES256) by an identity provider that publishes this JWKS;
+    # HMAC tokens are then refused, whatever JWT_SECRET says.
+    jwt_jwks_url: str | None = Field(default=None, pattern=_URL)
+    jwt_jwks_refresh_seconds: float = Field(default=300.0, gt=0)
+    # An unknown kid fetches the JWKS again, at most this often (per worker).
+    jwt_jwks_min_fetch_interval_seconds: float = Field(default=5.0, ge=0)
+    jwt_jwks_timeout_seconds: float = Field(default=2.0, gt=0, le=30)
+    # Where the roles are: a claim name, or a dotted path (realm_access.roles).
+    jwt_roles_claim: str = Field(default="roles", min_length=1)
+    # exp - iat may not exceed this (iat is required).
+    jwt_max_lifetime_seconds: int = Field(default=86_400, gt=0)
+
+    @field_validator("jwt_jwks_url", "jwt_secret", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value):
+        return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _some_way_to_verify(self) -> "JwtSettings":
+        if self.jwt_secret is None and self.jwt_jwks_url is None:
+            raise ValueError("JWT_SECRET is required (at least 32 characters) "
+                             "unless JWT_JWKS_URL names an identity provider's keys")
+        return self
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,13 @@ from veloz.devstack import JWT_SECRET_FILE
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    authority = TokenAuthority(jwt_settings())
+    parser = _parser()
+    args = parser.parse_args(argv)
+    settings = jwt_settings()
+    if args.ttl > settings.jwt_max_lifetime_seconds:  # the gateway would refuse the token
+        parser.error(f"--ttl may be at most JWT_MAX_LIFETIME_SECONDS "
+                     f"({settings.jwt_max_lifetime_seconds})")
+    authority = TokenAuthority(settings)
     print(authority.mint(args.sub or f"dev-{args.role[0]}", sorted(set(args.role)), args.ttl))
     return 0
 

@@ -76,11 +76,14 @@ def fake_cluster(tmp_path):
     return bin_dir, overlay, tmp_path / "calls.log"
 
 
-def roll_out(fake_cluster, fail: str = "") -> tuple[subprocess.CompletedProcess, list[str]]:
+def roll_out(fake_cluster, fail: str = "",
+             **extra_env: str) -> tuple[subprocess.CompletedProcess, list[str]]:
     bin_dir, overlay, log = fake_cluster
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "FAKE_LOG": str(log),
            "FAKE_FAIL": fail, "IMAGE_REPOSITORY": "ghcr.io/acme/veloz",
-           "GATEWAY_URL": "https://api.test", "NAMESPACE": "pedidos-veloz"}
+           "GATEWAY_URL": "https://api.test", "NAMESPACE": "pedidos-veloz", **extra_env}
+    if "SMOKE_TOKEN" not in extra_env:
+        env.pop("SMOKE_TOKEN", None)
     result = subprocess.run([tool("bash"), str(REPO_ROOT / "deploy" / "rollout.sh"),
                              str(overlay), "abc123"], env=env, capture_output=True, text=True,
                             timeout=60, check=False)
@@ -109,6 +112,17 @@ def test_a_good_release_is_applied_smoke_tested_and_never_undone(fake_cluster):
     body = json.loads(order[order.index("--data") + 1])
     assert body["payment"]["card_number"] == "4242424242424242"
     assert any(c.endswith("https://api.test/orders/9/cancel") for c in calls)
+
+
+def test_with_a_provider_issued_smoke_token_the_smoke_test_uses_it_and_mints_none(
+        fake_cluster):
+    result, calls = roll_out(fake_cluster, SMOKE_TOKEN="provider-issued-admin-token")
+
+    assert result.returncode == 0, result.stderr
+    assert not [c for c in calls if c.startswith("kubectl") and " exec " in c]
+    smoke_calls = called(calls, "curl")
+    assert smoke_calls
+    assert all("Authorization: Bearer provider-issued-admin-token" in c for c in smoke_calls)
 
 
 def test_a_failed_smoke_test_rolls_every_deployment_back_to_its_earlier_revision(fake_cluster):
