@@ -38,9 +38,6 @@ edge = EdgeSettings.from_environment()  # and so does a bad deadline or connecti
 workers = settings.workers
 metrics_bind = metrics_listener(settings)  # a bad or clashing METRICS_BIND stops here too
 bind = [settings.bind, metrics_bind]
-# The workers' apps read METRICS_BIND to know which listener is the metrics one: the default
-# goes into the environment they inherit.
-os.environ[METRICS_BIND] = metrics_bind
 # gevent, answering its own refusals (400, 408, 413, 414, 429, 431) as problem+json.
 worker_class = "veloz.gunicorn_workers.ProblemGeventWorker"
 worker_connections = edge.worker_connections
@@ -63,6 +60,12 @@ control_socket_disable = True
 logconfig_dict = server_log_config(os.environ.get("SERVICE_NAME", "gunicorn"))
 
 GC_THRESHOLDS = settings.gc_thresholds
+
+
+def post_fork(server, worker):
+    """Before the worker builds its app: the app reads METRICS_BIND to know which listener
+    is the metrics one, so the default is written into the worker's environment."""
+    os.environ[METRICS_BIND] = metrics_bind
 
 
 def post_worker_init(worker):
