@@ -366,6 +366,9 @@ def _announce(platform: Platform, prometheus: subprocess.Popen | None) -> None:
     lines = ["", "Pedidos Veloz is up:"]
     lines += [f"  {spec.name:<20} {platform.url(spec.name)}  (docs: {platform.url(spec.name)}/docs)"
               for spec in platform.specs]
+    lines += [f"  {spec.name + ' metrics':<20} http://127.0.0.1:{platform.metrics_ports[spec.name]}"
+              "/metrics  (internal: its public port answers /metrics 404)"
+              for spec in platform.specs if spec.edge]
     lines += _prometheus_lines(prometheus)
     token = admin_token()
     if token:
