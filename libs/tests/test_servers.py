@@ -165,6 +165,40 @@ def test_a_bad_client_bound_stops_the_gateway_before_any_worker():
     assert "a worker class was loaded" not in loaded.stdout
 
 
+def test_the_gateway_listens_for_metrics_on_a_second_address_loopback_unless_told():
+    default = gateway_config("conf.bind", BIND="0.0.0.0:5000", METRICS_BIND="")
+    told = gateway_config("conf.bind", BIND="0.0.0.0:5000", METRICS_BIND="0.0.0.0:9102")
+
+    assert default.stdout.splitlines() == ["['0.0.0.0:5000', '127.0.0.1:9102']"], default.stderr
+    assert told.stdout.splitlines() == ["['0.0.0.0:5000', '0.0.0.0:9102']"], told.stderr
+
+
+@pytest.mark.parametrize(("metrics_bind", "message"), [
+    ("0.0.0.0:5000", "METRICS_BIND must be another port than BIND"),
+    ("127.0.0.1:5000", "METRICS_BIND must be another port than BIND"),
+    ("9102", "METRICS_BIND must be host:port"),
+    ("0.0.0.0:metrics", "METRICS_BIND must be host:port"),
+    ("0.0.0.0:70000", "METRICS_BIND must be host:port"),
+])
+def test_a_metrics_bind_on_the_public_port_or_malformed_stops_the_gateway(metrics_bind,
+                                                                          message):
+    loaded = gateway_config("'a worker class was loaded'", BIND="0.0.0.0:5000",
+                            METRICS_BIND=metrics_bind)
+
+    assert loaded.returncode != 0
+    assert message in loaded.stderr
+    assert "a worker class was loaded" not in loaded.stdout
+
+
+def test_a_granian_service_refuses_metrics_bind_as_it_keeps_metrics_on_its_own_port(
+        monkeypatch):
+    monkeypatch.setenv("METRICS_BIND", "127.0.0.1:9102")
+    monkeypatch.setattr(serve, "server", lambda: pytest.fail("a server was built"))
+
+    with pytest.raises(SystemExit, match="METRICS_BIND is for the gateway"):
+        serve.main(["estoque"])
+
+
 def test_the_gateway_master_imports_no_app_and_no_http_client_before_gevent_patches():
     """The master forks the workers: whatever it imported is imported in each worker before
     GeventWorker.init_process patches, and a module that took the unpatched socket or thread

@@ -119,6 +119,8 @@ class Platform:
         # Background workers serve /metrics on ports of their own.
         self.metrics_ports = {worker: free_port() for spec in self.specs
                               for worker in spec.workers}
+        # So does the gateway: its public port answers no /metrics (METRICS_BIND).
+        self.metrics_ports.update((spec.name, free_port()) for spec in self.specs if spec.edge)
 
     def url(self, service: str) -> str:
         return f"http://127.0.0.1:{self.ports[service]}"
@@ -247,7 +249,8 @@ class Platform:
         raise RuntimeError(f"{name} did not come up within {timeout:.0f}s")
 
     def scrape_targets(self) -> dict[str, str]:
-        """Prometheus job name -> address: the services and the background workers."""
+        """Prometheus job name -> address: the services and the background workers, each on
+        its metrics port where it has one of its own (the gateway, the workers)."""
         targets = {spec.name: f"127.0.0.1:{self.ports[spec.name]}" for spec in self.specs}
         targets.update((worker.replace(".", "-"), f"127.0.0.1:{port}")
                        for worker, port in self.metrics_ports.items())
@@ -277,6 +280,9 @@ class Platform:
         env.update({var: self.url(target) for var, target in spec.backends.items()})
         if spec.name in self.database_urls:
             env["DATABASE_URL"] = self.database_urls[spec.name]
+        env.pop("METRICS_BIND", None)  # granian refuses it (veloz.serve)
+        if spec.edge:
+            env["METRICS_BIND"] = f"127.0.0.1:{self.metrics_ports[spec.name]}"
         env.update(self.extra_env)
         return env
 
@@ -360,6 +366,9 @@ def _announce(platform: Platform, prometheus: subprocess.Popen | None) -> None:
     lines = ["", "Pedidos Veloz is up:"]
     lines += [f"  {spec.name:<20} {platform.url(spec.name)}  (docs: {platform.url(spec.name)}/docs)"
               for spec in platform.specs]
+    lines += [f"  {spec.name + ' metrics':<20} http://127.0.0.1:{platform.metrics_ports[spec.name]}"
+              "/metrics  (internal: its public port answers /metrics 404)"
+              for spec in platform.specs if spec.edge]
     lines += _prometheus_lines(prometheus)
     token = admin_token()
     if token:

@@ -10,16 +10,34 @@ No `preload_app`: each worker builds its own app and pools after the fork, so no
 is ever shared between processes, and gevent has patched the standard library before the app
 is imported. So this module (read by the master, which forks the workers) imports neither the
 app nor an HTTP client: a module imported before the patching keeps the unpatched socket.
+
+Two listeners: BIND, the public port, and METRICS_BIND (default 127.0.0.1:9102), the only
+one that answers /metrics. Why two listeners of one server rather than a metrics server of
+its own: every worker already holds the app and its scrape-time collectors (breakers,
+capacity, the process group), which a separate server in the master would have to rebuild,
+and the master must not import the app (gevent patches the workers first); both listeners
+are bound by the master before it forks, so `make restart`'s surge (reuse_port) and a
+worker's crash treat them alike. The app tells them apart by the local port of the
+connection's socket, never by Host (veloz.service_app.serve_metrics_only_on).
 """
 
 import os
 
 from veloz.logs import server_log_config
-from veloz.serving import EdgeSettings, ServerSettings, mark_ready, settle_collector
+from veloz.serving import (
+    METRICS_BIND,
+    EdgeSettings,
+    ServerSettings,
+    mark_ready,
+    metrics_listener,
+    settle_collector,
+)
 
 settings = ServerSettings.from_environment()  # a bad GC_THRESHOLDS stops the master here
 edge = EdgeSettings.from_environment()  # and so does a bad deadline or connection bound
-bind, workers = settings.bind, settings.workers
+workers = settings.workers
+metrics_bind = metrics_listener(settings)  # a bad or clashing METRICS_BIND stops here too
+bind = [settings.bind, metrics_bind]
 # gevent, answering its own refusals (400, 408, 413, 414, 429, 431) as problem+json.
 worker_class = "veloz.gunicorn_workers.ProblemGeventWorker"
 worker_connections = edge.worker_connections
@@ -42,6 +60,12 @@ control_socket_disable = True
 logconfig_dict = server_log_config(os.environ.get("SERVICE_NAME", "gunicorn"))
 
 GC_THRESHOLDS = settings.gc_thresholds
+
+
+def post_fork(server, worker):
+    """Before the worker builds its app: the app reads METRICS_BIND to know which listener
+    is the metrics one, so the default is written into the worker's environment."""
+    os.environ[METRICS_BIND] = metrics_bind
 
 
 def post_worker_init(worker):

@@ -14,6 +14,10 @@ service's code before it starts the workers, so a worker that crashed is forked 
 modules loaded and serves again in a fraction of a second, not after seconds of imports on a
 busy machine; no app is preloaded: each worker builds its own (engine, pools) after the fork,
 so no connection is shared between processes.
+
+METRICS_BIND (the gateway's internal metrics listener, veloz.gunicorn_conf) is refused here:
+granian binds one address, and these services keep /metrics on it, a port that only
+Prometheus and their callers inside the platform reach.
 """
 
 import argparse
@@ -83,7 +87,10 @@ def main(argv: list[str] | None = None) -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("package", help="the service's package: estoque, pagamentos, pedidos")
     package = parser.parse_args(argv).package
-    ServerSettings.from_environment()  # a bad GC_THRESHOLDS stops here, before any worker
+    settings = ServerSettings.from_environment()  # a bad GC_THRESHOLDS stops here
+    if settings.metrics_bind:
+        raise SystemExit("METRICS_BIND is for the gateway (gunicorn); under granian a service "
+                         "serves /metrics on BIND: unset it")
     os.environ[PACKAGE] = package
     os.environ[SERVER_PID_ENV] = str(os.getpid())
     importlib.import_module(f"{package}.app")  # code only: each worker still builds its app

@@ -1,11 +1,13 @@
 """The Flask app every service is built on: JSON, request ids, logs, errors, health, docs."""
 
 import logging
+import posixpath
 import re
 import time
 import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from urllib.parse import unquote
 
 from flask import Blueprint, Flask, Response, g, request
 from werkzeug import exceptions as werkzeug_exceptions
@@ -18,12 +20,13 @@ from veloz.fields import MAX_ID
 from veloz.jsonio import DecimalJSONProvider
 from veloz.logs import configure_logging, request_id_var
 from veloz.problems import register_problem_handlers
-from veloz.serving import draining, request_slots
+from veloz.serving import draining, metrics_port, request_slots
 from veloz.tracing import configure_tracing, trace_requests
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _QUIET_PATHS = frozenset({"/livez", "/readyz", "/metrics", "/health"})
+_SLASHES = re.compile(r"/{2,}")
 access_log = logging.getLogger("veloz.access")
 
 
@@ -129,6 +132,44 @@ def _expose_metrics(app: Flask, name: str) -> None:
         body, content_type = metrics.exposition(app.extensions["metrics_collectors"],
                                                 request.headers.get("Accept"))
         return Response(body, content_type=content_type)
+
+    port = metrics_port()
+    if port is not None:
+        serve_metrics_only_on(app, port)
+
+
+def serve_metrics_only_on(app: Flask, port: int) -> None:
+    """METRICS_BIND set (the gateway, veloz.gunicorn_conf): /metrics is answered only on a
+    connection that arrived on that port, and that port answers nothing else. Everywhere
+    else a path meaning /metrics is a 404 problem like any unknown path, before routing (so
+    `//metrics` is not redirected either): request counts by route and status are for
+    Prometheus, not for whoever reaches the public port."""
+
+    @app.before_request
+    def metrics_on_their_own_port():
+        if (arrival_port(request.environ) == port) != names_metrics(request.path):
+            raise werkzeug_exceptions.NotFound()
+
+
+def arrival_port(environ: dict) -> int | None:
+    """The local port of the connection this request came on, from the socket gunicorn hands
+    the app (`gunicorn.socket`): what the client wrote (Host, X-Forwarded-*, and SERVER_NAME
+    where derived from Host) cannot change it. None without a TCP socket (a test client)."""
+    sock = environ.get("gunicorn.socket")
+    try:
+        local = sock.getsockname() if sock is not None else None
+    except OSError:
+        return None
+    return local[1] if isinstance(local, tuple) else None
+
+
+def names_metrics(path: str) -> bool:
+    """Does `path` mean /metrics in any spelling: any case, repeated slashes, dot segments,
+    a trailing slash, or a percent-escape the server left (it decodes the path once)?"""
+    if "%" not in path and "metrics" not in path.lower():
+        return False
+    folded = _SLASHES.sub("/", unquote(path).lower())
+    return posixpath.normpath(folded) == "/metrics"
 
 
 def _track_requests(app: Flask) -> None:

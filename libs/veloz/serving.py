@@ -22,6 +22,13 @@ from pathlib import Path
 DEFAULT_THRESHOLDS = "5000,20,50"
 
 
+METRICS_BIND = "METRICS_BIND"
+# Where the gateway serves /metrics when METRICS_BIND is unset: loopback, so nothing off the
+# machine reads it. Images set 0.0.0.0:9102 (Prometheus scrapes the pod or container); 9102,
+# beside the workers' 9101 and 9103.
+GATEWAY_METRICS_BIND = "127.0.0.1:9102"
+
+
 @dataclass(frozen=True)
 class ServerSettings:
     bind: str  # host:port
@@ -31,6 +38,7 @@ class ServerSettings:
     threads: int
     graceful_timeout: int  # seconds a stopping worker has to finish its requests
     gc_thresholds: tuple[int, int, int]
+    metrics_bind: str | None = None  # METRICS_BIND: /metrics on this listener alone
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] = os.environ) -> "ServerSettings":
@@ -40,7 +48,34 @@ class ServerSettings:
                    threads=int(environ.get("GUNICORN_THREADS", "4")),
                    graceful_timeout=int(environ.get("GRACEFUL_TIMEOUT", "10")),
                    gc_thresholds=gc_thresholds(environ.get("GC_THRESHOLDS",
-                                                           DEFAULT_THRESHOLDS)))
+                                                           DEFAULT_THRESHOLDS)),
+                   metrics_bind=environ.get(METRICS_BIND) or None)
+
+
+def listener_port(bind: str, name: str) -> int:
+    """The port of a `host:port` address, or the process stops here naming the setting."""
+    _host, colon, port = bind.rpartition(":")
+    if not colon or not port.isdigit() or not 0 < int(port) < 65536:
+        raise SystemExit(f"{name} must be host:port, as 0.0.0.0:9102: {bind!r}")
+    return int(port)
+
+
+def metrics_listener(settings: ServerSettings) -> str:
+    """The gateway's second listener, the only one that answers /metrics (see
+    veloz.service_app.serve_metrics_only_on): METRICS_BIND, else GATEWAY_METRICS_BIND. Its
+    port must differ from BIND's, since the app tells the two apart by the port a
+    connection arrived on."""
+    bind = settings.metrics_bind or GATEWAY_METRICS_BIND
+    if listener_port(bind, METRICS_BIND) == listener_port(settings.bind, "BIND"):
+        raise SystemExit(f"METRICS_BIND must be another port than BIND: {bind!r}")
+    return bind
+
+
+def metrics_port(environ: Mapping[str, str] = os.environ) -> int | None:
+    """The port of METRICS_BIND; None when unset, as under granian (one listener, which
+    keeps /metrics) or in a test client."""
+    bind = environ.get(METRICS_BIND)
+    return listener_port(bind, METRICS_BIND) if bind else None
 
 
 @dataclass(frozen=True)

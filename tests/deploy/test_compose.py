@@ -39,6 +39,19 @@ def test_only_what_a_person_opens_is_published(compose):
                          "prometheus": ["9090:9090"]}
 
 
+def test_prometheus_scrapes_the_gateway_on_its_unpublished_metrics_port(compose):
+    gateway = compose["services"]["api-gateway"]
+    metrics_port = gateway["environment"]["METRICS_BIND"].rpartition(":")[2]
+    scraped = yaml.safe_load((REPO_ROOT / "monitoring" / "prometheus" / "prometheus.yml")
+                             .read_text())
+    targets = {job["job_name"]: job["static_configs"][0]["targets"]
+               for job in scraped["scrape_configs"]}
+
+    assert metrics_port != "5000"
+    assert targets["api-gateway"] == [f"api-gateway:{metrics_port}"]
+    assert not any(port.endswith(f":{metrics_port}") for port in gateway["ports"])
+
+
 def test_services_start_after_a_healthy_database_and_finished_migrations(compose):
     services = compose["services"]
     for name in ("estoque", "pagamentos", "pedidos"):

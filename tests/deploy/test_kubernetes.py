@@ -148,7 +148,9 @@ def test_services_probe_livez_and_readyz_roll_without_loss_and_stop_gracefully(o
         deployment = find(objects, "Deployment", name)[0]
         spec = pod_spec(deployment)
         container = spec["containers"][0]
-        assert container["ports"] == [{"name": "http", "containerPort": port}]
+        assert container["ports"][0] == {"name": "http", "containerPort": port}
+        assert [p["name"] for p in container["ports"]] == (
+            ["http", "metrics"] if name == "api-gateway" else ["http"]), name
         paths = {probe: container[probe]["httpGet"]["path"]
                  for probe in ("startupProbe", "livenessProbe", "readinessProbe")}
         assert paths == {"startupProbe": "/livez", "livenessProbe": "/livez",
@@ -243,6 +245,45 @@ def test_network_is_denied_by_default_and_pods_get_no_api_token(objects):
     for account in find(objects, "ServiceAccount"):
         expected = account["metadata"]["name"] in NEEDS_API_TOKEN
         assert account["automountServiceAccountToken"] is expected
+
+
+def selects(selector: dict, labels: dict) -> bool:
+    """A label selector (matchLabels, matchExpressions with In) against a pod's labels."""
+    if any(labels.get(key) != value for key, value in selector.get("matchLabels", {}).items()):
+        return False
+    return all(expression["operator"] == "In" and labels.get(expression["key"])
+               in expression["values"] for expression in selector.get("matchExpressions", []))
+
+
+def admitted(objects, labels: dict) -> dict[int, list[dict]]:
+    """Port -> the peers the namespace's NetworkPolicies let in to a pod with `labels`."""
+    peers: dict[int, list[dict]] = {}
+    for policy in find(objects, "NetworkPolicy"):
+        if not selects(policy["spec"]["podSelector"], labels):
+            continue
+        for rule in policy["spec"].get("ingress", []):
+            for port in rule.get("ports", []):
+                peers.setdefault(port["port"], []).extend(rule["from"])
+    return peers
+
+
+def test_only_prometheus_reaches_the_gateways_metrics_port_and_only_the_ingress_its_api(objects):
+    gateway = find(objects, "Deployment", "api-gateway")[0]
+    template = gateway["spec"]["template"]
+    container = template["spec"]["containers"][0]
+    env = {variable["name"]: variable.get("value") for variable in container["env"]}
+    metrics_port = int(env["METRICS_BIND"].rpartition(":")[2])
+    ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+    service = find(objects, "Service", "api-gateway")[0]
+
+    assert ports == {"http": 5000, "metrics": metrics_port}
+    assert template["metadata"]["annotations"]["prometheus.io/port"] == str(metrics_port)
+    assert [port["targetPort"] for port in service["spec"]["ports"]] == ["http"]
+    peers = admitted(objects, template["metadata"]["labels"])
+    assert peers[metrics_port] == [{"podSelector": {"matchLabels": {
+        "app.kubernetes.io/name": "prometheus"}}}]
+    assert peers[5000] == [{"namespaceSelector": {"matchLabels": {
+        "kubernetes.io/metadata.name": "ingress-nginx"}}}]
 
 
 def test_secrets_file_holds_placeholders_for_every_secret_the_workloads_read(objects):

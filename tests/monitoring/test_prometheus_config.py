@@ -20,7 +20,7 @@ from veloz.devstack import SERVICES, prometheus_config
 
 PROMETHEUS_DIR = MONITORING / "prometheus"
 COMPOSE_TARGETS = {
-    "api-gateway": "api-gateway:5000", "pedidos-service": "pedidos-service:5001",
+    "api-gateway": "api-gateway:9102", "pedidos-service": "pedidos-service:5001",
     "pagamentos-service": "pagamentos-service:5002", "estoque-service": "estoque-service:5003",
     "estoque-sweeper": "estoque-sweeper:9103", "pedidos-recovery": "pedidos-recovery:9101",
     "alertmanager": "alertmanager:9093",
