@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urljoin
 
 import requests
 from sqlalchemy import create_engine, text
@@ -154,7 +155,8 @@ def paged(url: str, headers: dict[str, str], timeout: float = 10) -> list[dict]:
         response = _get_past_refusals(next_url, headers, timeout)
         response.raise_for_status()
         rows += response.json()
-        next_url = response.links.get("next", {}).get("url")
+        following = response.links.get("next", {}).get("url")  # relative: /orders?after=…
+        next_url = urljoin(next_url, following) if following else None
     return rows
 
 

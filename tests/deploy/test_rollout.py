@@ -31,6 +31,8 @@ elif "wait" in args:
 elif "rollout" in args and "status" in args:
     sys.exit(1 if fail == "rollout" and "deployment/pedidos-service" in args else 0)
 elif "exec" in args:
+    if fail == "mint":  # a gateway that trusts an identity provider mints no token
+        sys.exit(1)
     print("fake-admin-token")
 '''
 
@@ -51,6 +53,7 @@ path = url.split("://", 1)[1].split("/", 1)[1]
 declined = os.environ.get("FAKE_FAIL") == "smoke"
 answers = {
     ("GET", "health"): (200, {"status": "healthy"}),
+    ("GET", "items"): (200, []),
     ("POST", "items"): (201, {"id": 7}),
     ("POST", "orders"): (402, {"id": 9, "status": "payment_declined"}) if declined
                         else (201, {"id": 9, "status": "paid"}),
@@ -123,6 +126,17 @@ def test_with_a_provider_issued_smoke_token_the_smoke_test_uses_it_and_mints_non
     smoke_calls = called(calls, "curl")
     assert smoke_calls
     assert all("Authorization: Bearer provider-issued-admin-token" in c for c in smoke_calls)
+
+
+def test_without_any_admin_token_the_smoke_test_checks_anonymous_reads_and_undoes_nothing(
+        fake_cluster):
+    result, calls = roll_out(fake_cluster, fail="mint")
+
+    assert result.returncode == 0, result.stderr
+    assert not undos(calls)
+    urls = [c[-1] for c in called(calls, "curl")]
+    assert urls == ["https://api.test/health", "https://api.test/items"]
+    assert "checking anonymous reads only" in result.stdout + result.stderr
 
 
 def test_a_failed_smoke_test_rolls_every_deployment_back_to_its_earlier_revision(fake_cluster):
