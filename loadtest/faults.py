@@ -62,7 +62,7 @@ def buy_under(platform: Platform, schedule, seconds: float = 12.0) -> dict:
     for seconds, what, action in schedule:
         buyers.at(seconds, what, action)
     result = buyers.run()
-    wait_until(lambda: books(gateway, headers, item["id"], stocked).orders_mid_saga == 0, 60, 1)
+    wait_until(lambda: books(gateway, headers, item["id"], stocked).agree, 60, 1)
     return {**result.summary(), "books": books(gateway, headers, item["id"], stocked).__dict__}
 
 
