@@ -4,6 +4,7 @@ what commits, what rolls back, which exceptions surface, and what the pool gets 
 import time
 from datetime import UTC, datetime
 
+import flask
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -160,3 +161,32 @@ def test_a_database_refusing_connections_surfaces_as_sqlalchemys_operational_err
         pass
 
     assert not raised.value.connection_invalidated
+
+
+SLEEP = DriverStatement.of(sa.text("SELECT pg_sleep(1)"))
+
+
+def test_a_statement_the_database_did_not_finish_in_time_is_a_503_problem(database_url):
+    """A frozen or overloaded database cancels the statement at its timeout: the caller gets
+    the same 503 as for a database that is away, never a 500."""
+    from veloz.service_app import create_service_app
+
+    database = Database(database_url, name="veloz-db-slow", pool_size=1,
+                        statement_timeout_ms=50)
+    slow = flask.Blueprint("slow", __name__)
+
+    @slow.get("/slow")
+    def run_slow_statement():
+        with database.statements() as cursor:
+            SLEEP.run(cursor)
+        return {}
+
+    app = create_service_app(name="db-timeout-probe", version="1", log_level="WARNING",
+                             max_body_bytes=1024, blueprints=[slow], readiness=dict)
+    try:
+        answer = app.test_client().get("/slow")
+    finally:
+        database.dispose()
+
+    assert answer.status_code == 503, answer.get_data(as_text=True)
+    assert answer.headers["Retry-After"] == "2"

@@ -3,6 +3,7 @@
 import logging
 from typing import Any, cast
 
+import psycopg
 from flask import Flask, Response, current_app, request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import DBAPIError
@@ -94,7 +95,9 @@ def _from_db_error(error: DBAPIError) -> Response:
 
 
 def _is_connection_error(error: DBAPIError) -> bool:
-    return type(error.orig).__name__ in {"OperationalError", "InterfaceError"}
+    """The database is away, or did not answer in time: a statement cancelled at its timeout
+    (QueryCanceled, a kind of OperationalError) is what a frozen database looks like."""
+    return isinstance(error.orig, psycopg.OperationalError | psycopg.InterfaceError)
 
 
 def register_problem_handlers(app: Flask) -> None:
