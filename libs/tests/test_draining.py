@@ -1,11 +1,13 @@
 """A pod told to stop (veloz.drain, its preStop hook) stops being ready at once, and a worker
 that has built its app says so to whoever started the server (veloz.serving.mark_ready)."""
 
+import time
+
 import pytest
 
 from veloz import drain
 from veloz.service_app import create_service_app
-from veloz.serving import DRAIN_FILE, READY_DIR, draining, mark_ready
+from veloz.serving import DRAIN_FILE, READY_DIR, DrainWatch, draining, mark_ready
 
 
 @pytest.fixture
@@ -39,3 +41,29 @@ def test_a_worker_marks_itself_ready_in_the_folder_it_was_given(tmp_path):
     mark_ready({READY_DIR: str(tmp_path)})
     mark_ready({})  # outside `make up`: nothing to do, nothing raised
     assert len(list(tmp_path.iterdir())) == 1
+
+
+def test_a_service_told_to_stop_asks_every_client_to_close_its_connection(marker):
+    app = create_service_app(name="drain-close-probe", version="1", log_level="WARNING",
+                             max_body_bytes=1024, blueprints=[], readiness=dict)
+    client = app.test_client()
+    assert "Connection" not in client.get("/livez").headers
+
+    drain.main(["0"])
+    time.sleep(0.15)  # DrainWatch looks at the marker every 0.1 s
+
+    assert client.get("/livez").headers["Connection"] == "close"
+
+
+def test_the_drain_watch_looks_at_the_marker_at_most_every_interval_and_then_stays_draining(
+        marker):
+    now = [0.0]
+    watch = DrainWatch(every=1.0, clock=lambda: now[0])
+    assert not watch()
+    marker.touch()
+    now[0] = 0.5
+    assert not watch()  # not looked at again yet
+    now[0] = 1.0
+    assert watch()
+    marker.unlink()
+    assert watch()  # told to stop is for good

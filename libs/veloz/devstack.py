@@ -26,7 +26,7 @@ import requests
 
 from veloz.devdb import ensure_database, recreate_database, start_embedded_server
 from veloz.migrate import upgrade
-from veloz.serving import READY_DIR
+from veloz.serving import DRAIN_FILE, READY_DIR
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LOCAL = REPO_ROOT / ".local"
@@ -35,6 +35,9 @@ PROMETHEUS_RULES = REPO_ROOT / "monitoring" / "prometheus" / "rules"
 PROMETHEUS_PORT = 9090
 # How `make restart` finds the running `make up`, and where it reads the answer.
 UP_PID_FILE = LOCAL / "run" / "up.pid"
+# How long a server told to stop keeps answering (each answer with Connection: close) before
+# SIGTERM: the time its keep-alive clients need to use, and so let go of, their connections.
+DRAIN_LINGER_SECONDS = 1.0
 RESTART_RESULT_FILE = LOCAL / "run" / "restart-result"
 
 
@@ -116,6 +119,7 @@ class Platform:
         self.database_urls: dict[str, str] = {}
         self.processes: dict[str, subprocess.Popen] = {}
         self._generation = 0  # servers started so far: names each one's ready folder
+        self._drain_markers: dict[str, Path] = {}  # each server's DRAIN_FILE
         # Background workers serve /metrics on ports of their own.
         self.metrics_ports = {worker: free_port() for spec in self.specs
                               for worker in spec.workers}
@@ -159,7 +163,9 @@ class Platform:
         ready = self.run_dir / "ready" / f"{name}-{self._generation}"
         ready.mkdir(parents=True, exist_ok=True)
         self._launch(name, _with_this_python(spec.server_command()),
-                     {**self._environment(spec), READY_DIR: str(ready)})
+                     {**self._environment(spec), READY_DIR: str(ready),
+                      DRAIN_FILE: str(ready / "draining")})
+        self._drain_markers[name] = ready / "draining"
         return ready
 
     def start_worker(self, spec: ServiceSpec, worker: str) -> None:
@@ -180,18 +186,22 @@ class Platform:
     def replace_service(self, name: str, timeout: float = 60) -> None:
         """Surge, then drain, as a Deployment with maxSurge 1 and maxUnavailable 0 does: a new
         server binds the same port beside the old one (both listen with SO_REUSEPORT), and
-        only once every one of its workers is ready is the old server told to stop (SIGTERM:
-        it stops accepting, finishes what it has, exits). A new server that does not get
-        ready in time is stopped and the old one keeps serving."""
-        old = self.processes[name]
+        only once every one of its workers is ready is the old server told to stop: first its
+        DRAIN_FILE, so for DRAIN_LINGER_SECONDS its answers carry Connection: close and its
+        keep-alive clients move to the new one by themselves; then SIGTERM (it stops
+        accepting, finishes what it has, exits). A new server that does not get ready in time
+        is stopped and the old one keeps serving."""
+        old, old_drain = self.processes[name], self._drain_markers[name]
         listening = _listeners(self.ports[name])
         ready = self.start_service(name)
         try:
             self._wait_until_ready(name, ready, listening, timeout)
         except RuntimeError:
             self.stop_service(name)
-            self.processes[name] = old
+            self.processes[name], self._drain_markers[name] = old, old_drain
             raise
+        old_drain.touch()  # its answers say Connection: close: pooled clients let go of it
+        time.sleep(DRAIN_LINGER_SECONDS)
         self._stop_process(old)
 
     def _wait_until_ready(self, name: str, ready: Path, listening: int,

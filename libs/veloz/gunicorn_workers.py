@@ -28,7 +28,7 @@ from gunicorn.http.body import LengthReader
 from gunicorn.workers.ggevent import GeventWorker
 from gunicorn.workers.gthread import ThreadWorker
 
-from veloz.serving import EdgeSettings
+from veloz.serving import DrainWatch, EdgeSettings
 
 # First match wins; a ParseException not listed is a malformed request.
 _STATUS_OF = (
@@ -304,6 +304,9 @@ class ProblemGeventWorker(ProblemErrors, GeventWorker):
         self.edge = EdgeSettings.from_environment()
         self.per_peer = ConnectionsPerPeer(self.edge.max_connections_per_client)
         self.bodies = BodyBudget(self.edge.body_budget_bytes)
+        # Told to stop (DRAIN_FILE): each answer closes its connection, so keep-alive clients
+        # move to the server that replaces this one (veloz.service_app does the same in apps).
+        self.told_to_stop = DrainWatch()
         self.idle_seconds = self.cfg.keepalive or self.edge.header_timeout
         self.body_limit = DEFAULT_BODY_LIMIT
         self.app_limits_body = False
@@ -346,6 +349,8 @@ class ProblemGeventWorker(ProblemErrors, GeventWorker):
         parser = http.get_parser(self.cfg, client, addr)
         while self.next_request_begins(parser, client):
             req = self.read_head(parser)
+            if self.told_to_stop():  # gunicorn drops an app's Connection header: say it here
+                req.force_close()
             held = self.hold_body(req)
             try:
                 body_read = self.read_body(req, client)

@@ -20,7 +20,7 @@ from veloz.fields import MAX_ID
 from veloz.jsonio import DecimalJSONProvider
 from veloz.logs import configure_logging, request_id_var
 from veloz.problems import register_problem_handlers
-from veloz.serving import draining, metrics_port, request_slots
+from veloz.serving import DrainWatch, draining, metrics_port, request_slots
 from veloz.tracing import configure_tracing, trace_requests
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -44,6 +44,7 @@ def create_service_app(*, name: str, version: str, log_level: str, max_body_byte
     app.config.update(MAX_CONTENT_LENGTH=max_body_bytes, SERVICE_NAME=name)
     _track_requests(app)
     _refuse_empty_segments(app)
+    _close_connections_when_draining(app)
     configure_tracing(name)
     trace_requests(app, name, metrics.route)
     register_problem_handlers(app)
@@ -200,6 +201,21 @@ def _track_requests(app: Flask) -> None:
         if g.pop("in_flight", False):
             in_flight.dec()
         request_id_var.set(None)
+
+
+def _close_connections_when_draining(app: Flask) -> None:
+    """Once this server is told to stop (DRAIN_FILE: a pod's preStop hook, or `make restart`
+    before it stops the old server), every answer carries `Connection: close`. Keep-alive
+    clients then let go of it by themselves, one answer at a time, instead of finding a pooled
+    connection closed by the stopping server under a request they are just sending, which a
+    POST could not safely send again."""
+    told_to_stop = DrainWatch()
+
+    @app.after_request
+    def close_when_draining(response):
+        if told_to_stop():
+            response.headers["Connection"] = "close"
+        return response
 
 
 def _refuse_empty_segments(app: Flask) -> None:

@@ -13,6 +13,7 @@ import gc
 import math
 import os
 import sys
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -163,6 +164,21 @@ def draining(environ: Mapping[str, str] = os.environ) -> bool:
     the server finishes what it has. Unset (as under `make up`): never."""
     marker = environ.get(DRAIN_FILE)
     return marker is not None and Path(marker).exists()
+
+
+class DrainWatch:
+    """`draining()` for the hot path: the marker is looked at no more than every `every`
+    seconds (one stat), and once it is there the answer stays yes."""
+
+    def __init__(self, every: float = 0.1, clock=time.monotonic):
+        self.every, self._clock = every, clock
+        self._seen, self._next_look = False, 0.0
+
+    def __call__(self) -> bool:
+        if not self._seen and self._clock() >= self._next_look:
+            self._seen = draining()
+            self._next_look = self._clock() + self.every
+        return self._seen
 
 
 def request_slots(environ: Mapping[str, str] = os.environ) -> int:
