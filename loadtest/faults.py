@@ -21,6 +21,7 @@ Traffic goes to 127.0.0.1 only; every run is bounded in time.
 import argparse
 import json
 import signal
+import statistics
 import tempfile
 import threading
 import time
@@ -42,6 +43,11 @@ from veloz.faultload import (
 
 ENV = {"JWT_SECRET": SECRET, "PAYMENT_DECLINE_RATE": "0",
        "RATE_LIMIT_DEFAULT": "1000000/minute", "RATE_LIMIT_ANONYMOUS": "1000000/minute"}
+# What the slow clients of the `slow` scenario send: a head (with a header of 4,000 bytes to
+# trickle), or a whole head of a POST promising 100 bytes of body and then only 12.
+_POST = b"POST /orders HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+TRICKLED_HEAD = _POST + b"X-Slow: " + b"a" * 4000
+STALLED_BODY = _POST + b"Content-Length: 100\r\n\r\n" + b'{"customer":'
 SERVICES_KILLED = ("estoque-service", "pedidos-service", "pagamentos-service")
 
 
@@ -143,13 +149,12 @@ def _latencies(gateway: str, headers: dict[str, str], item_id: int, calls: int =
 
 
 def _median(values: list[float | None]) -> float | None:
-    answered = sorted(value for value in values if value is not None)
-    return answered[len(answered) // 2] if answered else None
+    answered = [value for value in values if value is not None]
+    return statistics.median_low(answered) if answered else None
 
 
 def _worst(values: list[float | None]) -> float | None:
-    answered = [value for value in values if value is not None]
-    return max(answered) if answered else None
+    return max((value for value in values if value is not None), default=None)
 
 
 def _failures(answers: list[tuple[float, bool]]) -> dict:
@@ -166,7 +171,8 @@ def slow(platform: Platform) -> dict:
         "name": "Lenta", "quantity": 1000, "price": 3}).json()
     calm = _latencies(gateway, headers, item["id"])
     port = int(gateway.rsplit(":", 1)[1])
-    with SlowClients(port, heads=32, bodies=32):
+    with SlowClients(port, TRICKLED_HEAD, 32, trickle=True), \
+            SlowClients(port, STALLED_BODY, 32, trickle=False):
         time.sleep(1.0)
         crowded = _latencies(gateway, headers, item["id"])
     return {"calm": calm, "with_64_slow_clients": crowded}

@@ -211,42 +211,41 @@ def wait_until(condition: Callable[[], bool], seconds: float, every: float = 0.2
 
 
 class SlowClients:
-    """Raw sockets to a server on 127.0.0.1 that hold it up the way a slow (or hostile)
-    client does: `heads` send a request head a byte at a time, `bodies` send a whole head of a
-    POST promising 100 bytes of body and then only 12. A context manager: every socket is
-    closed on the way out, and the trickling thread stops."""
+    """`count` raw connections to 127.0.0.1:`port` holding a server up the way slow (or
+    hostile) clients do: each sends `what` whole at once (a head, then a body that stops
+    short) or, with `trickle`, a byte of it every `every` seconds from a thread of their own,
+    as long as the block lasts. The block gets the sockets; on the way out the trickling
+    stops and every socket is closed."""
 
-    HEAD = b"POST /orders HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-
-    def __init__(self, port: int, heads: int = 32, bodies: int = 32, every: float = 0.5):
-        self.port, self.heads, self.bodies, self.every = port, heads, bodies, every
+    def __init__(self, port: int, what: bytes, count: int = 64, *, trickle: bool,
+                 every: float = 0.5):
+        self.port, self.what, self.count = port, what, count
+        self.trickle, self.every = trickle, every
         self._sockets: list[socket.socket] = []
         self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._send_bytes, daemon=True)
 
-    def __enter__(self) -> "SlowClients":
-        for _ in range(self.bodies):
-            self._open().sendall(self.HEAD + b"Content-Length: 100\r\n\r\n" + b'{"customer":')
-        trickling = [self._open() for _ in range(self.heads)]
-        self._thread = threading.Thread(target=self._trickle, args=(trickling,), daemon=True)
-        self._thread.start()
-        return self
+    def __enter__(self) -> list[socket.socket]:
+        self._sockets = [socket.create_connection(("127.0.0.1", self.port), timeout=5)
+                         for _ in range(self.count)]
+        if self.trickle:
+            self._thread.start()
+        else:
+            for sock in self._sockets:
+                sock.sendall(self.what)
+        return self._sockets
 
     def __exit__(self, *_exc) -> None:
         self._stop.set()
-        self._thread.join(5)
+        if self.trickle:
+            self._thread.join(5)
         for sock in self._sockets:
             sock.close()
 
-    def _open(self) -> socket.socket:
-        sock = socket.create_connection(("127.0.0.1", self.port), timeout=5)
-        self._sockets.append(sock)
-        return sock
-
-    def _trickle(self, trickling: list[socket.socket]) -> None:
-        head = self.HEAD + b"X-Slow: " + b"a" * 4000
-        for offset in range(len(head)):
+    def _send_bytes(self) -> None:
+        for offset in range(len(self.what)):
+            for sock in self._sockets:
+                with contextlib.suppress(OSError):  # the server may cut a slow one off
+                    sock.sendall(self.what[offset:offset + 1])
             if self._stop.wait(self.every):
                 return
-            for sock in trickling:
-                with contextlib.suppress(OSError):  # the server may cut a slow head off
-                    sock.send(head[offset:offset + 1])

@@ -8,7 +8,6 @@ import re
 import select
 import socket
 import statistics
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -17,6 +16,7 @@ import pytest
 import requests
 
 from tests.e2e.conftest import JWT_TEST_SECRET, mint, start_platform
+from veloz.faultload import SlowClients
 
 pytestmark = pytest.mark.e2e
 
@@ -148,35 +148,6 @@ def trickle_until_answered(sock: socket.socket, data: bytes, every: float,
     raise AssertionError(f"no answer within {within} s")
 
 
-@contextmanager
-def slow_clients(url: str, what: bytes, *, trickle: bool) -> Iterator[list[socket.socket]]:
-    """SLOW_CLIENTS connections sending `what`: at once, or a byte every 0.5 s from a thread
-    of its own, as long as the block lasts."""
-    stop = threading.Event()
-    with ExitStack() as stack:
-        sockets = [stack.enter_context(connection(url)) for _ in range(SLOW_CLIENTS)]
-
-        def send_bytes() -> None:
-            for position in range(len(what)):
-                for sock in sockets:
-                    sock.sendall(what[position:position + 1])
-                if stop.wait(0.5):
-                    return
-
-        sender = threading.Thread(target=send_bytes, daemon=True)
-        if trickle:
-            sender.start()
-        else:
-            for sock in sockets:
-                sock.sendall(what)
-        try:
-            yield sockets
-        finally:
-            stop.set()
-            if trickle:
-                sender.join(5)
-
-
 def median_seconds(call: Callable[[], requests.Response]) -> float:
     """The median time of CALLS calls, each on a connection of its own; each must be a 200."""
     durations = []
@@ -225,7 +196,7 @@ def test_slow_clients_leave_everyone_else_served_as_fast_as_before(
 
     median_seconds(item)  # warm: the gateway's pooled connection to estoque
     before = {"livez": median_seconds(livez), "item": median_seconds(item)}
-    with slow_clients(gateway, what, trickle=trickle) as held:
+    with SlowClients(address(gateway)[1], what, SLOW_CLIENTS, trickle=trickle) as held:
         time.sleep(0.5)  # every slow connection accepted and waiting
         during = {"livez": median_seconds(livez), "item": median_seconds(item)}
         assert all(still_waiting(sock) for sock in held)
