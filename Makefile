@@ -15,12 +15,12 @@ $(STAMP): pyproject.toml constraints.txt
 
 ## Run the whole platform locally (embedded PostgreSQL unless DATABASE_URL is set).
 up: $(STAMP)
-	$(BIN)/python -m veloz.devstack up
+	$(BIN)/python -m veloz.dev.devstack up
 
 ## With `make up` running, in another terminal: replace every service and background worker
 ## with a fresh process of the current code, one at a time, new before old (nothing refused).
 restart: $(STAMP)
-	$(BIN)/python -m veloz.devstack restart
+	$(BIN)/python -m veloz.dev.devstack restart
 
 ## Lint and type-check, then every test (unit, service, end-to-end) against a real
 ## PostgreSQL, with branch coverage of the shared package and the services (floor: 85 %).
@@ -47,12 +47,12 @@ lint: $(STAMP)
 ROLE ?= admin
 SUB ?=
 token: $(STAMP)
-	@JWT_SECRET="$$($(BIN)/python -c 'from veloz.devstack import jwt_secret; print(jwt_secret())')" \
+	@JWT_SECRET="$$($(BIN)/python -c 'from veloz.dev.devstack import jwt_secret; print(jwt_secret())')" \
 		$(BIN)/python -m gateway.token --role $(ROLE) $(if $(SUB),--sub $(SUB))
 
 ## Create and migrate the databases without starting the services.
 migrate: $(STAMP)
-	$(BIN)/python -m veloz.devstack migrate
+	$(BIN)/python -m veloz.dev.devstack migrate
 
 ## Load the platform with Locust on this machine and print throughput and latency ratios,
 ## beside the figures from before the performance work (BENCH_ARGS="--baseline PATH").
@@ -74,7 +74,7 @@ bench-tools:
 LOAD_HOST ?= http://127.0.0.1:5000
 LOAD_ARGS ?=
 load: $(STAMP)
-	@secret="$$($(BIN)/python -c 'from veloz.devstack import jwt_secret; print(jwt_secret())')"; \
+	@secret="$$($(BIN)/python -c 'from veloz.dev.devstack import jwt_secret; print(jwt_secret())')"; \
 	TOKEN="$$(JWT_SECRET="$$secret" $(BIN)/python -m gateway.token --role admin --sub load)" \
 		JWT_SECRET="$$secret" $(BIN)/python -m locust -f loadtest/locustfile.py \
 		--host $(LOAD_HOST) $(LOAD_ARGS)

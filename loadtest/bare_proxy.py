@@ -3,7 +3,7 @@
 
 One route, relayed to one upstream over a pooled keep-alive urllib3 connection with timeouts:
 no auth, rate limit, request id, metrics, log line, breaker or header filtering. It runs
-under gunicorn with the platform's own settings (`veloz.gunicorn_conf`: the same workers,
+under gunicorn with the platform's own settings (`veloz.run.gunicorn_conf`: the same workers,
 threads and worker class), so what the gateway costs above it is what its features cost.
 
     with bare_flask_proxy("http://127.0.0.1:8001") as proxy:
@@ -27,7 +27,7 @@ from nginx_reference import ReferenceProxy, stop, wait_until_ready
 from urllib3 import Timeout
 from urllib3.connectionpool import connection_from_url
 
-from veloz.devstack import free_port
+from veloz.dev.devstack import free_port
 
 UPSTREAM_VARIABLE = "BARE_PROXY_UPSTREAM"
 
@@ -66,7 +66,7 @@ def bare_flask_proxy(upstream_url: str) -> Iterator[ReferenceProxy]:
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         with (root / "out.log").open("wb") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "gunicorn", "-c", "python:veloz.gunicorn_conf",
+                [sys.executable, "-m", "gunicorn", "-c", "python:veloz.run.gunicorn_conf",
                  "bare_proxy:create_app()"], cwd=Path(__file__).parent, env=env,
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True)

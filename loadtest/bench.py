@@ -37,8 +37,8 @@ from floor import measure_floor
 from nginx_reference import ReferenceFailed, nginx_proxy
 from sqlalchemy import create_engine, text
 
-from veloz.db import sqlalchemy_url
-from veloz.devstack import Platform
+from veloz.data.db import sqlalchemy_url
+from veloz.dev.devstack import Platform
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import requests
 
-from veloz.devstack import SERVICES, Platform, free_port, server_url_from_environment
+from veloz.dev.devstack import SERVICES, Platform, free_port, server_url_from_environment
 
 SECRET = "cpu-bench-" + "k" * 40
 APPROVING_CARD = "4242424242424242"

@@ -1,6 +1,7 @@
-"""CPU per transaction of the ways veloz.db reaches PostgreSQL, for the same UPDATE ... RETURNING:
-SQLAlchemy Core in a transaction and in autocommit, psycopg (veloz.db's `atomic()` and
-`statements()`) in a transaction and in autocommit, and a two-statement transaction both ways.
+"""CPU per transaction of the ways veloz.data.db reaches PostgreSQL, for the same
+UPDATE ... RETURNING: SQLAlchemy Core in a transaction and in autocommit, psycopg
+(veloz.data.db's `atomic()` and `statements()`) in a transaction and in autocommit, and a
+two-statement transaction both ways.
 The figures behind step 4 of the performance work (bench/README.md).
 
     .venv/bin/python loadtest/db_paths.py [--transactions 3000]
@@ -15,9 +16,9 @@ from collections.abc import Callable
 
 import sqlalchemy as sa
 
-from veloz.db import Database, DriverStatement
-from veloz.devdb import recreate_database
-from veloz.devstack import server_url_from_environment
+from veloz.data.db import Database, DriverStatement
+from veloz.dev.devdb import recreate_database
+from veloz.dev.devstack import server_url_from_environment
 
 ROWS = 100
 metadata = sa.MetaData()

@@ -1,4 +1,4 @@
-"""What a buyer notices when processes die, freeze or restart under load (veloz.faultload).
+"""What a buyer notices when processes die, freeze or restart under load (veloz.dev.faultload).
 
 Starts the whole platform on free ports (as `make up` runs it) with fresh `_faults` databases,
 then runs one scenario and prints its figures as JSON:
@@ -30,8 +30,8 @@ from pathlib import Path
 import requests
 from cpu_per_order import SECRET, fresh_platform
 
-from veloz.devstack import Platform
-from veloz.faultload import (
+from veloz.dev.devstack import Platform
+from veloz.dev.faultload import (
     Buyers,
     SlowClients,
     books,

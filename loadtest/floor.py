@@ -27,9 +27,9 @@ from sqlalchemy.engine import make_url
 from estoque.models import metadata as estoque_tables
 from pagamentos.models import metadata as pagamentos_tables
 from pedidos.models import metadata as pedidos_tables
-from veloz.db import sqlalchemy_url
-from veloz.devdb import recreate_database
-from veloz.devstack import server_url_from_environment
+from veloz.data.db import sqlalchemy_url
+from veloz.dev.devdb import recreate_database
+from veloz.dev.devstack import server_url_from_environment
 
 DATABASE = "veloz_floor"
 ORDER = r"""

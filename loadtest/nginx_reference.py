@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from veloz.devstack import free_port
+from veloz.dev.devstack import free_port
 
 CONFIG = """\
 daemon off;

@@ -18,9 +18,9 @@ from pagamentos.app import create_app as create_pagamentos
 from pagamentos.config import PagamentosSettings
 from pedidos.app import create_app as create_pedidos
 from pedidos.config import PedidosSettings
-from veloz.devdb import recreate_database
-from veloz.devstack import server_url_from_environment
-from veloz.migrate import upgrade
+from veloz.data.migrate import upgrade
+from veloz.dev.devdb import recreate_database
+from veloz.dev.devstack import server_url_from_environment
 
 ORDERS = 50
 
@@ -39,7 +39,7 @@ def serve(app) -> str:
 
 def count_statements(app, name: str, counts: Counter) -> None:
     """Count every statement the app's connections send, whether SQLAlchemy runs it or the
-    service hands it to psycopg itself (veloz.db's `statements()` / `atomic()`)."""
+    service hands it to psycopg itself (veloz.data.db's `statements()` / `atomic()`)."""
 
     class CountingCursor(psycopg.Cursor):
         def execute(self, *args, **kwargs):

@@ -10,8 +10,8 @@ from gateway.openapi import PlatformDocument
 from gateway.proxy import proxy_blueprint, route_template
 from gateway.ratelimit import install_rate_limits
 from gateway.status import status_blueprint
-from veloz import metrics
-from veloz.service_app import create_service_app
+from veloz.telemetry import metrics
+from veloz.web.app import create_service_app
 
 NAME, VERSION = "api-gateway", "1.0.0"
 DESCRIPTION = "Pedidos Veloz: orders, payments and stock, behind one authenticated entry point"

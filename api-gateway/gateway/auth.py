@@ -11,9 +11,9 @@ from jwt import PyJWK
 
 from gateway.config import JwtSettings
 from gateway.jwks import ProviderKeys, UnknownSigningKey
-from veloz import errors
-from veloz.errors import Problem
-from veloz.identity import KNOWN_ROLES, valid_subject
+from veloz.core import errors
+from veloz.core.errors import Problem
+from veloz.core.identity import KNOWN_ROLES, valid_subject
 
 ADMIN, CUSTOMER = "admin", "customer"
 ANYONE: frozenset[str] = frozenset()

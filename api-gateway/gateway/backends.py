@@ -11,8 +11,8 @@ from urllib3 import BaseHTTPResponse
 
 from gateway.breaker import CircuitBreaker, CircuitOpen
 from gateway.config import GatewaySettings
-from veloz import metrics
-from veloz.http_client import ServiceClient, UpstreamTimeout, UpstreamUnavailable
+from veloz.net.client import ServiceClient, UpstreamTimeout, UpstreamUnavailable
+from veloz.telemetry import metrics
 
 T = TypeVar("T")
 # First path segment -> the service that owns it.

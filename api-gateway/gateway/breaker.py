@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Generic, TypeVar
 
-from veloz import metrics
-from veloz.errors import ServiceUnavailable
-from veloz.http_client import UpstreamTimeout, UpstreamUnavailable
+from veloz.core.errors import ServiceUnavailable
+from veloz.net.client import UpstreamTimeout, UpstreamUnavailable
+from veloz.telemetry import metrics
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")

@@ -6,8 +6,8 @@ from limits import parse_many
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from gateway.breaker import BreakerPolicy
-from veloz.http_client import ClientPolicy
-from veloz.settings import ServiceSettings
+from veloz.core.settings import ServiceSettings
+from veloz.net.client import ClientPolicy
 
 _URL = r"^https?://\S+$"
 

@@ -10,8 +10,8 @@ from flask import Flask
 from gateway.auth import ANYONE, roles_allowed
 from gateway.backends import Backend, ask_all, owner_of
 from gateway.ratelimit import UNLIMITED_PATHS
-from veloz.api import OpenApiDocument, problem_answer
-from veloz.identity import KNOWN_ROLES, ROLES_HEADER, USER_ID_HEADER
+from veloz.core.identity import KNOWN_ROLES, ROLES_HEADER, USER_ID_HEADER
+from veloz.web.api import OpenApiDocument, problem_answer
 
 BEARER_AUTH = {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
 SCHEMA_REF = "#/components/schemas/"

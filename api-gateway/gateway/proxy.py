@@ -8,8 +8,8 @@ from urllib3 import BaseHTTPResponse
 
 from gateway.auth import Identity, authorize
 from gateway.backends import ROUTES, Backend
-from veloz.errors import NotFound
-from veloz.identity import ROLES_HEADER, USER_ID_HEADER
+from veloz.core.errors import NotFound
+from veloz.core.identity import ROLES_HEADER, USER_ID_HEADER
 
 # OPTIONS goes on to the service like any method: its 405 lists what the path really takes.
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]

@@ -20,7 +20,7 @@ from limits.strategies import FixedWindowRateLimiter
 
 from gateway.auth import caller
 from gateway.config import GatewaySettings
-from veloz.errors import Problem
+from veloz.core.errors import Problem
 
 UNLIMITED_PATHS = frozenset({"/health", "/livez", "/readyz", "/metrics", "/openapi.json"})
 # After the shared storage failed, counts stay per process for this long before it is tried again.

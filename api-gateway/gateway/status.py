@@ -6,8 +6,8 @@ from flask import Blueprint
 from pydantic import BaseModel
 
 from gateway.backends import Backend, ask_all
-from veloz.api import operation, respond
-from veloz.serving import draining
+from veloz.run.server_settings import draining
+from veloz.web.api import operation, respond
 
 SERVICE = "Pedidos Veloz - API Gateway"
 ENDPOINTS = ["/orders", "/payments", "/items", "/health", "/docs"]

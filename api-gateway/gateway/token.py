@@ -11,7 +11,7 @@ from pathlib import Path
 
 from gateway.auth import KNOWN_ROLES, TokenAuthority
 from gateway.config import JwtSettings
-from veloz.devstack import JWT_SECRET_FILE
+from veloz.dev.devstack import JWT_SECRET_FILE
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,8 +8,8 @@ from pydantic import ValidationError
 from gateway.backends import is_server_error
 from gateway.breaker import BreakerPolicy, CircuitBreaker, CircuitOpen, State
 from gateway.config import GatewaySettings
-from veloz import metrics
-from veloz.http_client import UpstreamTimeout, UpstreamUnavailable
+from veloz.net.client import UpstreamTimeout, UpstreamUnavailable
+from veloz.telemetry import metrics
 
 # Small numbers keep the tests short: 10 calls, half of them failing, open for 1 s, then
 # 2 s, 4 s and at most 5 s; two probes close it.

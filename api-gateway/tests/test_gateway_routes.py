@@ -84,7 +84,7 @@ def test_swagger_ui_is_served(client):
 
 def test_the_gateway_stops_being_ready_once_its_pod_is_told_to_stop(client, tmp_path,
                                                                     monkeypatch):
-    from veloz import drain
+    from veloz.run import drain
 
     monkeypatch.setenv("DRAIN_FILE", str(tmp_path / "draining"))
     drain.main(["0"])

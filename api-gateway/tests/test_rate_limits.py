@@ -7,7 +7,7 @@ import time
 import pytest
 import redis
 
-from veloz.devstack import free_port
+from veloz.dev.devstack import free_port
 
 
 @pytest.fixture

@@ -10,9 +10,9 @@ import sys
 
 from sqlalchemy.engine import make_url
 
-from veloz.db import sqlalchemy_url
-from veloz.devdb import ensure_database
-from veloz.migrate import upgrade
+from veloz.data.db import sqlalchemy_url
+from veloz.data.migrate import upgrade
+from veloz.dev.devdb import ensure_database
 
 
 def main(argv: list[str]) -> int:

@@ -15,9 +15,9 @@ from estoque.schemas import (
     SingleHoldOut,
     WriteOff,
 )
-from veloz.api import IDEMPOTENCY_KEY, operation, respond
-from veloz.idempotency import answers, key_from_request
-from veloz.paging import split_page
+from veloz.data.idempotency import answers, key_from_request
+from veloz.data.paging import split_page
+from veloz.web.api import IDEMPOTENCY_KEY, operation, respond
 
 bp = Blueprint("estoque", __name__)
 ITEMS, HOLDS = ("items",), ("reservations",)

@@ -1,6 +1,6 @@
 from pydantic import Field
 
-from veloz.settings import DatabaseSettings
+from veloz.core.settings import DatabaseSettings
 
 
 class EstoqueSettings(DatabaseSettings):

@@ -4,8 +4,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from veloz.contracts import ReservationCommitted, ReservationNotHeld, UnknownItems
-from veloz.errors import Conflict, Unprocessable
+from veloz.core.contracts import ReservationCommitted, ReservationNotHeld, UnknownItems
+from veloz.core.errors import Conflict, Unprocessable
 
 
 class ReservationStatus(StrEnum):

@@ -18,8 +18,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from veloz.db import NAMING_CONVENTION, table_of, utcnow
-from veloz.idempotency import idempotency_table
+from veloz.data.db import NAMING_CONVENTION, table_of, utcnow
+from veloz.data.idempotency import idempotency_table
 
 
 class Base(DeclarativeBase):

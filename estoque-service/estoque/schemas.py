@@ -5,10 +5,10 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from veloz.fields import Id
-from veloz.money import Money, PositiveMoney
-from veloz.paging import PageQuery
-from veloz.schemas import RequestBody
+from veloz.core.fields import Id
+from veloz.core.money import Money, PositiveMoney
+from veloz.core.schemas import RequestBody
+from veloz.data.paging import PageQuery
 
 Quantity = Annotated[int, Field(ge=1, le=1_000_000)]
 

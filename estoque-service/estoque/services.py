@@ -54,12 +54,12 @@ from estoque.domain import (
 )
 from estoque.models import Item, items, reservation_lines, reservations
 from estoque.schemas import ItemCreate, ItemOut, ItemQuery, ReservationCreate, ReservationOut
-from veloz import metrics
-from veloz.contracts import InsufficientStock, UnpricedItems
-from veloz.db import Database, DriverCursor, DriverStatement, one_row, utcnow
-from veloz.errors import NotFound, Unprocessable
-from veloz.money import total_within_limit
-from veloz.paging import SortKey, keyset_page
+from veloz.core.contracts import InsufficientStock, UnpricedItems
+from veloz.core.errors import NotFound, Unprocessable
+from veloz.core.money import total_within_limit
+from veloz.data.db import Database, DriverCursor, DriverStatement, one_row, utcnow
+from veloz.data.paging import SortKey, keyset_page
+from veloz.telemetry import metrics
 
 _SORTS = {
     "id": [SortKey(Item.id)],

@@ -5,8 +5,8 @@ from functools import partial
 
 from estoque import services
 from estoque.config import EstoqueSettings
-from veloz.db import Database
-from veloz.worker import Job, drain, serve
+from veloz.data.db import Database
+from veloz.run.jobs import Job, drain, serve
 
 
 def sweep_once(db: Database, batch_size: int) -> int:

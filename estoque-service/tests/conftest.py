@@ -2,7 +2,7 @@ import pytest
 
 from estoque.app import create_app
 from estoque.config import EstoqueSettings
-from veloz.testing import migrated_test_database
+from veloz.dev.testing import migrated_test_database
 
 
 @pytest.fixture(scope="session")

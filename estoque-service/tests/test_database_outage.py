@@ -4,7 +4,7 @@ import pytest
 
 from estoque.app import create_app
 from estoque.config import EstoqueSettings
-from veloz.devstack import free_port
+from veloz.dev.devstack import free_port
 
 
 @pytest.fixture

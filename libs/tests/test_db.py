@@ -1,4 +1,4 @@
-"""veloz.db's psycopg path (`statements`, `atomic`, `DriverStatement`) on a real PostgreSQL:
+"""veloz.data.db's psycopg path (`statements`, `atomic`, `DriverStatement`) on a real PostgreSQL:
 what commits, what rolls back, which exceptions surface, and what the pool gets back."""
 
 import time
@@ -9,9 +9,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from veloz.db import Database, DriverStatement
-from veloz.devdb import recreate_database
-from veloz.devstack import free_port
+from veloz.data.db import Database, DriverStatement
+from veloz.dev.devdb import recreate_database
+from veloz.dev.devstack import free_port
 
 metadata = sa.MetaData()
 notes = sa.Table(
@@ -169,7 +169,7 @@ SLEEP = DriverStatement.of(sa.text("SELECT pg_sleep(1)"))
 def test_a_statement_the_database_did_not_finish_in_time_is_a_503_problem(database_url):
     """A frozen or overloaded database cancels the statement at its timeout: the caller gets
     the same 503 as for a database that is away, never a 500."""
-    from veloz.service_app import create_service_app
+    from veloz.web.app import create_service_app
 
     database = Database(database_url, name="veloz-db-slow", pool_size=1,
                         statement_timeout_ms=50)

@@ -1,13 +1,14 @@
-"""A pod told to stop (veloz.drain, its preStop hook) stops being ready at once, and a worker
-that has built its app says so to whoever started the server (veloz.serving.mark_ready)."""
+"""A pod told to stop (veloz.run.drain, its preStop hook) stops being ready at once, and a worker
+that has built its app says so to whoever started the server
+(veloz.run.server_settings.mark_ready)."""
 
 import time
 
 import pytest
 
-from veloz import drain
-from veloz.service_app import create_service_app
-from veloz.serving import DRAIN_FILE, READY_DIR, DrainWatch, draining, mark_ready
+from veloz.run import drain
+from veloz.run.server_settings import DRAIN_FILE, READY_DIR, DrainWatch, draining, mark_ready
+from veloz.web.app import create_service_app
 
 
 @pytest.fixture

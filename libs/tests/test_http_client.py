@@ -13,9 +13,9 @@ import pytest
 from flask import Flask, request
 from werkzeug.serving import make_server
 
-from veloz.devstack import free_port
-from veloz.http_client import ClientPolicy, ServiceClient, UpstreamTimeout, UpstreamUnavailable
-from veloz.logs import request_id_var
+from veloz.dev.devstack import free_port
+from veloz.net.client import ClientPolicy, ServiceClient, UpstreamTimeout, UpstreamUnavailable
+from veloz.telemetry.logs import request_id_var
 
 
 @pytest.fixture(scope="module")
@@ -242,7 +242,7 @@ def test_https_services_get_the_same_idle_limit():
 
 def _client_lines(caplog):
     """The client's own log lines (the module's Flask server may log a late answer meanwhile)."""
-    return [record for record in caplog.records if record.name == "veloz.http_client"]
+    return [record for record in caplog.records if record.name == "veloz.net.client"]
 
 
 @pytest.fixture
@@ -262,7 +262,7 @@ def test_post_refused_while_the_service_respawns_goes_through_once_it_listens(st
                                                                               caplog):
     url, started = starts_late
 
-    with caplog.at_level(logging.INFO, logger="veloz.http_client"):
+    with caplog.at_level(logging.INFO, logger="veloz.net.client"):
         response = _client(url, connect_budget_seconds=2.0).request("POST", "/orders", body=b"{}")
 
     assert response.status == 200
@@ -277,7 +277,7 @@ def test_post_to_a_service_that_never_listens_fails_once_the_budget_is_spent(cap
     client = _client(f"http://127.0.0.1:{free_port()}", connect_budget_seconds=0.5)
     started = time.monotonic()
 
-    with caplog.at_level(logging.INFO, logger="veloz.http_client"), \
+    with caplog.at_level(logging.INFO, logger="veloz.net.client"), \
             pytest.raises(UpstreamUnavailable):
         client.request("POST", "/orders", body=b"{}")
 
@@ -327,7 +327,7 @@ def test_connect_timeouts_are_retried_but_never_past_the_budget(full_accept_queu
     client = _client(full_accept_queue, connect_timeout=0.4, connect_budget_seconds=0.5)
     started = time.monotonic()
 
-    with caplog.at_level(logging.INFO, logger="veloz.http_client"), \
+    with caplog.at_level(logging.INFO, logger="veloz.net.client"), \
             pytest.raises(UpstreamUnavailable):
         client.request("POST", "/orders", body=b"{}")
 

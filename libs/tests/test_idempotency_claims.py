@@ -5,10 +5,10 @@ import dataclasses
 import pytest
 import sqlalchemy as sa
 
-from veloz.db import Database, utcnow
-from veloz.devdb import recreate_database
-from veloz.errors import Unprocessable
-from veloz.idempotency import IdempotencyKey, IdempotentAnswers, idempotency_table
+from veloz.core.errors import Unprocessable
+from veloz.data.db import Database, utcnow
+from veloz.data.idempotency import IdempotencyKey, IdempotentAnswers, idempotency_table
+from veloz.dev.devdb import recreate_database
 
 metadata = sa.MetaData()
 keys = idempotency_table(metadata)

@@ -1,5 +1,5 @@
 """With METRICS_BIND set, an app answers /metrics only on a connection that arrived on that
-port, and that port nothing else (veloz.service_app.serve_metrics_only_on). Real listening
+port, and that port nothing else (veloz.web.app.serve_metrics_only_on). Real listening
 sockets stand for gunicorn's two listeners; a real gateway process is in
 tests/e2e/test_metrics_port.py."""
 
@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from veloz.service_app import create_service_app, names_metrics
+from veloz.web.app import create_service_app, names_metrics
 
 _apps = itertools.count()
 

@@ -2,7 +2,7 @@ from decimal import Decimal
 
 import pytest
 
-from veloz.money import MAX_AMOUNT, AmountOutOfRange, line_subtotal, total_within_limit
+from veloz.core.money import MAX_AMOUNT, AmountOutOfRange, line_subtotal, total_within_limit
 
 
 def test_totals_are_exact_to_the_cent():

@@ -6,7 +6,7 @@ import flask
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from veloz.service_app import create_service_app
+from veloz.web.app import create_service_app
 
 _services = itertools.count()
 

@@ -1,5 +1,6 @@
-"""How the services are served: gunicorn at the edge (veloz.gunicorn_conf), granian inside
-(veloz.serve), each worker's collector tuned once its app is built (veloz.serving)."""
+"""How the services are served: gunicorn at the edge (veloz.run.gunicorn_conf), granian inside
+(veloz.run.granian), each worker's collector tuned once its app is built
+(veloz.run.server_settings)."""
 
 import gc
 import json
@@ -13,9 +14,10 @@ from flask import Flask
 from gunicorn import util
 from gunicorn.workers.ggevent import GeventWorker
 
-from veloz import gunicorn_conf, serve, serving
-from veloz.devstack import SERVICES
-from veloz.gunicorn_workers import (
+from veloz.dev.devstack import SERVICES
+from veloz.dev.testing import migrated_test_database
+from veloz.run import granian, gunicorn_conf, server_settings
+from veloz.run.gunicorn_workers import (
     BodyBudget,
     ConnectionsPerPeer,
     ProblemErrors,
@@ -24,8 +26,7 @@ from veloz.gunicorn_workers import (
     request_timed_out,
     too_many_connections,
 )
-from veloz.logs import server_log_config
-from veloz.testing import migrated_test_database
+from veloz.telemetry.logs import server_log_config
 
 
 @pytest.fixture
@@ -47,10 +48,10 @@ def test_a_booted_gunicorn_worker_freezes_what_it_built_and_collects_less_often(
 def test_a_granian_worker_gets_its_service_app_then_tunes_its_collector(
         collector_restored, monkeypatch, postgres_server_url):
     monkeypatch.setenv("DATABASE_URL", migrated_test_database(postgres_server_url, "pagamentos"))
-    monkeypatch.setenv(serve.PACKAGE, "pagamentos")
+    monkeypatch.setenv(granian.PACKAGE, "pagamentos")
     monkeypatch.setenv("GC_THRESHOLDS", "4000,15,30")
 
-    app = serve.worker_app()
+    app = granian.worker_app()
 
     assert app.test_client().get("/livez").json == {"status": "alive",
                                                     "service": "pagamentos-service"}
@@ -59,7 +60,7 @@ def test_a_granian_worker_gets_its_service_app_then_tunes_its_collector(
 
 
 def test_granian_takes_the_settings_gunicorn_reads():
-    server = serve.server({"BIND": "0.0.0.0:5003", "WEB_CONCURRENCY": "3",
+    server = granian.server({"BIND": "0.0.0.0:5003", "WEB_CONCURRENCY": "3",
                            "GUNICORN_THREADS": "6", "GRACEFUL_TIMEOUT": "30",
                            "SERVICE_NAME": "estoque-service"})
 
@@ -67,24 +68,24 @@ def test_granian_takes_the_settings_gunicorn_reads():
     assert (server.workers, server.blocking_threads) == (3, 6)
     assert server.workers_kill_timeout == 30
     assert server.respawn_failed_workers
-    assert server.target == "veloz.serve:worker_app"
+    assert server.target == "veloz.run.granian:worker_app"
     assert server.factory
     assert not server.log_access  # the app writes one access line per request
 
 
 def test_a_bad_gc_thresholds_stops_granian_before_any_worker(monkeypatch):
     monkeypatch.setenv("GC_THRESHOLDS", "5000,20")
-    monkeypatch.setattr(serve, "server", lambda: pytest.fail("a server was built"))
+    monkeypatch.setattr(granian, "server", lambda: pytest.fail("a server was built"))
 
     with pytest.raises(SystemExit, match="GC_THRESHOLDS"):
-        serve.main(["estoque"])
+        granian.main(["estoque"])
 
 
 def test_only_the_gateway_faces_clients_on_gunicorn():
     commands = {spec.name: spec.server_command() for spec in SERVICES}
 
-    assert commands.pop("api-gateway")[:3] == ["gunicorn", "-c", "python:veloz.gunicorn_conf"]
-    assert commands == {name: ["python", "-m", "veloz.serve", name.split("-")[0]]
+    assert commands.pop("api-gateway")[:3] == ["gunicorn", "-c", "python:veloz.run.gunicorn_conf"]
+    assert commands == {name: ["python", "-m", "veloz.run.granian", name.split("-")[0]]
                         for name in commands}
 
 
@@ -100,11 +101,11 @@ def test_both_servers_write_their_own_lines_as_json_and_no_access_lines():
 @pytest.mark.parametrize("value", ["5000,20", "5000,20,x", "0,20,50", ""])
 def test_gc_thresholds_that_are_not_three_positive_integers_stop_the_server(value):
     with pytest.raises(SystemExit, match="GC_THRESHOLDS"):
-        serving.gc_thresholds(value)
+        server_settings.gc_thresholds(value)
 
 
 def test_gc_thresholds_are_read_as_given():
-    assert serving.gc_thresholds("700,10,10") == (700, 10, 10)
+    assert server_settings.gc_thresholds("700,10,10") == (700, 10, 10)
 
 
 def test_a_new_granian_worker_drops_the_live_gauges_of_workers_that_are_gone(tmp_path):
@@ -114,19 +115,19 @@ def test_a_new_granian_worker_drops_the_live_gauges_of_workers_that_are_gone(tmp
         (tmp_path / f"gauge_livesum_{pid}.db").write_bytes(b"")
     (tmp_path / f"counter_{gone.pid}.db").write_bytes(b"")  # counts outlive their worker
 
-    serve.forget_dead_workers(str(tmp_path))
+    granian.forget_dead_workers(str(tmp_path))
 
     assert sorted(path.name for path in tmp_path.iterdir()) == sorted(
         [f"counter_{gone.pid}.db", f"gauge_livesum_{os.getpid()}.db"])
 
 
-# The gateway's gevent worker (veloz.gunicorn_workers.ProblemGeventWorker): its settings here,
+# The gateway's gevent worker (veloz.run.gunicorn_workers.ProblemGeventWorker): its settings here,
 # what it does to slow and greedy clients in tests/e2e/test_slow_clients.py.
 
 def gateway_config(*expressions: str, **env: str) -> subprocess.CompletedProcess:
     """Load the gateway's gunicorn config as its master does, in a fresh interpreter with
     `env` added, and print each expression's value, one a line."""
-    script = ("import sys\nfrom gunicorn import util\nimport veloz.gunicorn_conf as conf\n"
+    script = ("import sys\nfrom gunicorn import util\nimport veloz.run.gunicorn_conf as conf\n"
               "worker = util.load_class(conf.worker_class)\n"
               + "".join(f"print({expression})\n" for expression in expressions))
     return subprocess.run([sys.executable, "-c", script], env={**os.environ, **env},
@@ -135,7 +136,7 @@ def gateway_config(*expressions: str, **env: str) -> subprocess.CompletedProcess
 
 def test_the_gateway_runs_gevent_workers_with_their_connection_budget():
     worker = gunicorn_conf.worker_class
-    assert worker == "veloz.gunicorn_workers.ProblemGeventWorker"
+    assert worker == "veloz.run.gunicorn_workers.ProblemGeventWorker"
     loaded = util.load_class(worker)
     assert issubclass(loaded, GeventWorker)
     assert issubclass(loaded, ProblemErrors)  # 400, 414, 431 still as problem+json
@@ -193,10 +194,10 @@ def test_a_metrics_bind_on_the_public_port_or_malformed_stops_the_gateway(metric
 def test_a_granian_service_refuses_metrics_bind_as_it_keeps_metrics_on_its_own_port(
         monkeypatch):
     monkeypatch.setenv("METRICS_BIND", "127.0.0.1:9102")
-    monkeypatch.setattr(serve, "server", lambda: pytest.fail("a server was built"))
+    monkeypatch.setattr(granian, "server", lambda: pytest.fail("a server was built"))
 
     with pytest.raises(SystemExit, match="METRICS_BIND is for the gateway"):
-        serve.main(["estoque"])
+        granian.main(["estoque"])
 
 
 def test_the_gateway_master_imports_no_app_and_no_http_client_before_gevent_patches():
@@ -212,7 +213,7 @@ def test_the_gateway_master_imports_no_app_and_no_http_client_before_gevent_patc
 
 
 def test_the_edge_settings_default_to_ten_second_deadlines_and_a_hundred_connections():
-    assert serving.EdgeSettings.from_environment({}) == serving.EdgeSettings(
+    assert server_settings.EdgeSettings.from_environment({}) == server_settings.EdgeSettings(
         worker_connections=1000, header_timeout=10.0, body_timeout=10.0,
         max_connections_per_client=100)
 
@@ -226,7 +227,7 @@ def test_the_edge_settings_default_to_ten_second_deadlines_and_a_hundred_connect
 ])
 def test_edge_settings_out_of_range_stop_the_server(name, value):
     with pytest.raises(SystemExit, match=name):
-        serving.EdgeSettings.from_environment({name: value})
+        server_settings.EdgeSettings.from_environment({name: value})
 
 
 def test_a_client_holds_at_most_its_share_of_connections_and_gets_them_back():

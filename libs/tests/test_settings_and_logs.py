@@ -5,8 +5,8 @@ import logging
 
 import pytest
 
-from veloz.logs import JsonFormatter, request_id_var
-from veloz.settings import DatabaseSettings
+from veloz.core.settings import DatabaseSettings
+from veloz.telemetry.logs import JsonFormatter, request_id_var
 
 
 def test_missing_required_setting_stops_the_process_with_its_name(monkeypatch):

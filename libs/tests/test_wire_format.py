@@ -7,9 +7,9 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import Column, Integer, MetaData, Numeric, Table, select
 from sqlalchemy.dialects import postgresql
 
-from veloz.api import field_errors, field_path
-from veloz.jsonio import DecimalJSONProvider, wire_decimal
-from veloz.paging import PageQuery, SortKey, keyset_page
+from veloz.core.codec import DecimalJSONProvider, wire_decimal
+from veloz.data.paging import PageQuery, SortKey, keyset_page
+from veloz.web.api import field_errors, field_path
 
 
 @pytest.mark.parametrize(("stored", "sent"), [

@@ -5,12 +5,12 @@ from flask import Blueprint, Response, current_app, request
 from pagamentos.domain import PaymentDeclined, PaymentStatus, card_last4, order_route_for_charge
 from pagamentos.schemas import ChargeRequest, PaymentListQuery, PaymentOut
 from pagamentos.services import Payments
-from veloz.api import IDEMPOTENCY_KEY, operation, respond
-from veloz.errors import Unauthorized
-from veloz.idempotency import answers, key_from_request
-from veloz.identity import ROLES_HEADER, USER_ID_HEADER, Caller
-from veloz.paging import split_page
-from veloz.problems import problem_response
+from veloz.core.errors import Unauthorized
+from veloz.core.identity import ROLES_HEADER, USER_ID_HEADER, Caller
+from veloz.data.idempotency import answers, key_from_request
+from veloz.data.paging import split_page
+from veloz.web.api import IDEMPOTENCY_KEY, operation, respond
+from veloz.web.problems import problem_response
 
 blueprint = Blueprint("payments", __name__)
 TAGS = ("payments",)

@@ -1,4 +1,4 @@
-"""Application factory, served by `python -m veloz.serve pagamentos`."""
+"""Application factory, served by `python -m veloz.run.granian pagamentos`."""
 
 from flask import Flask
 
@@ -6,8 +6,8 @@ from pagamentos import __version__, api
 from pagamentos.config import PagamentosSettings
 from pagamentos.models import idempotency_keys
 from pagamentos.services import Payments
-from veloz.idempotency import keep_answers
-from veloz.service_app import create_database_app
+from veloz.data.idempotency import keep_answers
+from veloz.web.app import create_database_app
 
 SERVICE_NAME = "pagamentos-service"
 

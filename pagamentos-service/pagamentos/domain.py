@@ -8,7 +8,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Protocol
 
-from veloz.errors import Conflict, PaymentRequired, ServiceUnavailable
+from veloz.core.errors import Conflict, PaymentRequired, ServiceUnavailable
 
 
 class PaymentStatus(StrEnum):

@@ -7,8 +7,8 @@ from sqlalchemy import BigInteger, CheckConstraint, DateTime, Index, MetaData, N
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from pagamentos.domain import PaymentMethod, PaymentStatus
-from veloz.db import NAMING_CONVENTION, table_of, utcnow
-from veloz.idempotency import idempotency_table
+from veloz.data.db import NAMING_CONVENTION, table_of, utcnow
+from veloz.data.idempotency import idempotency_table
 
 ONE_APPROVED_PER_ORDER = "uq_payments_order_id_approved"
 

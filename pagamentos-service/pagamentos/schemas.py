@@ -12,10 +12,10 @@ from pydantic import (
 )
 
 from pagamentos.domain import PaymentMethod, PaymentStatus, accepts_card
-from veloz.fields import Id
-from veloz.money import Money, PositiveMoney
-from veloz.paging import PageQuery
-from veloz.schemas import RequestBody
+from veloz.core.fields import Id
+from veloz.core.money import Money, PositiveMoney
+from veloz.core.schemas import RequestBody
+from veloz.data.paging import PageQuery
 
 CardNumber = Annotated[str, Field(pattern=r"^[0-9]{12,19}$",
                                   description="12 to 19 digits; only the last 4 are kept")]

@@ -25,11 +25,11 @@ from pagamentos.config import PagamentosSettings
 from pagamentos.domain import PaymentStatus
 from pagamentos.models import ONE_APPROVED_PER_ORDER, payments
 from pagamentos.schemas import ChargeRequest, PaymentListQuery, PaymentOut
-from veloz import metrics
-from veloz.contracts import OrderAlreadyPaid, PaymentMismatch
-from veloz.db import Database, DriverCursor, DriverStatement, one_row, utcnow
-from veloz.errors import NotFound
-from veloz.paging import SortKey, keyset_page
+from veloz.core.contracts import OrderAlreadyPaid, PaymentMismatch
+from veloz.core.errors import NotFound
+from veloz.data.db import Database, DriverCursor, DriverStatement, one_row, utcnow
+from veloz.data.paging import SortKey, keyset_page
+from veloz.telemetry import metrics
 
 log = logging.getLogger(__name__)
 

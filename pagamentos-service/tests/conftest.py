@@ -2,7 +2,7 @@ import pytest
 
 from pagamentos.app import create_app
 from pagamentos.config import PagamentosSettings
-from veloz.testing import migrated_test_database
+from veloz.dev.testing import migrated_test_database
 
 
 @pytest.fixture(scope="session")

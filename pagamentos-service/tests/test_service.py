@@ -3,7 +3,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import create_engine
 
 from pagamentos.models import metadata
-from veloz.db import sqlalchemy_url
+from veloz.data.db import sqlalchemy_url
 
 
 def test_health_reports_the_service_and_its_database(client):

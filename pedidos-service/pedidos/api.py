@@ -7,12 +7,12 @@ from pedidos.domain import Caller
 from pedidos.saga import PlaceOrder, PurchaseSaga, SagaOutcome
 from pedidos.schemas import EventOut, OrderCreate, OrderOut, OrderQuery, PlacedOrder
 from pedidos.store import NewOrder
-from veloz.api import IDEMPOTENCY_KEY, HeaderParameter, operation, respond
-from veloz.errors import Unauthorized
-from veloz.idempotency import answers, key_from_request
-from veloz.identity import MAX_SUBJECT_LENGTH, ROLES_HEADER, USER_ID_HEADER
-from veloz.paging import split_page
-from veloz.problems import problem_response
+from veloz.core.errors import Unauthorized
+from veloz.core.identity import MAX_SUBJECT_LENGTH, ROLES_HEADER, USER_ID_HEADER
+from veloz.data.idempotency import answers, key_from_request
+from veloz.data.paging import split_page
+from veloz.web.api import IDEMPOTENCY_KEY, HeaderParameter, operation, respond
+from veloz.web.problems import problem_response
 
 bp = Blueprint("pedidos", __name__)
 TAGS = ("orders",)

@@ -1,4 +1,4 @@
-"""pedidos-service application factory, served by `python -m veloz.serve pedidos`."""
+"""pedidos-service application factory, served by `python -m veloz.run.granian pedidos`."""
 
 from flask import Flask
 
@@ -6,8 +6,8 @@ from pedidos.api import bp
 from pedidos.bootstrap import NAME, build
 from pedidos.config import PedidosSettings
 from pedidos.models import idempotency_keys
-from veloz.idempotency import keep_answers
-from veloz.service_app import create_database_app
+from veloz.data.idempotency import keep_answers
+from veloz.web.app import create_database_app
 
 VERSION = "1.0.0"
 

@@ -9,9 +9,9 @@ from pedidos.reconciliation import Reconciliation
 from pedidos.saga import PurchaseSaga
 from pedidos.services import Cancellation, OrderQueries, OrderRecovery
 from pedidos.store import OnSettled, OrderStore
-from veloz import metrics
-from veloz.db import Database
-from veloz.http_client import ServiceClient
+from veloz.data.db import Database
+from veloz.net.client import ServiceClient
+from veloz.telemetry import metrics
 
 NAME = "pedidos-service"
 

@@ -10,7 +10,8 @@ from urllib3 import BaseHTTPResponse
 from pedidos.config import PedidosSettings
 from pedidos.domain import charge_key
 from pedidos.schemas import PaymentIn
-from veloz.contracts import (
+from veloz.core.codec import json_bytes, parse_json
+from veloz.core.contracts import (
     AmountOutOfRange,
     InsufficientStock,
     OrderAlreadyPaid,
@@ -21,9 +22,8 @@ from veloz.contracts import (
     UnpricedItems,
     problem_from,
 )
-from veloz.http_client import ClientPolicy, ServiceClient, UpstreamTimeout, UpstreamUnavailable
-from veloz.idempotency import IdempotencyInProgress
-from veloz.jsonio import json_bytes, parse_json
+from veloz.data.idempotency import IdempotencyInProgress
+from veloz.net.client import ClientPolicy, ServiceClient, UpstreamTimeout, UpstreamUnavailable
 
 # What "a participant stayed unavailable after bounded retries" looks like to the saga.
 UPSTREAM_DOWN = (UpstreamUnavailable, UpstreamTimeout)

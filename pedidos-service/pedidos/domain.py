@@ -6,9 +6,9 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from veloz import identity
-from veloz.contracts import InsufficientStock
-from veloz.errors import Conflict, PaymentRequired, Problem, ServiceUnavailable
+from veloz.core import identity
+from veloz.core.contracts import InsufficientStock
+from veloz.core.errors import Conflict, PaymentRequired, Problem, ServiceUnavailable
 
 
 class OrderStatus(StrEnum):
@@ -67,7 +67,7 @@ def must_cancel(status: OrderStatus) -> bool:
 
 
 class Caller(identity.Caller):
-    """Who is asking (veloz.identity), and the scope its Idempotency-Keys live in."""
+    """Who is asking (veloz.core.identity), and the scope its Idempotency-Keys live in."""
 
     @property
     def idempotency_scope(self) -> str:

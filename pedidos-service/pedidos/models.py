@@ -20,8 +20,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from pedidos.domain import OrderStatus
-from veloz.db import NAMING_CONVENTION, table_of, utcnow
-from veloz.idempotency import idempotency_table
+from veloz.data.db import NAMING_CONVENTION, table_of, utcnow
+from veloz.data.idempotency import idempotency_table
 
 KNOWN_STATUSES = ", ".join(f"'{status}'" for status in OrderStatus)
 IN_FLIGHT = "status IN ('pending', 'stock_reserved')"

@@ -26,8 +26,8 @@ from datetime import datetime, timedelta
 
 from pedidos.clients import UPSTREAM_DOWN, PagamentosClient
 from pedidos.store import OrderStore
-from veloz import metrics
-from veloz.db import utcnow
+from veloz.data.db import utcnow
+from veloz.telemetry import metrics
 
 log = logging.getLogger(__name__)
 

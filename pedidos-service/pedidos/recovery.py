@@ -12,7 +12,7 @@ from pedidos.bootstrap import Pedidos, build
 from pedidos.config import PedidosSettings
 from pedidos.reconciliation import Every
 from pedidos.services import OrderRecovery
-from veloz.worker import Job, drain, serve
+from veloz.run.jobs import Job, drain, serve
 
 
 def recover_once(recovery: OrderRecovery, batch_size: int) -> int:

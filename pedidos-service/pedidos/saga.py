@@ -30,16 +30,16 @@ from pedidos.domain import (
 )
 from pedidos.schemas import PaymentIn
 from pedidos.store import NewOrder, OrderRecord, OrderStore, PricedLine
-from veloz import metrics
-from veloz.contracts import (
+from veloz.core.contracts import (
     PaymentMismatch,
     ReservationCommitted,
     ReservationNotHeld,
     UnpricedItems,
 )
-from veloz.errors import Problem
-from veloz.idempotency import IdempotencyInProgress
-from veloz.money import total_within_limit
+from veloz.core.errors import Problem
+from veloz.core.money import total_within_limit
+from veloz.data.idempotency import IdempotencyInProgress
+from veloz.telemetry import metrics
 
 log = logging.getLogger(__name__)
 

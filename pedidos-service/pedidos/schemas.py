@@ -13,10 +13,10 @@ from pydantic import (
 )
 
 from pedidos.domain import OrderStatus
-from veloz.fields import Id
-from veloz.money import Money, line_subtotal
-from veloz.paging import PageQuery
-from veloz.schemas import RequestBody
+from veloz.core.fields import Id
+from veloz.core.money import Money, line_subtotal
+from veloz.core.schemas import RequestBody
+from veloz.data.paging import PageQuery
 
 PaymentMethod = Literal["credit_card", "debit_card", "pix", "boleto"]
 CARD_METHODS = frozenset({"credit_card", "debit_card"})

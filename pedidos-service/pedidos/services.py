@@ -20,8 +20,8 @@ from pedidos.domain import (
 from pedidos.saga import Compensation, PurchaseSaga
 from pedidos.schemas import OrderQuery
 from pedidos.store import OrderRecord, OrderStore
-from veloz import metrics
-from veloz.contracts import ReservationNotHeld
+from veloz.core.contracts import ReservationNotHeld
+from veloz.telemetry import metrics
 
 log = logging.getLogger(__name__)
 

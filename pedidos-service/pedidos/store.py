@@ -22,9 +22,9 @@ from sqlalchemy.exc import IntegrityError
 from pedidos.domain import TRANSITIONS, Caller, OrderStatus, transition
 from pedidos.models import order_events, order_items, orders
 from pedidos.schemas import OrderQuery
-from veloz.db import Database, DriverCursor, DriverStatement, one_row, utcnow
-from veloz.errors import NotFound
-from veloz.paging import SortKey, keyset_page
+from veloz.core.errors import NotFound
+from veloz.data.db import Database, DriverCursor, DriverStatement, one_row, utcnow
+from veloz.data.paging import SortKey, keyset_page
 
 FAILURES = (OrderStatus.REJECTED, OrderStatus.PAYMENT_DECLINED, OrderStatus.FAILED)
 ORDER_COLUMNS = [column for column in orders.c

@@ -14,9 +14,9 @@ from pedidos.app import create_app
 from pedidos.config import PedidosSettings
 from pedidos.models import Order
 from pedidos.store import NewOrder
-from veloz.devdb import recreate_database
-from veloz.migrate import upgrade
-from veloz.testing import RunningService, migrated_test_database
+from veloz.data.migrate import upgrade
+from veloz.dev.devdb import recreate_database
+from veloz.dev.testing import RunningService, migrated_test_database
 
 
 def migrated_participant_database(server_url: str, package: str) -> str:

@@ -3,7 +3,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pedidos.domain import Caller
 from pedidos.schemas import OrderCreate
 from pedidos.store import NewOrder
-from veloz.idempotency import IdempotencyKey, fingerprint_of
+from veloz.data.idempotency import IdempotencyKey, fingerprint_of
 
 
 def test_repeating_a_key_replays_the_first_answer_and_creates_one_order(buy, make_item,

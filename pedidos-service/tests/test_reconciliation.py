@@ -10,9 +10,9 @@ from sqlalchemy import text
 
 from pedidos.clients import PagamentosClient, client_policy
 from pedidos.reconciliation import Every, Reconciliation
-from veloz.db import utcnow
-from veloz.devstack import free_port
-from veloz.http_client import ServiceClient
+from veloz.data.db import utcnow
+from veloz.dev.devstack import free_port
+from veloz.net.client import ServiceClient
 
 GRACE = 300
 

@@ -15,7 +15,7 @@ from pagamentos.app import create_app as create_pagamentos
 from pagamentos.config import PagamentosSettings
 from pedidos.app import create_app as create_pedidos
 from pedidos.config import PedidosSettings
-from veloz.testing import migrated_test_database, served
+from veloz.dev.testing import migrated_test_database, served
 
 JWT_SECRET = "contract-tests-only-" + "s" * 32
 

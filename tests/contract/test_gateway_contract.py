@@ -3,7 +3,7 @@ merged OpenAPI document promises (status, content type, schema; never a 5xx)."""
 
 import pytest
 
-from veloz.testing import assert_answers_as_documented
+from veloz.dev.testing import assert_answers_as_documented
 
 
 @pytest.fixture(scope="module")

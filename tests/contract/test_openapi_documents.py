@@ -4,10 +4,10 @@ import pytest
 from flask import Blueprint
 from pydantic import BaseModel
 
-from veloz.api import operation, respond
-from veloz.fields import MAX_ID
-from veloz.service_app import create_service_app
-from veloz.testing import assert_answers_as_documented
+from veloz.core.fields import MAX_ID
+from veloz.dev.testing import assert_answers_as_documented
+from veloz.web.api import operation, respond
+from veloz.web.app import create_service_app
 
 SERVICES = ("estoque", "pagamentos", "pedidos")
 METHODS = ("get", "post", "put", "patch", "delete")

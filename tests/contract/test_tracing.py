@@ -11,7 +11,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from veloz.tracing import record_spans
+from veloz.telemetry.tracing import record_spans
 
 TRACE_ID, CALLER_SPAN = "ab" * 16, "cd" * 8
 TRACEPARENT = f"00-{TRACE_ID}-{CALLER_SPAN}-01"

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from tests.deploy.conftest import REPO_ROOT, run, tool
-from veloz.devstack import SERVICES
+from veloz.dev.devstack import SERVICES
 
 PACKAGES = {"api-gateway": "gateway", "pedidos-service": "pedidos",
             "pagamentos-service": "pagamentos", "estoque-service": "estoque"}

@@ -13,7 +13,7 @@ import pytest
 
 from tests.deploy.conftest import REPO_ROOT, run
 from tests.deploy.pgrelay import SOCKET_NAME, SocketRelay
-from veloz.devdb import start_embedded_server
+from veloz.dev.devdb import start_embedded_server
 
 pytestmark = pytest.mark.images
 

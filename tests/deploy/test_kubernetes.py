@@ -161,7 +161,7 @@ def test_services_probe_livez_and_readyz_roll_without_loss_and_stop_gracefully(o
         keys = {c["topologyKey"] for c in spec["topologySpreadConstraints"]}
         assert keys == {"topology.kubernetes.io/zone", "kubernetes.io/hostname"}, name
         pre_stop_command = container["lifecycle"]["preStop"]["exec"]["command"]
-        assert pre_stop_command[:3] == ["python", "-m", "veloz.drain"], name
+        assert pre_stop_command[:3] == ["python", "-m", "veloz.run.drain"], name
         pre_stop = int(pre_stop_command[-1])
         readiness = container["readinessProbe"]
         # Readiness notices the drain marker, and endpoints drop the pod, before the pause

@@ -3,7 +3,7 @@
 import pytest
 import requests
 
-from veloz.devstack import SERVICES, Platform, free_port
+from veloz.dev.devstack import SERVICES, Platform, free_port
 
 FAST_WORKERS = {
     "WEB_CONCURRENCY": "2", "GUNICORN_THREADS": "4", "LOG_LEVEL": "INFO",

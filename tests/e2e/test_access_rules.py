@@ -77,7 +77,7 @@ def test_a_signed_token_naming_nobody_is_refused_not_trusted(gateway, admin, bea
 ], ids=["5000-byte URL", "9 KB header", "120 headers"])
 def test_requests_the_edge_refuses_before_the_app_still_get_a_problem(
         gateway, headers, path, status):
-    """The gateway's gunicorn workers (veloz.gunicorn_workers) answer these themselves; no
+    """The gateway's gunicorn workers (veloz.run.gunicorn_workers) answer these themselves; no
     such request reaches a service inside."""
     answer = requests.get(f"{gateway}{path}", headers=headers, timeout=5)
 

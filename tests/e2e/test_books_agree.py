@@ -69,6 +69,6 @@ def test_reconciliation_counts_a_refund_made_behind_the_orders_back(platform, ga
 
 
 def _pagamentos_db(platform) -> str:
-    from veloz.db import sqlalchemy_url
+    from veloz.data.db import sqlalchemy_url
 
     return sqlalchemy_url(platform.database_urls["pagamentos-service"])

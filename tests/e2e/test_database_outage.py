@@ -8,7 +8,7 @@ import pytest
 import requests
 from sqlalchemy import create_engine, text
 
-from veloz.db import sqlalchemy_url
+from veloz.data.db import sqlalchemy_url
 
 pytestmark = pytest.mark.e2e
 

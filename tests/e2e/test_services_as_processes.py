@@ -1,4 +1,4 @@
-"""estoque and pagamentos as real multi-worker granian processes (veloz.serve), driven over
+"""estoque and pagamentos as real multi-worker granian processes (veloz.run.granian), driven over
 HTTP."""
 
 import time

@@ -1,5 +1,5 @@
 """Clients that send slowly, or hold many connections, against the gateway's gunicorn worker
-(veloz.gunicorn_workers.ProblemGeventWorker): they cost it greenlets, not request threads, and
+(veloz.run.gunicorn_workers.ProblemGeventWorker): they cost it greenlets, not request threads, and
 deadlines and a per-client bound stop them holding those for long. Raw sockets to 127.0.0.1
 only; every socket is closed and every wait bounded."""
 
@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from tests.e2e.conftest import JWT_TEST_SECRET, mint, start_platform
-from veloz.faultload import SlowClients
+from veloz.dev.faultload import SlowClients
 
 pytestmark = pytest.mark.e2e
 
@@ -29,7 +29,7 @@ STALLED_BODY = (b"POST /items HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: appli
                 b"Content-Length: 100\r\n\r\n" + b'{"name": "x"')
 LIVEZ = b"GET /livez HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 STRICT_SECONDS = 1  # the strict gateway's header and body deadlines
-KEEPALIVE_SECONDS = 5  # veloz.gunicorn_conf
+KEEPALIVE_SECONDS = 5  # veloz.run.gunicorn_conf
 BODY_BUDGET = 150  # the strict gateway's bytes of bodies held at once: one STALLED_BODY fits
 
 
@@ -178,7 +178,7 @@ def test_the_gateway_boots_gevent_workers_and_gevent_warns_about_nothing(
     requests.get(f"{gateway}/livez", timeout=5).raise_for_status()
     boot = (stock_behind_gateway.log_dir / "api-gateway.log").read_text()
 
-    assert "Using worker: veloz.gunicorn_workers.ProblemGeventWorker" in boot
+    assert "Using worker: veloz.run.gunicorn_workers.ProblemGeventWorker" in boot
     assert boot.count("Booting worker with pid") == 2
     assert re.search(r"\w*Warning: ", boot) is None, boot
 

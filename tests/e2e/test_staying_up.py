@@ -1,5 +1,5 @@
 """What a buyer notices while processes crash, restart or wait on a frozen database: 16 buyers
-post orders through the gateway the whole time (veloz.faultload), on 127.0.0.1, bounded runs.
+post orders through the gateway the whole time (veloz.dev.faultload), on 127.0.0.1, bounded runs.
 `loadtest/faults.py` prints the same figures for longer runs."""
 
 import signal
@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from tests.e2e.conftest import JWT_TEST_SECRET, mint, start_platform
-from veloz.faultload import (
+from veloz.dev.faultload import (
     Buyers,
     books,
     kill_server_workers,

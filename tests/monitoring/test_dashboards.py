@@ -17,7 +17,7 @@ from monitoring_support import (
     recording_rules,
 )
 
-from veloz import metrics
+from veloz.telemetry import metrics
 
 
 def test_committed_dashboards_are_exactly_what_the_generator_writes():
@@ -109,7 +109,7 @@ def test_log_links_find_the_ids_in_a_line_the_services_write(monkeypatch):
     """Grafana's derived fields must match the formatter's own output, spacing and all."""
     import logging
 
-    from veloz import logs
+    from veloz.telemetry import logs
 
     trace = "0af7651916cd43dd8448eb211c80319c"
     monkeypatch.setattr(logs, "current_trace_id", lambda: trace)

@@ -1,4 +1,4 @@
-"""veloz.metrics in one process: bounded labels, timing, the gateway's route label."""
+"""veloz.telemetry.metrics in one process: bounded labels, timing, the gateway's route label."""
 
 from decimal import Decimal
 
@@ -7,7 +7,7 @@ from flask import Flask, request
 from prometheus_client import REGISTRY
 
 from gateway.proxy import proxy_blueprint, route_template
-from veloz import metrics
+from veloz.telemetry import metrics
 
 
 def value(name: str, **labels) -> float:

@@ -2,7 +2,7 @@
 loads the project's rule files, after real traffic: paid, declined, rejected and cancelled
 orders, refusals by the gateway, and an order left mid-saga for the recovery worker.
 
-Tests marked `business_metrics` need the calls of veloz.metrics wired into the services'
+Tests marked `business_metrics` need the calls of veloz.telemetry.metrics wired into the services'
 business code (docs/OBSERVABILITY.md lists the call sites); run them alone with
 `pytest tests/monitoring -m business_metrics`.
 """
@@ -28,9 +28,9 @@ from monitoring_support import (
 from prometheus_client.mmap_dict import MmapedDict
 from sqlalchemy import create_engine, text
 
-from veloz import metrics
-from veloz.db import sqlalchemy_url
-from veloz.devstack import SERVICES, Platform, free_port, start_prometheus
+from veloz.data.db import sqlalchemy_url
+from veloz.dev.devstack import SERVICES, Platform, free_port, start_prometheus
+from veloz.telemetry import metrics
 
 pytestmark = pytest.mark.e2e
 SECRET = "monitoring-" + "m" * 40

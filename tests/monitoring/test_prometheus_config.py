@@ -16,7 +16,7 @@ from monitoring_support import (
     recording_rules,
 )
 
-from veloz.devstack import SERVICES, prometheus_config
+from veloz.dev.devstack import SERVICES, prometheus_config
 
 PROMETHEUS_DIR = MONITORING / "prometheus"
 COMPOSE_TARGETS = {

@@ -42,8 +42,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import SQLAlchemyError
 
-from veloz.db import Database, DriverStatement, utcnow
-from veloz.errors import Conflict, Unprocessable
+from veloz.core.errors import Conflict, Unprocessable
+from veloz.data.db import Database, DriverStatement, utcnow
 
 HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255

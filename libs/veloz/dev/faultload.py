@@ -24,7 +24,7 @@ from urllib.parse import urljoin
 import requests
 from sqlalchemy import create_engine, text
 
-from veloz.db import sqlalchemy_url
+from veloz.data.db import sqlalchemy_url
 
 APPROVING_CARD = "4242424242424242"
 MID_SAGA = ("pending", "stock_reserved")

@@ -6,8 +6,8 @@ from typing import Annotated
 
 from pydantic import BeforeValidator, Field, PlainSerializer
 
-from veloz.errors import Unprocessable
-from veloz.jsonio import wire_decimal
+from veloz.core.codec import wire_decimal
+from veloz.core.errors import Unprocessable
 
 MAX_AMOUNT = Decimal("9999999999.99")
 

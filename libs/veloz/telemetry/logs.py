@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import orjson
 
-from veloz.tracing import current_trace_id
+from veloz.telemetry.tracing import current_trace_id
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "request_id", default=None
@@ -70,8 +70,9 @@ def server_log_config(service: str) -> dict:
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "formatters": {"json": {"()": "veloz.logs.JsonFormatter", "service": service}},
-        "handlers": {"stdout": {"class": "veloz.logs.StdoutHandler", "formatter": "json"}},
+        "formatters": {"json": {"()": "veloz.telemetry.logs.JsonFormatter", "service": service}},
+        "handlers": {"stdout": {"class": "veloz.telemetry.logs.StdoutHandler",
+                                "formatter": "json"}},
         "root": {"level": "INFO", "handlers": ["stdout"]},
         "loggers": {"gunicorn.error": {"level": "INFO", "handlers": [], "propagate": True},
                     "_granian": {"level": "INFO", "handlers": [], "propagate": True},

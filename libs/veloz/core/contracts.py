@@ -4,8 +4,8 @@ them and the side that reads them back (estoque -> pedidos, pagamentos -> pedido
 from collections.abc import Mapping
 from typing import Any
 
-from veloz.errors import Conflict, Problem, Unprocessable
-from veloz.money import AmountOutOfRange
+from veloz.core.errors import Conflict, Problem, Unprocessable
+from veloz.core.money import AmountOutOfRange
 
 __all__ = ["AmountOutOfRange", "InsufficientStock", "OrderAlreadyPaid", "PaymentMismatch",
            "ReservationCommitted", "ReservationNotHeld", "UnknownItems", "UnpricedItems",

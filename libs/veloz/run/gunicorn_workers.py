@@ -8,8 +8,8 @@ problem with a fresh request id, so a client parses every error the same way.
 The gateway runs ProblemGeventWorker: one greenlet per connection, so a client that sends
 slowly holds a little memory instead of one of a handful of request threads, and deadlines
 (EdgeSettings) bound how long it may. ProblemThreadWorker (gthread) is what the gateway ran
-before; it stays for comparison (GUNICORN_CMD_ARGS="-k veloz.gunicorn_workers.ProblemThreadWorker
---threads 4").
+before; it stays for comparison
+(GUNICORN_CMD_ARGS="-k veloz.run.gunicorn_workers.ProblemThreadWorker --threads 4").
 """
 
 import errno
@@ -28,7 +28,7 @@ from gunicorn.http.body import LengthReader
 from gunicorn.workers.ggevent import GeventWorker
 from gunicorn.workers.gthread import ThreadWorker
 
-from veloz.serving import DrainWatch, EdgeSettings
+from veloz.run.server_settings import DrainWatch, EdgeSettings
 
 # First match wins; a ParseException not listed is a malformed request.
 _STATUS_OF = (
@@ -205,7 +205,7 @@ def peer_address(addr) -> str | None:
 
 def app_body_limit(app) -> int | None:
     """The largest body the app accepts: Flask's MAX_CONTENT_LENGTH (from MAX_BODY_BYTES in
-    veloz.service_app), or None for an app that sets none."""
+    veloz.web.app), or None for an app that sets none."""
     config = getattr(app, "config", None)
     return config.get("MAX_CONTENT_LENGTH") if isinstance(config, Mapping) else None
 
@@ -297,7 +297,7 @@ class ProblemGeventWorker(ProblemErrors, GeventWorker):
     bounds the connections of a worker. gevent patches the standard library when the worker
     starts (GeventWorker.init_process), before it imports the app: the gateway has no
     preload_app, and its gunicorn config imports no app module. HTTP/2 and the PROXY protocol
-    are not served here (veloz.gunicorn_conf enables neither)."""
+    are not served here (veloz.run.gunicorn_conf enables neither)."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -305,7 +305,7 @@ class ProblemGeventWorker(ProblemErrors, GeventWorker):
         self.per_peer = ConnectionsPerPeer(self.edge.max_connections_per_client)
         self.bodies = BodyBudget(self.edge.body_budget_bytes)
         # Told to stop (DRAIN_FILE): each answer closes its connection, so keep-alive clients
-        # move to the server that replaces this one (veloz.service_app does the same in apps).
+        # move to the server that replaces this one (veloz.web.app does the same in apps).
         self.told_to_stop = DrainWatch()
         self.idle_seconds = self.cfg.keepalive or self.edge.header_timeout
         self.body_limit = DEFAULT_BODY_LIMIT

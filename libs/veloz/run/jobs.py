@@ -10,11 +10,11 @@ from dataclasses import dataclass
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from veloz import metrics
-from veloz.db import Database
-from veloz.logs import configure_logging
-from veloz.settings import DatabaseSettings
-from veloz.tracing import configure_tracing
+from veloz.core.settings import DatabaseSettings
+from veloz.data.db import Database
+from veloz.telemetry import metrics
+from veloz.telemetry.logs import configure_logging
+from veloz.telemetry.tracing import configure_tracing
 
 log = logging.getLogger(__name__)
 

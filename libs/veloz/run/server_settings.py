@@ -1,5 +1,5 @@
-"""What both servers read from the environment (gunicorn at the gateway, veloz.gunicorn_conf;
-granian inside, veloz.serve), and what each of their workers does once its app is built.
+"""What both servers read from the environment (gunicorn at the gateway, veloz.run.gunicorn_conf;
+granian inside, veloz.run.granian), and what each of their workers does once its app is built.
 EdgeSettings are the gateway's alone: what its gunicorn worker allows a client.
 
 A worker's boot leaves behind everything that lives as long as the worker (modules, the app,
@@ -63,7 +63,7 @@ def listener_port(bind: str, name: str) -> int:
 
 def metrics_listener(settings: ServerSettings) -> str:
     """The gateway's second listener, the only one that answers /metrics (see
-    veloz.service_app.serve_metrics_only_on): METRICS_BIND, else GATEWAY_METRICS_BIND. Its
+    veloz.web.app.serve_metrics_only_on): METRICS_BIND, else GATEWAY_METRICS_BIND. Its
     port must differ from BIND's, since the app tells the two apart by the port a
     connection arrived on."""
     bind = settings.metrics_bind or GATEWAY_METRICS_BIND
@@ -81,7 +81,7 @@ def metrics_port(environ: Mapping[str, str] = os.environ) -> int | None:
 
 @dataclass(frozen=True)
 class EdgeSettings:
-    """What the gateway's gunicorn worker (veloz.gunicorn_workers.ProblemGeventWorker) allows a
+    """What the gateway's gunicorn worker (veloz.run.gunicorn_workers.ProblemGeventWorker) allows a
     client. That worker gives each connection a greenlet, not a thread, so a slow client holds
     memory but no request thread, and these bounds are what stops one holding it for long."""
 
@@ -144,7 +144,8 @@ def settle_collector(thresholds: tuple[int, int, int]) -> None:
     gc.set_threshold(*thresholds)
 
 
-READY_DIR = "VELOZ_READY_DIR"  # set by `make up` (veloz.devstack) for a surge-then-drain restart
+# set by `make up` (veloz.dev.devstack) for a surge-then-drain restart
+READY_DIR = "VELOZ_READY_DIR"
 
 
 def mark_ready(environ: Mapping[str, str] = os.environ) -> None:
@@ -156,7 +157,7 @@ def mark_ready(environ: Mapping[str, str] = os.environ) -> None:
         Path(folder, str(os.getpid())).touch()
 
 
-DRAIN_FILE = "DRAIN_FILE"  # the marker veloz.drain (a pod's preStop hook) leaves
+DRAIN_FILE = "DRAIN_FILE"  # the marker veloz.run.drain (a pod's preStop hook) leaves
 
 
 def draining(environ: Mapping[str, str] = os.environ) -> bool:

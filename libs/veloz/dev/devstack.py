@@ -1,4 +1,4 @@
-"""The whole platform as local processes, no Docker: `python -m veloz.devstack up`.
+"""The whole platform as local processes, no Docker: `python -m veloz.dev.devstack up`.
 
 Starts a private PostgreSQL (unless DATABASE_URL names a server), creates and migrates one
 database per service, then runs every service on its port (the gateway under gunicorn, the
@@ -24,11 +24,11 @@ from pathlib import Path
 
 import requests
 
-from veloz.devdb import ensure_database, recreate_database, start_embedded_server
-from veloz.migrate import upgrade
-from veloz.serving import DRAIN_FILE, READY_DIR
+from veloz.data.migrate import upgrade
+from veloz.dev.devdb import ensure_database, recreate_database, start_embedded_server
+from veloz.run.server_settings import DRAIN_FILE, READY_DIR
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 LOCAL = REPO_ROOT / ".local"
 JWT_SECRET_FILE = LOCAL / "jwt-secret"  # the local start's generated secret (git-ignored)
 PROMETHEUS_RULES = REPO_ROOT / "monitoring" / "prometheus" / "rules"
@@ -49,15 +49,15 @@ class ServiceSpec:
     database: str | None = None
     workers: tuple[str, ...] = ()
     backends: dict[str, str] = field(default_factory=dict)  # env var -> service name
-    edge: bool = False  # faces clients: served by gunicorn (veloz.gunicorn_conf), else granian
+    edge: bool = False  # faces clients: served by gunicorn (veloz.run.gunicorn_conf), else granian
 
     def server_command(self) -> list[str]:
         """The command its container image runs (`make up` runs the same with its own
-        interpreter): granian through veloz.serve for the services inside the platform."""
+        interpreter): granian through veloz.run.granian for the services inside the platform."""
         if self.edge:
-            return ["gunicorn", "-c", "python:veloz.gunicorn_conf",
+            return ["gunicorn", "-c", "python:veloz.run.gunicorn_conf",
                     f"{self.package}.app:create_app()"]
-        return ["python", "-m", "veloz.serve", self.package]
+        return ["python", "-m", "veloz.run.granian", self.package]
 
     @property
     def available(self) -> bool:
@@ -290,7 +290,7 @@ class Platform:
         env.update({var: self.url(target) for var, target in spec.backends.items()})
         if spec.name in self.database_urls:
             env["DATABASE_URL"] = self.database_urls[spec.name]
-        env.pop("METRICS_BIND", None)  # granian refuses it (veloz.serve)
+        env.pop("METRICS_BIND", None)  # granian refuses it (veloz.run.granian)
         if spec.edge:
             env["METRICS_BIND"] = f"127.0.0.1:{self.metrics_ports[spec.name]}"
         env.update(self.extra_env)

@@ -1,21 +1,21 @@
-"""estoque, pagamentos and pedidos under granian: `python -m veloz.serve <package>`.
+"""estoque, pagamentos and pedidos under granian: `python -m veloz.run.granian <package>`.
 
 Granian parses HTTP and keeps connections in Rust and runs the WSGI app on a pool of
 blocking threads per worker process; the order path costs 11-13 % less CPU per paid order
 than under gunicorn's gthread workers, with a lower p99 (bench/README.md, step 9). The
-gateway, the one service clients reach, stays on gunicorn (veloz.gunicorn_conf): its workers
+gateway, the one service clients reach, stays on gunicorn (veloz.run.gunicorn_conf): its workers
 answer a malformed request (400, 414, 431) with a problem+json body, where granian's HTTP
 layer answers with an empty one, and only the gateway can be sent such a request.
 
 The same environment as gunicorn_conf: BIND (host:port), WEB_CONCURRENCY (worker processes),
 GUNICORN_THREADS (request threads per worker), GRACEFUL_TIMEOUT (seconds a stopping worker
-has to finish its requests), GC_THRESHOLDS (veloz.serving). The main process imports the
+has to finish its requests), GC_THRESHOLDS (veloz.run.server_settings). The main process imports the
 service's code before it starts the workers, so a worker that crashed is forked again with its
 modules loaded and serves again in a fraction of a second, not after seconds of imports on a
 busy machine; no app is preloaded: each worker builds its own (engine, pools) after the fork,
 so no connection is shared between processes.
 
-METRICS_BIND (the gateway's internal metrics listener, veloz.gunicorn_conf) is refused here:
+METRICS_BIND (the gateway's internal metrics listener, veloz.run.gunicorn_conf) is refused here:
 granian binds one address, and these services keep /metrics on it, a port that only
 Prometheus and their callers inside the platform reach.
 """
@@ -30,9 +30,9 @@ from granian.constants import HTTPModes, Interfaces
 from granian.server.mp import MPServer
 from prometheus_client import multiprocess
 
-from veloz.logs import server_log_config
-from veloz.metrics import SERVER_PID_ENV, multiprocess_dir
-from veloz.serving import ServerSettings, mark_ready, settle_collector
+from veloz.run.server_settings import ServerSettings, mark_ready, settle_collector
+from veloz.telemetry.logs import server_log_config
+from veloz.telemetry.metrics import SERVER_PID_ENV, multiprocess_dir
 
 PACKAGE = "VELOZ_SERVE_PACKAGE"  # the worker's app, for worker_app()
 
@@ -73,7 +73,7 @@ def server(environ: Mapping[str, str] = os.environ) -> MPServer:
     settings = ServerSettings.from_environment(environ)
     host, _, port = settings.bind.rpartition(":")
     return MPServer(
-        "veloz.serve:worker_app", factory=True, interface=Interfaces.WSGI,
+        "veloz.run.granian:worker_app", factory=True, interface=Interfaces.WSGI,
         address=host, port=int(port), http=HTTPModes.http1, websockets=False,
         workers=settings.workers, blocking_threads=settings.threads,
         workers_kill_timeout=settings.graceful_timeout,

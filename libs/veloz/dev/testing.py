@@ -14,11 +14,11 @@ import pytest
 from sqlalchemy import create_engine, text
 from werkzeug.serving import make_server
 
-from veloz.db import sqlalchemy_url
-from veloz.devdb import recreate_database, start_embedded_server
-from veloz.migrate import upgrade
+from veloz.data.db import sqlalchemy_url
+from veloz.data.migrate import upgrade
+from veloz.dev.devdb import recreate_database, start_embedded_server
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="session")

@@ -45,7 +45,7 @@ OTHER = "other"
 UNMATCHED_ROUTE = "<unmatched>"
 
 # --- RED per route ------------------------------------------------------------------------
-# Recorded by every service's request hooks (veloz.service_app), under the names and labels
+# Recorded by every service's request hooks (veloz.web.app), under the names and labels
 # prometheus-flask-exporter gives them (dashboards and alerts were written against those);
 # the histogram's _count is the request counter per route template.
 HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0)
@@ -382,7 +382,7 @@ class DatabaseStateCollector(Collector):
 
 
 def _application(service: str, application: str) -> str:
-    """application_name is set by veloz.db to the service or `<service>-<worker>`."""
+    """application_name is set by veloz.data.db to the service or `<service>-<worker>`."""
     return application if application.startswith(service) and len(application) < 64 else OTHER
 
 
@@ -440,12 +440,12 @@ def _children(parent: int) -> list[int]:
     return children
 
 
-SERVER_PID_ENV = "VELOZ_SERVER_PID"  # set by veloz.serve: granian's main process
+SERVER_PID_ENV = "VELOZ_SERVER_PID"  # set by veloz.run.granian: granian's main process
 
 
 def serving_root_pid() -> int:
     """The server's main process when running in one of its workers (granian's, named by
-    veloz.serve; gunicorn's master), else this process."""
+    veloz.run.granian; gunicorn's master), else this process."""
     if os.environ.get(SERVER_PID_ENV):
         return int(os.environ[SERVER_PID_ENV])
     return os.getppid() if "gunicorn.arbiter" in sys.modules else os.getpid()

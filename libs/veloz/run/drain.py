@@ -1,7 +1,8 @@
-"""A pod's preStop hook: `python -m veloz.drain SECONDS`.
+"""A pod's preStop hook: `python -m veloz.run.drain SECONDS`.
 
 Kubernetes runs it when it decides to stop a pod, before SIGTERM. It leaves the DRAIN_FILE
-marker, so /readyz answers 503 from then on in every worker (veloz.serving.draining) and every
+marker, so /readyz answers 503 from then on in every worker
+(veloz.run.server_settings.draining) and every
 answer carries Connection: close (pooled callers move to other pods), then
 sleeps SECONDS while endpoints, kube-proxy and the Ingress stop sending new requests here. Only
 then does the server get SIGTERM and drain what it still has (GRACEFUL_TIMEOUT).
@@ -12,7 +13,7 @@ import os
 import time
 from pathlib import Path
 
-from veloz.serving import DRAIN_FILE
+from veloz.run.server_settings import DRAIN_FILE
 
 
 def main(argv: list[str] | None = None) -> None:

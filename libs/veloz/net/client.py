@@ -31,9 +31,9 @@ from urllib3.exceptions import (
 from urllib3.util import parse_url
 from urllib3.util.retry import Retry
 
-from veloz.errors import GatewayTimeout, ServiceUnavailable
-from veloz.logs import request_id_var
-from veloz.tracing import outgoing_call
+from veloz.core.errors import GatewayTimeout, ServiceUnavailable
+from veloz.telemetry.logs import request_id_var
+from veloz.telemetry.tracing import outgoing_call
 
 if TYPE_CHECKING:
     from types import TracebackType

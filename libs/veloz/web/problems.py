@@ -10,8 +10,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException
 
-from veloz.errors import Problem, ServiceUnavailable
-from veloz.logs import request_id_var
+from veloz.core.errors import Problem, ServiceUnavailable
+from veloz.telemetry.logs import request_id_var
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from veloz.db import sqlalchemy_url
+from veloz.data.db import sqlalchemy_url
 
 MAX_CONNECTIONS = 300
 log = logging.getLogger(__name__)

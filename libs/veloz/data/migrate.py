@@ -1,4 +1,4 @@
-"""Alembic for every service: `python -m veloz.migrate <service package>` upgrades to head.
+"""Alembic for every service: `python -m veloz.data.migrate <service package>` upgrades to head.
 
 Each service keeps its revisions in `<package>/migrations/versions`; its `env.py` calls
 `run_migrations(metadata)` from here, so the Alembic wiring exists once.
@@ -13,7 +13,7 @@ from alembic import command, context
 from alembic.config import Config
 from sqlalchemy import create_engine, pool
 
-from veloz.db import sqlalchemy_url
+from veloz.data.db import sqlalchemy_url
 
 
 def alembic_config(package: str, database_url: str) -> Config:

@@ -13,15 +13,15 @@ from flask import Blueprint, Flask, Response, g, request
 from werkzeug import exceptions as werkzeug_exceptions
 from werkzeug.routing import IntegerConverter, Map
 
-from veloz import metrics
-from veloz.api import OpenApiDocument, docs_blueprint
-from veloz.db import Database
-from veloz.fields import MAX_ID
-from veloz.jsonio import DecimalJSONProvider
-from veloz.logs import configure_logging, request_id_var
-from veloz.problems import register_problem_handlers
-from veloz.serving import DrainWatch, draining, metrics_port, request_slots
-from veloz.tracing import configure_tracing, trace_requests
+from veloz.core.codec import DecimalJSONProvider
+from veloz.core.fields import MAX_ID
+from veloz.data.db import Database
+from veloz.run.server_settings import DrainWatch, draining, metrics_port, request_slots
+from veloz.telemetry import metrics
+from veloz.telemetry.logs import configure_logging, request_id_var
+from veloz.telemetry.tracing import configure_tracing, trace_requests
+from veloz.web.api import OpenApiDocument, docs_blueprint
+from veloz.web.problems import register_problem_handlers
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -140,7 +140,7 @@ def _expose_metrics(app: Flask, name: str) -> None:
 
 
 def serve_metrics_only_on(app: Flask, port: int) -> None:
-    """METRICS_BIND set (the gateway, veloz.gunicorn_conf): /metrics is answered only on a
+    """METRICS_BIND set (the gateway, veloz.run.gunicorn_conf): /metrics is answered only on a
     connection that arrived on that port, and that port answers nothing else. Everywhere
     else a path meaning /metrics is a 404 problem like any unknown path, before routing (so
     `//metrics` is not redirected either): request counts by route and status are for

@@ -102,7 +102,7 @@ def outgoing_call(method: str, target: str, headers: dict[str, str]) -> Iterator
             headers["traceparent"] = incoming
         yield _ignore_status
         return
-    with trace.get_tracer("veloz.http_client").start_as_current_span(
+    with trace.get_tracer("veloz.net.client").start_as_current_span(
             f"{method} {target}", kind=SpanKind.CLIENT,
             attributes={"http.request.method": method, "peer.service": target}) as span:
         propagate.inject(headers)

@@ -13,8 +13,8 @@ from flask import request
 from pydantic import Field
 from sqlalchemy import Select, and_, or_
 
-from veloz.fields import MAX_ID
-from veloz.schemas import QueryString
+from veloz.core.fields import MAX_ID
+from veloz.core.schemas import QueryString
 
 
 class PageQuery(QueryString):

@@ -14,11 +14,11 @@ from flask import Blueprint, Flask, Response, current_app, request, send_from_di
 from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import GenerateJsonSchema, models_json_schema
 
-from veloz.errors import BadRequest, Unprocessable, UnsupportedMediaType
-from veloz.fields import MAX_ID
-from veloz.idempotency import HEADER as IDEMPOTENCY_HEADER
-from veloz.idempotency import MAX_KEY_LENGTH
-from veloz.problems import PROBLEM_MEDIA_TYPE, ProblemDetails
+from veloz.core.errors import BadRequest, Unprocessable, UnsupportedMediaType
+from veloz.core.fields import MAX_ID
+from veloz.data.idempotency import HEADER as IDEMPOTENCY_HEADER
+from veloz.data.idempotency import MAX_KEY_LENGTH
+from veloz.web.problems import PROBLEM_MEDIA_TYPE, ProblemDetails
 
 SCHEMA_REF = "#/components/schemas/"
 JsonSchemaMode = Literal["validation", "serialization"]
@@ -170,7 +170,7 @@ class OpenApiDocument:
 
 
 class _WireSchema(GenerateJsonSchema):
-    """JSON Schema of what travels: a Decimal is a JSON number (veloz.jsonio; Money refuses
+    """JSON Schema of what travels: a Decimal is a JSON number (veloz.core.codec; Money refuses
     strings), and constraints pydantic leaves under its own names (`ge`, `decimal_places`
     on Money) become the JSON Schema keywords they mean."""
 

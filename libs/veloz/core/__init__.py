@@ -1,0 +1,2 @@
+"""The ground floor: errors, wire contracts, money, identity, the JSON codec, settings. No Flask,
+no SQLAlchemy."""

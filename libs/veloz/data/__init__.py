@@ -1,0 +1,2 @@
+"""The database: engines and statements, migrations, keyset paging's query half, the idempotency
+store."""

@@ -1,0 +1,2 @@
+"""Calling other services over HTTP: the pooled client with timeouts, retries and a connect
+budget."""

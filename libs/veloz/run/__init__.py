@@ -1,0 +1,1 @@
+"""Running a service: server settings, the granian and gunicorn glue, draining, background jobs."""

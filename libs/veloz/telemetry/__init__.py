@@ -1,0 +1,1 @@
+"""Logs, traces and metric mechanics; no service's words."""

@@ -1,0 +1,1 @@
+"""The Flask edge: the app factory, request validation and OpenAPI, problem answers."""
