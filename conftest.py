@@ -1,1 +1,1 @@
-pytest_plugins = ["veloz.testing"]
+pytest_plugins = ["veloz.dev.testing"]

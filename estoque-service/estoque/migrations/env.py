@@ -1,4 +1,4 @@
 from estoque.models import metadata
-from veloz.migrate import run_migrations
+from veloz.data.migrate import run_migrations
 
 run_migrations(metadata)
