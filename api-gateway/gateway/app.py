@@ -3,6 +3,7 @@
 from flask import Flask, g
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from gateway import telemetry
 from gateway.auth import TokenAuthority
 from gateway.backends import build_backends
 from gateway.config import GatewaySettings
@@ -10,7 +11,6 @@ from gateway.openapi import PlatformDocument
 from gateway.proxy import proxy_blueprint, route_template
 from gateway.ratelimit import install_rate_limits
 from gateway.status import status_blueprint
-from veloz.telemetry import metrics
 from veloz.web.app import create_service_app
 
 NAME, VERSION = "api-gateway", "1.0.0"
@@ -42,5 +42,5 @@ def _count_rejections(app: Flask) -> None:
     @app.after_request
     def count(response):
         if not g.get("relayed"):
-            metrics.record_gateway_rejection(response.status_code)
+            telemetry.record_gateway_rejection(response.status_code)
         return response

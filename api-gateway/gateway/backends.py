@@ -9,10 +9,10 @@ from typing import TypeVar
 
 from urllib3 import BaseHTTPResponse
 
+from gateway import telemetry
 from gateway.breaker import CircuitBreaker, CircuitOpen
 from gateway.config import GatewaySettings
 from veloz.net.client import ServiceClient, UpstreamTimeout, UpstreamUnavailable
-from veloz.telemetry import metrics
 
 T = TypeVar("T")
 # First path segment -> the service that owns it.
@@ -34,15 +34,15 @@ class Backend:
         try:
             response = self.breaker.call(lambda: self.client.request(method, path, **kwargs))
         except CircuitOpen:  # counted as a call too, so errors / calls stays a ratio
-            metrics.record_backend_call(self.name, time.perf_counter() - started,
-                                        "circuit_open")
+            telemetry.record_backend_call(self.name, time.perf_counter() - started,
+                                          "circuit_open")
             raise
         except (UpstreamTimeout, UpstreamUnavailable) as error:
             kind = "timeout" if isinstance(error, UpstreamTimeout) else "unreachable"
-            metrics.record_backend_call(self.name, time.perf_counter() - started, kind)
+            telemetry.record_backend_call(self.name, time.perf_counter() - started, kind)
             raise
-        metrics.record_backend_call(self.name, time.perf_counter() - started,
-                                    "server_error" if response.status >= 500 else None)
+        telemetry.record_backend_call(self.name, time.perf_counter() - started,
+                                      "server_error" if response.status >= 500 else None)
         return response
 
     def health(self) -> str:
@@ -70,7 +70,7 @@ class Backend:
 
 def build_backends(settings: GatewaySettings) -> dict[str, Backend]:
     for config in settings.backends():
-        metrics.declare_backend(config.name)
+        telemetry.declare_backend(config.name)
     return {
         config.name: Backend(
             config.name, ServiceClient(config.name, config.url, config.policy),

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Generic, TypeVar
 
+from gateway import telemetry
 from veloz.core.errors import ServiceUnavailable
 from veloz.net.client import UpstreamTimeout, UpstreamUnavailable
-from veloz.telemetry import metrics
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")
@@ -120,7 +120,7 @@ class CircuitBreaker(Generic[R]):
         # that began while closed and ends while half-open) is not mistaken for a probe.
         self._generation = 0
         self.state = State.CLOSED
-        metrics.record_breaker_state(name, State.CLOSED.value)
+        telemetry.record_breaker_state(name, State.CLOSED.value)
 
     def call(self, send: Callable[[], R]) -> R:
         """Run `send` unless the circuit is open, then count its outcome. The answer is
@@ -201,4 +201,4 @@ class CircuitBreaker(Generic[R]):
     def _enter(self, state: State) -> None:
         self.state = state
         self._generation += 1
-        metrics.record_breaker_state(self.name, state.value)
+        telemetry.record_breaker_state(self.name, state.value)

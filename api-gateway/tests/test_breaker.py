@@ -5,11 +5,11 @@ from dataclasses import dataclass
 import pytest
 from pydantic import ValidationError
 
+from gateway import telemetry
 from gateway.backends import is_server_error
 from gateway.breaker import BreakerPolicy, CircuitBreaker, CircuitOpen, State
 from gateway.config import GatewaySettings
 from veloz.net.client import UpstreamTimeout, UpstreamUnavailable
-from veloz.telemetry import metrics
 
 # Small numbers keep the tests short: 10 calls, half of them failing, open for 1 s, then
 # 2 s, 4 s and at most 5 s; two probes close it.
@@ -244,7 +244,8 @@ def test_a_slow_call_does_not_hold_up_other_calls_to_the_same_backend(breaker):
 def test_every_transition_is_recorded_in_metrics_and_opening_and_closing_logged(
         monkeypatch, clock, caplog):
     states = []
-    monkeypatch.setattr(metrics, "record_breaker_state", lambda _name, state: states.append(state))
+    monkeypatch.setattr(telemetry, "record_breaker_state",
+                        lambda _name, state: states.append(state))
     breaker = CircuitBreaker("estoque", POLICY, is_failure=is_server_error, clock=clock)
     with caplog.at_level(logging.INFO, logger="gateway.breaker"):
         open_circuit(breaker)

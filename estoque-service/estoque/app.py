@@ -2,6 +2,7 @@
 
 from flask import Flask
 
+from estoque import telemetry
 from estoque.api import bp
 from estoque.config import EstoqueSettings
 from estoque.models import idempotency_keys
@@ -14,6 +15,7 @@ NAME, VERSION = "estoque-service", "1.0.0"
 def create_app(settings: EstoqueSettings | None = None) -> Flask:
     settings = settings or EstoqueSettings.from_env()
     app = create_database_app(name=NAME, version=VERSION, settings=settings, blueprints=[bp],
-                              description="Catalog, stock and reservations")
+                              description="Catalog, stock and reservations",
+                              state=telemetry.state_gauges(settings.low_stock_threshold))
     keep_answers(app, idempotency_keys)
     return app

@@ -38,6 +38,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from estoque import telemetry
 from estoque.domain import (
     MAX_UNITS,
     DuplicateSku,
@@ -59,7 +60,6 @@ from veloz.core.errors import NotFound, Unprocessable
 from veloz.core.money import total_within_limit
 from veloz.data.db import Database, DriverCursor, DriverStatement, one_row, utcnow
 from veloz.data.paging import SortKey, keyset_page
-from veloz.telemetry import metrics
 
 _SORTS = {
     "id": [SortKey(Item.id)],
@@ -280,7 +280,7 @@ def hold_single_item(db: Database, item_id: int, quantity: int,
         except InsufficientStock as short:
             short.extensions["available"] = short.errors[0]["available"]
             raise
-        metrics.record_reservation("granted")
+        telemetry.record_reservation("granted")
         return _live_item_out(cursor, item_id), _reservation_out(reservation, lines)
 
 
@@ -331,7 +331,7 @@ def _hold_for_order(cursor: DriverCursor, request: ReservationCreate,
                       {line.item_id: line.quantity for line in request.items})
     _refuse_unpriced(lines)
     _refuse_amounts_beyond_limit(lines, request)
-    metrics.record_reservation("granted")
+    telemetry.record_reservation("granted")
     return _reservation_out(reservation, lines), True
 
 
@@ -372,7 +372,7 @@ def _take_all(cursor: DriverCursor, reservation_id: int, wanted: dict[int, int])
         refused = [item_id for item_id, line in taken.items() if line is None]
         refusal = _refusal(cursor, refused, wanted)
         if isinstance(refusal, InsufficientStock):
-            metrics.record_reservation("refused")
+            telemetry.record_reservation("refused")
         raise refusal
     return lines
 
@@ -425,14 +425,14 @@ def _commit(cursor: DriverCursor, reservation: ReservationOut) -> ReservationOut
     if not may_commit(status, is_expired(status, reservation.expires_at, utcnow())):
         return reservation
     committed = _move_units(cursor, _COMMIT_UNITS, reservation, ReservationStatus.COMMITTED)
-    metrics.record_reservation("committed")
+    telemetry.record_reservation("committed")
     return committed
 
 
 def _return_stock(cursor: DriverCursor, reservation: ReservationOut,
                   status: ReservationStatus) -> ReservationOut:
     returned = _move_units(cursor, _RETURN_UNITS, reservation, status)
-    metrics.record_reservation(status.value)
+    telemetry.record_reservation(status.value)
     return returned
 
 

@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import BigInteger, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from pagamentos import domain
+from pagamentos import domain, telemetry
 from pagamentos.config import PagamentosSettings
 from pagamentos.domain import PaymentStatus
 from pagamentos.models import ONE_APPROVED_PER_ORDER, payments
@@ -29,7 +29,6 @@ from veloz.core.contracts import OrderAlreadyPaid, PaymentMismatch
 from veloz.core.errors import NotFound
 from veloz.data.db import Database, DriverCursor, DriverStatement, one_row, utcnow
 from veloz.data.paging import SortKey, keyset_page
-from veloz.telemetry import metrics
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +85,7 @@ class Payments:
                 raise domain.order_route_for_refund(payment.id, payment.order_id)
             if payment.status != status:
                 payment = _set_status(cursor, payment_id, status)
-                metrics.record_refund(payment.method)
+                telemetry.record_refund(payment.method)
                 log.info("payment refunded", extra={"payment_id": payment.id,
                                                     "order_id": payment.order_id})
             return payment
@@ -119,7 +118,7 @@ class Payments:
         if payment is None:
             _refuse_conflicting_charge(cursor, request)
             payment = _insert(cursor, values)
-        metrics.record_payment(payment.status, payment.decline_reason, payment.method)
+        telemetry.record_payment(payment.status, payment.decline_reason, payment.method)
         log.info("payment charged", extra={"payment_id": payment.id, "order_id": payment.order_id,
                                            "status": payment.status,
                                            "decline_reason": payment.decline_reason})

@@ -2,6 +2,7 @@
 
 from flask import Flask
 
+from pedidos import telemetry
 from pedidos.api import bp
 from pedidos.bootstrap import NAME, build
 from pedidos.config import PedidosSettings
@@ -15,7 +16,8 @@ VERSION = "1.0.0"
 def create_app(settings: PedidosSettings | None = None) -> Flask:
     settings = settings or PedidosSettings.from_env()
     app = create_database_app(name=NAME, version=VERSION, settings=settings, blueprints=[bp],
-                              description="Orders and the purchase saga")
+                              description="Orders and the purchase saga",
+                              state=telemetry.STATE_QUERIES)
     app.extensions["pedidos"] = build(settings, app.extensions["database"])
     keep_answers(app, idempotency_keys)
     return app

@@ -3,6 +3,7 @@
 
 from dataclasses import dataclass
 
+from pedidos import telemetry
 from pedidos.clients import EstoqueClient, PagamentosClient, client_policy
 from pedidos.config import PedidosSettings
 from pedidos.reconciliation import Reconciliation
@@ -11,7 +12,6 @@ from pedidos.services import Cancellation, OrderQueries, OrderRecovery
 from pedidos.store import OnSettled, OrderStore
 from veloz.data.db import Database
 from veloz.net.client import ServiceClient
-from veloz.telemetry import metrics
 
 NAME = "pedidos-service"
 
@@ -27,7 +27,7 @@ class Pedidos:
 
 
 def build(settings: PedidosSettings, db: Database,
-          on_settled: OnSettled = metrics.record_order_settled) -> Pedidos:
+          on_settled: OnSettled = telemetry.record_order_settled) -> Pedidos:
     policy = client_policy(settings)
     estoque = EstoqueClient(ServiceClient("estoque", settings.estoque_url, policy),
                             settings.reservation_ttl_seconds)

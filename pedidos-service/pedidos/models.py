@@ -24,7 +24,9 @@ from veloz.data.db import NAMING_CONVENTION, table_of, utcnow
 from veloz.data.idempotency import idempotency_table
 
 KNOWN_STATUSES = ", ".join(f"'{status}'" for status in OrderStatus)
-IN_FLIGHT = "status IN ('pending', 'stock_reserved')"
+# An order mid-saga (OrderStatus.in_flight), in SQL: status IN ('pending', 'stock_reserved').
+IN_FLIGHT = "status IN ({})".format(", ".join(
+    f"'{status}'" for status in OrderStatus if status.in_flight))
 
 
 class Base(DeclarativeBase):

@@ -1,6 +1,6 @@
 """Reconciliation, as payment systems do it: do pedidos' orders and pagamentos' payments agree?
 
-Two kinds of disagreement count (metrics.DISAGREEMENT_KINDS):
+Two kinds of disagreement count (telemetry.DISAGREEMENT_KINDS):
 
 - paid_without_payment: an order is `paid` but the payment it names no longer stands approved
   (refunded, or gone): money given back for goods that stay sold.
@@ -24,10 +24,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from pedidos import telemetry
 from pedidos.clients import UPSTREAM_DOWN, PagamentosClient
 from pedidos.store import OrderStore
 from veloz.data.db import utcnow
-from veloz.telemetry import metrics
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ class Reconciliation:
                   if order.updated_at <= cutoff and order.payment_id not in standing),
             tuple(payment["id"] for payment in approved
                   if _changed_at(payment) <= cutoff and payment["id"] not in paying))
-        metrics.record_reconciliation(findings.counts())
+        telemetry.record_reconciliation(findings.counts())
         _log(findings)
         return findings
 

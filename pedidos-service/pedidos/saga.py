@@ -14,6 +14,7 @@ bottom) and the order ends `rejected`, `payment_declined` or `failed`.
 import logging
 from dataclasses import dataclass
 
+from pedidos import telemetry
 from pedidos.clients import (
     RESERVATION_REFUSALS,
     UPSTREAM_DOWN,
@@ -39,7 +40,6 @@ from veloz.core.contracts import (
 from veloz.core.errors import Problem
 from veloz.core.money import total_within_limit
 from veloz.data.idempotency import IdempotencyInProgress
-from veloz.telemetry import metrics
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ class PurchaseSaga:
 
     def reserve(self, order_id: int, lines: list[tuple[int, int]]) -> OrderRecord:
         """Hold every line at estoque's prices, then record the reservation and the total."""
-        with metrics.observe_saga_step("reserve"):
+        with telemetry.observe_saga_step("reserve"):
             reservation = self.estoque.reserve(order_id, lines)
         priced = [PricedLine(line.item_id, line.name, line.unit_price)
                   for line in reservation.lines]
@@ -129,7 +129,7 @@ class PurchaseSaga:
             return self.fail(order.id, "its total is 0 and nothing can pay for it",
                              "unpriced_items", UnpricedItems)
         try:
-            with metrics.observe_saga_step("charge"):
+            with telemetry.observe_saga_step("charge"):
                 charge = self.pagamentos.charge(order.id, order.total, payment)
         except UPSTREAM_DOWN as error:
             return self.fail(order.id, f"pagamentos unavailable: {error.detail}",
@@ -159,7 +159,7 @@ class PurchaseSaga:
         payment_id = payment["id"]
         assert order.reservation_id is not None  # recorded by step 2
         try:
-            with metrics.observe_saga_step("commit"):
+            with telemetry.observe_saga_step("commit"):
                 self.estoque.commit(order.reservation_id)
         except ReservationNotHeld:
             return self.fail(order.id, "the stock reservation expired before it could be "
@@ -200,14 +200,14 @@ class Compensation:
         """Compensate as far as the participants allow; False leaves the rest to recovery.
         `trigger` says why, for metrics (payment_declined, saga_failed, recovery)."""
         try:
-            with metrics.observe_saga_step("compensate"):
+            with telemetry.observe_saga_step("compensate"):
                 self.give_back(self.store.load(order_id))
         except UPSTREAM_DOWN as error:
             log.warning("compensation incomplete", extra={"order_id": order_id,
                                                           "error": error.detail})
-            metrics.record_compensation(trigger, completed=False)
+            telemetry.record_compensation(trigger, completed=False)
             return False
-        metrics.record_compensation(trigger, completed=True)
+        telemetry.record_compensation(trigger, completed=True)
         return True
 
     def give_back(self, order: OrderRecord) -> None:

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from sqlalchemy import Row
 
+from pedidos import telemetry
 from pedidos.clients import UPSTREAM_DOWN, PagamentosClient
 from pedidos.domain import (
     Caller,
@@ -21,7 +22,6 @@ from pedidos.saga import Compensation, PurchaseSaga
 from pedidos.schemas import OrderQuery
 from pedidos.store import OrderRecord, OrderStore
 from veloz.core.contracts import ReservationNotHeld
-from veloz.telemetry import metrics
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class Cancellation:
         if not must_cancel(OrderStatus(order.status)):
             return order
         self.compensation.give_back(order)
-        metrics.record_compensation("cancellation", completed=True)
+        telemetry.record_compensation("cancellation", completed=True)
         return self.store.advance(order_id, OrderStatus.CANCELLED, "cancelled on request",
                                   code="requested")
 
@@ -78,7 +78,7 @@ class OrderRecovery:
             except UPSTREAM_DOWN as error:
                 log.warning("recovery postponed", extra={"order_id": order_id,
                                                          "error": error.detail})
-                metrics.record_recovery("postponed")
+                telemetry.record_recovery("postponed")
         return order_id
 
     def _recover(self, order: OrderRecord) -> None:
@@ -86,7 +86,7 @@ class OrderRecovery:
         if not status.in_flight:  # settled, but its compensation did not finish
             self.saga.compensation.give_back(order)
             self.store.compensation_done(order.id)
-            metrics.record_recovery("compensation_finished")
+            telemetry.record_recovery("compensation_finished")
             return
         payment = self.pagamentos.approved_payment(order.id)
         paid = payment is not None and pays_for(payment, order.total)
@@ -97,7 +97,7 @@ class OrderRecovery:
             return
         code, reason = recovery_reason(status, payment, order.total)
         self.saga.fail(order.id, f"recovered: {reason}", code)
-        metrics.record_recovery("failed")
+        telemetry.record_recovery("failed")
 
     def _finish_sale(self, order: OrderRecord, reservation_id: int, payment: dict) -> None:
         try:
@@ -105,9 +105,9 @@ class OrderRecovery:
         except ReservationNotHeld:
             self.saga.fail(order.id, "recovered: the stock reservation expired before the sale "
                                      "was committed", "recovered_reservation_expired")
-            metrics.record_recovery("failed")
+            telemetry.record_recovery("failed")
             return
         self.store.advance(order.id, OrderStatus.PAID,
                            f"recovered: payment {payment['id']} approved, stock committed",
                            code="recovered", payment_id=payment["id"])
-        metrics.record_recovery("committed")
+        telemetry.record_recovery("committed")

@@ -63,10 +63,17 @@ def test_dashboards_read_recorded_rules_that_exist():
     assert used <= recorded, used - recorded
 
 
-def test_every_metric_a_dashboard_names_is_declared_in_veloz_metrics():
+# Where metric names are declared: the shared mechanics and each service's own telemetry.
+TELEMETRY_MODULES = ("libs/veloz/telemetry/metrics.py", "api-gateway/gateway/telemetry.py",
+                     "estoque-service/estoque/telemetry.py",
+                     "pagamentos-service/pagamentos/telemetry.py",
+                     "pedidos-service/pedidos/telemetry.py")
+
+
+def test_every_metric_a_dashboard_names_is_declared_in_a_telemetry_module():
     """A typo in a dashboard is caught here; tests/monitoring/test_platform_telemetry.py
     shows each name is also really emitted after traffic."""
-    source = (MONITORING.parent / "libs" / "veloz" / "metrics.py").read_text()
+    source = "\n".join((MONITORING.parent / path).read_text() for path in TELEMETRY_MODULES)
     used = {name for board in PROMQL_DASHBOARDS for _title, expr in panel_queries(board)
             for name in metric_names(expr) if ":" not in name}
     exporter = {"flask_http_request_duration_seconds_count",

@@ -1,4 +1,5 @@
-"""veloz.telemetry.metrics in one process: bounded labels, timing, the gateway's route label."""
+"""The metrics in one process (veloz.telemetry.metrics and the services' telemetry modules):
+bounded labels, timing, the gateway's route label, and label sets that agree across services."""
 
 from decimal import Decimal
 
@@ -7,6 +8,10 @@ from flask import Flask, request
 from prometheus_client import REGISTRY
 
 from gateway.proxy import proxy_blueprint, route_template
+from pagamentos import telemetry as pagamentos_telemetry
+from pagamentos.domain import DeclineReason
+from pedidos import telemetry as pedidos_telemetry
+from pedidos.domain import OrderStatus
 from veloz.telemetry import metrics
 
 
@@ -17,7 +22,7 @@ def value(name: str, **labels) -> float:
 def test_an_unknown_label_value_is_counted_as_other_never_as_itself():
     before = value("pedidos_orders_settled_total", status="paid", reason="other")
 
-    metrics.record_order_settled("paid", "order 42 of customer joao@example.com")
+    pedidos_telemetry.record_order_settled("paid", "order 42 of customer joao@example.com")
 
     assert value("pedidos_orders_settled_total", status="paid",
                  reason="other") == before + 1
@@ -28,7 +33,7 @@ def test_an_unknown_label_value_is_counted_as_other_never_as_itself():
 def test_a_settled_order_with_a_total_is_observed_as_its_value_in_brl():
     before = value("pedidos_order_value_brl_sum", status="paid")
 
-    metrics.record_order_settled("paid", "approved", total=Decimal("119.80"))
+    pedidos_telemetry.record_order_settled("paid", "approved", total=Decimal("119.80"))
 
     assert value("pedidos_order_value_brl_sum", status="paid") == pytest.approx(before + 119.8)
 
@@ -36,14 +41,14 @@ def test_a_settled_order_with_a_total_is_observed_as_its_value_in_brl():
 def test_a_saga_step_that_raises_is_still_timed():
     before = value("pedidos_saga_step_duration_seconds_count", step="charge")
 
-    with pytest.raises(TimeoutError), metrics.observe_saga_step("charge"):
+    with pytest.raises(TimeoutError), pedidos_telemetry.observe_saga_step("charge"):
         raise TimeoutError
 
     assert value("pedidos_saga_step_duration_seconds_count", step="charge") == before + 1
 
 
 def test_payment_labels_stay_within_their_sets():
-    metrics.record_payment("declined", "stolen card 4000000000000002", "crypto")
+    pagamentos_telemetry.record_payment("declined", "stolen card 4000000000000002", "crypto")
 
     assert value("pagamentos_payments_total", status="declined", decline_reason="other",
                  method="other") >= 1
@@ -88,3 +93,11 @@ def test_the_process_collector_reports_this_process_cpu_and_memory():
     assert families["veloz_process_cpu_seconds"] > 0
     assert families["veloz_process_resident_memory_bytes"] > 10_000_000
     assert families["veloz_processes"] >= 1
+
+
+def test_pedidos_knows_every_decline_reason_pagamentos_answers():
+    """pedidos cannot import pagamentos, so it lists the reasons itself; a reason pagamentos
+    adds must be added there too, or its declined orders would be counted as `other`."""
+    declined = pedidos_telemetry.SETTLE_REASONS[OrderStatus.PAYMENT_DECLINED]
+
+    assert declined == {reason.value for reason in DeclineReason}

@@ -2,8 +2,8 @@
 loads the project's rule files, after real traffic: paid, declined, rejected and cancelled
 orders, refusals by the gateway, and an order left mid-saga for the recovery worker.
 
-Tests marked `business_metrics` need the calls of veloz.telemetry.metrics wired into the services'
-business code (docs/OBSERVABILITY.md lists the call sites); run them alone with
+Tests marked `business_metrics` need the calls of the services' telemetry modules wired into
+their business code (docs/OBSERVABILITY.md lists the call sites); run them alone with
 `pytest tests/monitoring -m business_metrics`.
 """
 
@@ -28,9 +28,11 @@ from monitoring_support import (
 from prometheus_client.mmap_dict import MmapedDict
 from sqlalchemy import create_engine, text
 
+from estoque import telemetry as estoque_telemetry
+from pagamentos import telemetry as pagamentos_telemetry
+from pedidos import telemetry as pedidos_telemetry
 from veloz.data.db import sqlalchemy_url
 from veloz.dev.devstack import SERVICES, Platform, free_port, start_prometheus
-from veloz.telemetry import metrics
 
 pytestmark = pytest.mark.e2e
 SECRET = "monitoring-" + "m" * 40
@@ -42,10 +44,11 @@ PLATFORM_ENV = {
 }
 # Counters and histograms the services' business code records (not the scrape-time state).
 WIRED_IN_SERVICES = {
-    metric._name for metric in (metrics.ORDERS_SETTLED, metrics.ORDER_VALUE,
-                                metrics.SAGA_STEP_LATENCY, metrics.COMPENSATIONS,
-                                metrics.RECOVERIES, metrics.PAYMENTS, metrics.REFUNDS,
-                                metrics.RESERVATIONS)}
+    metric._name for metric in (
+        pedidos_telemetry.ORDERS_SETTLED, pedidos_telemetry.ORDER_VALUE,
+        pedidos_telemetry.SAGA_STEP_LATENCY, pedidos_telemetry.COMPENSATIONS,
+        pedidos_telemetry.RECOVERIES, pagamentos_telemetry.PAYMENTS,
+        pagamentos_telemetry.REFUNDS, estoque_telemetry.RESERVATIONS)}
 # Panels whose queries only need what this repository's shared code and gateway emit.
 BUSINESS_STATE_PANELS = {"Orders mid-saga", "Oldest order mid-saga", "Compensations pending",
                          "Units held", "Items low on stock", "Low-stock threshold"}

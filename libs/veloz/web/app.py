@@ -1,11 +1,9 @@
 """The Flask app every service is built on: JSON, request ids, logs, errors, health, docs."""
 
-import logging
 import posixpath
 import re
-import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -22,12 +20,11 @@ from veloz.telemetry.logs import configure_logging, request_id_var
 from veloz.telemetry.tracing import configure_tracing, trace_requests
 from veloz.web.api import OpenApiDocument, docs_blueprint
 from veloz.web.problems import register_problem_handlers
+from veloz.web.request_metrics import measure_requests, route
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-_QUIET_PATHS = frozenset({"/livez", "/readyz", "/metrics", "/health"})
 _SLASHES = re.compile(r"/{2,}")
-access_log = logging.getLogger("veloz.access")
 
 
 def create_service_app(*, name: str, version: str, log_level: str, max_body_bytes: int,
@@ -43,10 +40,11 @@ def create_service_app(*, name: str, version: str, log_level: str, max_body_byte
     app.url_map.converters["int"] = DatabaseId
     app.config.update(MAX_CONTENT_LENGTH=max_body_bytes, SERVICE_NAME=name)
     _track_requests(app)
+    measure_requests(app)
     _refuse_empty_segments(app)
     _close_connections_when_draining(app)
     configure_tracing(name)
-    trace_requests(app, name, metrics.route)
+    trace_requests(app, name, route)
     register_problem_handlers(app)
     _expose_metrics(app, name)
     app.register_blueprint(health or health_blueprint(name, readiness))
@@ -102,17 +100,18 @@ class DatabaseId(IntegerConverter):
 
 
 def create_database_app(*, name: str, version: str, description: str, settings,
-                        blueprints: Iterable[Blueprint]) -> Flask:
+                        blueprints: Iterable[Blueprint],
+                        state: Sequence[metrics.StateGauge] = ()) -> Flask:
     """A service that owns a database: its app, with the Database (made lazily in each worker)
-    in `app.extensions["database"]` and the settings in `app.extensions["settings"]`."""
+    in `app.extensions["database"]` and the settings in `app.extensions["settings"]`. `state`:
+    the service's gauges read from that database at each scrape (its telemetry module's)."""
     db = Database.for_service(name, settings)
     app = create_service_app(
         name=name, version=version, description=description, log_level=settings.log_level,
         max_body_bytes=settings.max_body_bytes, blueprints=blueprints,
         readiness=lambda: {"database": db.is_reachable()})
     app.extensions.update(database=db, settings=settings)
-    app.extensions["metrics_collectors"].append(metrics.DatabaseStateCollector(
-        name, db, getattr(settings, "low_stock_threshold", metrics.LOW_STOCK_THRESHOLD)))
+    app.extensions["metrics_collectors"].append(metrics.DatabaseStateCollector(name, db, state))
     return app
 
 
@@ -174,32 +173,21 @@ def names_metrics(path: str) -> bool:
 
 
 def _track_requests(app: Flask) -> None:
-    """Per request: its id, the in-flight gauge, the RED metrics and one access log line."""
-    service = app.config["SERVICE_NAME"]
-    in_flight = metrics.REQUESTS_IN_FLIGHT.labels(service)
+    """Per request: its id, answered in X-Request-ID and carried by every log line (what is
+    measured of it: veloz.web.request_metrics)."""
 
     @app.before_request
     def start():
         g.request_id = incoming_request_id()
-        g.started = time.perf_counter()
         request_id_var.set(g.request_id)
-        if request.path not in _QUIET_PATHS:
-            in_flight.inc()
-            g.in_flight = True
 
     @app.after_request
     def finish(response):
         response.headers[REQUEST_ID_HEADER] = g.get("request_id", "")
-        if request.path not in metrics.UNMEASURED_PATHS:
-            _measure(service, response.status_code)
         return response
 
     @app.teardown_request
     def forget(error):
-        if error is not None and request.path not in metrics.UNMEASURED_PATHS:
-            metrics.record_unhandled(service, request.method)
-        if g.pop("in_flight", False):
-            in_flight.dec()
         request_id_var.set(None)
 
 
@@ -227,17 +215,6 @@ def _refuse_empty_segments(app: Flask) -> None:
     def exact_path():
         if "//" in request.environ.get("PATH_INFO", ""):
             raise werkzeug_exceptions.NotFound("No such path: it has an empty segment.")
-
-
-def _measure(service: str, status: int) -> None:
-    """The RED metrics of the request being answered, and its access log line."""
-    seconds = time.perf_counter() - g.get("started", time.perf_counter())
-    route = metrics.route(request)
-    metrics.record_request(service, request.method, route, status, seconds)
-    if request.path not in _QUIET_PATHS:
-        access_log.info("request", extra={
-            "method": request.method, "route": route, "path": request.path, "status": status,
-            "duration_ms": round(seconds * 1000, 2)})
 
 
 def health_blueprint(name: str, readiness: Callable[[], dict[str, bool]]) -> Blueprint:

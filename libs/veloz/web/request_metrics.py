@@ -1,0 +1,69 @@
+"""What every service measures of each request it answers: the RED metrics per route template,
+the requests in flight and one access log line. The Flask side of veloz.telemetry.metrics,
+which knows no Flask."""
+
+import logging
+import time
+
+from flask import Flask, Request, current_app, g, request
+
+from veloz.telemetry import metrics
+
+UNMATCHED_ROUTE = "<unmatched>"
+# Not in the RED metrics: the probes and the scrape itself.
+UNMEASURED_PATHS = frozenset({"/metrics", "/livez", "/readyz"})
+# Neither in flight nor in the access log: those, and /health, which monitors poll all day.
+QUIET_PATHS = UNMEASURED_PATHS | {"/health"}
+access_log = logging.getLogger("veloz.access")
+
+
+def measure_requests(app: Flask) -> None:
+    """Time every request from its first hook; count it in flight until its teardown unless
+    it is quiet; on its answer, record it in the RED metrics and log it."""
+    service = app.config["SERVICE_NAME"]
+    in_flight = metrics.REQUESTS_IN_FLIGHT.labels(service)
+
+    @app.before_request
+    def start_measuring():
+        g.started = time.perf_counter()
+        if request.path not in QUIET_PATHS:
+            in_flight.inc()
+            g.in_flight = True
+
+    @app.after_request
+    def measure(response):
+        if request.path not in UNMEASURED_PATHS:
+            _record(service, response.status_code)
+        return response
+
+    @app.teardown_request
+    def stop_measuring(error):
+        if error is not None and request.path not in UNMEASURED_PATHS:
+            metrics.record_unhandled(service, request.method)
+        if g.pop("in_flight", False):
+            in_flight.dec()
+
+
+def _record(service: str, status: int) -> None:
+    """The RED metrics of the request being answered, and its access log line."""
+    seconds = time.perf_counter() - g.get("started", time.perf_counter())
+    template = route(request)
+    metrics.record_request(service, request.method, template, status, seconds)
+    if request.path not in QUIET_PATHS:
+        access_log.info("request", extra={
+            "method": request.method, "route": template, "path": request.path,
+            "status": status, "duration_ms": round(seconds * 1000, 2)})
+
+
+def route(request: Request) -> str:
+    """The route template of a request (never its raw path): the label `route` of the RED
+    metrics, the `route` field of the access log and the name of the request's span. An app
+    may name its own templates with `app.extensions["route_namer"]` (the gateway does, for
+    its catch-all proxy routes)."""
+    named = request.environ.get("veloz.route")  # the metrics, the log line and the span ask
+    if named is None:
+        namer = current_app.extensions.get("route_namer")
+        named = (namer(request) if namer is not None else
+                 request.url_rule.rule if request.url_rule is not None else UNMATCHED_ROUTE)
+        request.environ["veloz.route"] = named
+    return named
