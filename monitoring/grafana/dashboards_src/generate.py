@@ -3,8 +3,8 @@
 `python monitoring/grafana/dashboards_src/generate.py` rewrites monitoring/grafana/dashboards/
 *.json; tests/monitoring checks that the committed JSON is what this file generates, and runs
 every PromQL query below against a real Prometheus scraping the platform. Metric names come
-from libs/veloz/telemetry/metrics.py; label names of the Logs queries from
-monitoring/alloy/config.alloy.
+from libs/veloz/telemetry/metrics.py and each service's telemetry.py; label names of the Logs
+queries from monitoring/alloy/config.alloy.
 """
 
 import json
