@@ -5,8 +5,8 @@ from flask import Flask
 from estoque.api import bp
 from estoque.config import EstoqueSettings
 from estoque.models import idempotency_keys
-from veloz.data.idempotency import keep_answers
 from veloz.web.app import create_database_app
+from veloz.web.idempotency import keep_answers
 
 NAME, VERSION = "estoque-service", "1.0.0"
 
