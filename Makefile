@@ -39,9 +39,11 @@ test-tools:
 		&& apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing \
 		>/dev/null; } || echo "not installed: $$missing(the tests that need them are skipped)"
 
+## Ruff, mypy, and import-linter's layer contracts (pyproject.toml, docs/LAYOUT.md).
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 ## Mint a development token: make token ROLE=admin (or ROLE=customer SUB=alice).
 ROLE ?= admin

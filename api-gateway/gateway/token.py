@@ -11,8 +11,11 @@ from pathlib import Path
 
 from gateway.auth import KNOWN_ROLES, TokenAuthority
 from gateway.config import JwtSettings
-from veloz.dev.devstack import JWT_SECRET_FILE
 
+# The secret `make up` generates (veloz.dev.devstack.JWT_SECRET_FILE, the repository's
+# .local/jwt-secret), found from here: this command runs in the gateway's image too, which
+# needs no development tooling.
+LOCAL_SECRET_FILE = Path(__file__).resolve().parents[2] / ".local" / "jwt-secret"
 
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
@@ -26,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def jwt_settings(secret_file: Path = JWT_SECRET_FILE) -> JwtSettings:
+def jwt_settings(secret_file: Path = LOCAL_SECRET_FILE) -> JwtSettings:
     if "JWT_SECRET" not in os.environ and secret_file.exists():
         return JwtSettings.from_env(jwt_secret=secret_file.read_text().strip())
     return JwtSettings.from_env()

@@ -3,6 +3,7 @@ import pytest
 from gateway import token
 from gateway.auth import TokenAuthority
 from gateway.config import GatewaySettings, JwtSettings
+from veloz.dev import devstack
 
 SECRET = "x" * 40
 URLS = {"ESTOQUE_URL": "http://estoque:5003", "PEDIDOS_URL": "http://pedidos:5001",
@@ -56,3 +57,7 @@ def test_the_token_command_falls_back_to_the_local_secret_file(environment, tmp_
     secret_file = tmp_path / "jwt-secret"
     secret_file.write_text(SECRET + "\n")
     assert token.jwt_settings(secret_file).jwt_secret.get_secret_value() == SECRET
+
+
+def test_the_token_command_reads_the_secret_file_the_local_start_writes():
+    assert token.LOCAL_SECRET_FILE == devstack.JWT_SECRET_FILE

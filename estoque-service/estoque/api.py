@@ -15,9 +15,9 @@ from estoque.schemas import (
     SingleHoldOut,
     WriteOff,
 )
-from veloz.data.idempotency import answers, key_from_request
-from veloz.data.paging import split_page
 from veloz.web.api import IDEMPOTENCY_KEY, operation, respond
+from veloz.web.idempotency import answers, key_from_request
+from veloz.web.paging import split_page
 
 bp = Blueprint("estoque", __name__)
 ITEMS, HOLDS = ("items",), ("reservations",)

@@ -6,8 +6,8 @@ from estoque import telemetry
 from estoque.api import bp
 from estoque.config import EstoqueSettings
 from estoque.models import idempotency_keys
-from veloz.data.idempotency import keep_answers
 from veloz.web.app import create_database_app
+from veloz.web.idempotency import keep_answers
 
 NAME, VERSION = "estoque-service", "1.0.0"
 

@@ -7,9 +7,10 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import Column, Integer, MetaData, Numeric, Table, select
 from sqlalchemy.dialects import postgresql
 
-from veloz.core.codec import DecimalJSONProvider, wire_decimal
+from veloz.core.codec import wire_decimal
 from veloz.data.paging import PageQuery, SortKey, keyset_page
 from veloz.web.api import field_errors, field_path
+from veloz.web.codec import DecimalJSONProvider
 
 
 @pytest.mark.parametrize(("stored", "sent"), [

@@ -7,9 +7,9 @@ from pagamentos.schemas import ChargeRequest, PaymentListQuery, PaymentOut
 from pagamentos.services import Payments
 from veloz.core.errors import Unauthorized
 from veloz.core.identity import ROLES_HEADER, USER_ID_HEADER, Caller
-from veloz.data.idempotency import answers, key_from_request
-from veloz.data.paging import split_page
 from veloz.web.api import IDEMPOTENCY_KEY, operation, respond
+from veloz.web.idempotency import answers, key_from_request
+from veloz.web.paging import split_page
 from veloz.web.problems import problem_response
 
 blueprint = Blueprint("payments", __name__)

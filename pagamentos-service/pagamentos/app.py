@@ -6,8 +6,8 @@ from pagamentos import __version__, api
 from pagamentos.config import PagamentosSettings
 from pagamentos.models import idempotency_keys
 from pagamentos.services import Payments
-from veloz.data.idempotency import keep_answers
 from veloz.web.app import create_database_app
+from veloz.web.idempotency import keep_answers
 
 SERVICE_NAME = "pagamentos-service"
 

@@ -9,9 +9,9 @@ from pedidos.schemas import EventOut, OrderCreate, OrderOut, OrderQuery, PlacedO
 from pedidos.store import NewOrder
 from veloz.core.errors import Unauthorized
 from veloz.core.identity import MAX_SUBJECT_LENGTH, ROLES_HEADER, USER_ID_HEADER
-from veloz.data.idempotency import answers, key_from_request
-from veloz.data.paging import split_page
 from veloz.web.api import IDEMPOTENCY_KEY, HeaderParameter, operation, respond
+from veloz.web.idempotency import answers, key_from_request
+from veloz.web.paging import split_page
 from veloz.web.problems import problem_response
 
 bp = Blueprint("pedidos", __name__)

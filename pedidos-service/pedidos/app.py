@@ -7,8 +7,8 @@ from pedidos.api import bp
 from pedidos.bootstrap import NAME, build
 from pedidos.config import PedidosSettings
 from pedidos.models import idempotency_keys
-from veloz.data.idempotency import keep_answers
 from veloz.web.app import create_database_app
+from veloz.web.idempotency import keep_answers
 
 VERSION = "1.0.0"
 

@@ -78,7 +78,7 @@ def _crash_after_step_one(app, pedidos, make_item, key, quantity=5):
     body = OrderCreate.model_validate({"customer": "Ana", "items": [
         {"item_id": item_id, "quantity": 1}]})
     scope = Caller().idempotency_scope
-    app.extensions["answers"].claim(IdempotencyKey(scope, key, fingerprint_of(body)))
+    app.extensions["answers"].store.claim(IdempotencyKey(scope, key, fingerprint_of(body)))
     return pedidos.saga.record_pending(NewOrder("Ana", None, ((item_id, 1),), scope, key)), item_id
 
 

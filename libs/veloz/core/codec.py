@@ -2,13 +2,13 @@
 
 Encoding is orjson's (a tenth of simplejson's cost per answer, bench/README.md); a Decimal
 goes out as the number it holds, digit for digit. Decoding keeps simplejson's
-`use_decimal`: orjson would read money as binary floats."""
+`use_decimal`: orjson would read money as binary floats. Flask speaks it through
+veloz.web.codec."""
 
 from decimal import Decimal
 
 import orjson
 import simplejson
-from flask.json.provider import JSONProvider
 
 _OPTIONS = orjson.OPT_NON_STR_KEYS
 
@@ -38,19 +38,3 @@ def wire_decimal(value: Decimal) -> Decimal:
     if isinstance(exponent, int) and exponent > 0:
         return normalized.quantize(Decimal(1))
     return normalized
-
-
-class DecimalJSONProvider(JSONProvider):
-    def dumps(self, obj, **kwargs) -> str:
-        _no_options(kwargs)
-        return json_bytes(obj).decode()
-
-    def loads(self, s, **kwargs):
-        _no_options(kwargs)
-        return parse_json(s)
-
-
-def _no_options(options: dict) -> None:
-    """One JSON dialect on the wire: no caller picks another."""
-    if options:
-        raise TypeError(f"unsupported JSON options: {sorted(options)}")

@@ -1,32 +1,18 @@
-"""`Idempotency-Key` at the edge: a repeated request gets the answer stored for its key.
+"""`Idempotency-Key` storage: the claims and stored answers of one service's keys.
 
-Use cases know nothing of HTTP; `IdempotentAnswers.answer` wraps one from a route in three
-short transactions of its own:
-
-1. claim the key with a fingerprint of the validated body (the same key with another body
-   is a 422);
-2. run the use case and render its answer;
-3. store the rendered answer (status, body, content type) under the key.
-
-A repeat that finds an answer replays it. A repeat that finds the key claimed but not yet
-answered is running beside the first request, or the first died between 1 and 3: the route
-may say what then (pedidos answers from the order the key placed); by default it is a 409
-"in progress" until the claim is `takeover_seconds` old, after which the use case runs again.
-That is safe because every use case behind a key is itself repeatable (an order is placed
-once per key, a reservation once per order, a payment is never approved twice for an order).
-A use case that fails with an exception leaves no claim behind: its work rolled back.
+veloz.web.idempotency wraps a keyed request's use case in three short transactions of this
+store's: claim the key with a fingerprint of the validated body (step 1; the same key with
+another body is a 422), run the use case (step 2), store its rendered answer (step 3). Nothing
+here knows HTTP beyond the header's name: an answer is a status, a body and a content type.
 The key's own statements run on a plain connection (no ORM session), each one committing by
 itself (no statement of a key needs another's to commit with it): they sit on the path of every
 keyed request.
 """
 
-import contextlib
 import hashlib
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from flask import Flask, Response, current_app, request
 from pydantic import BaseModel
 from sqlalchemy import (
     Column,
@@ -40,7 +26,6 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.exc import SQLAlchemyError
 
 from veloz.core.errors import Conflict, Unprocessable
 from veloz.data.db import Database, DriverStatement, utcnow
@@ -87,16 +72,6 @@ class StoredAnswer:
     body: str
     content_type: str
 
-    @classmethod
-    def of(cls, response: Response) -> "StoredAnswer":
-        return cls(response.status_code, response.get_data(as_text=True),
-                   response.content_type or "application/json")
-
-    def replay(self) -> Response:
-        response = Response(self.body, self.status, content_type=self.content_type)
-        response.headers["Idempotent-Replayed"] = "true"
-        return response
-
 
 @dataclass(frozen=True)
 class Claim:
@@ -105,28 +80,6 @@ class Claim:
     fresh: bool
     answer: StoredAnswer | None
     claimed_at: datetime
-
-
-def keep_answers(app: Flask, table: Table, takeover_seconds: float = 60.0) -> None:
-    """Give a service with a database its stored answers (see `answers`)."""
-    app.extensions["answers"] = IdempotentAnswers(app.extensions["database"], table,
-                                                  takeover_seconds)
-
-
-def answers() -> "IdempotentAnswers":
-    """The current service's stored answers, for a route."""
-    return current_app.extensions["answers"]
-
-
-def key_from_request(scope: str, body: BaseModel) -> IdempotencyKey | None:
-    """The request's key with a fingerprint of its validated body, or None without a key."""
-    key = request.headers.get(HEADER)
-    if key is None:
-        return None
-    if not 1 <= len(key) <= MAX_KEY_LENGTH:
-        raise Unprocessable(f"{HEADER} must be 1 to {MAX_KEY_LENGTH} characters.",
-                            errors=[{"field": HEADER, "message": "invalid length"}])
-    return IdempotencyKey(scope, key, fingerprint_of(body))
 
 
 def fingerprint_of(body: BaseModel) -> str:
@@ -141,32 +94,6 @@ class IdempotentAnswers:
         self._db = db
         self._takeover = timedelta(seconds=takeover_seconds)
         self._sql = _KeyStatements.of(table)
-
-    def answer(self, key: IdempotencyKey | None, produce: Callable[[], Response],
-               unanswered: Callable[[], Response | None] | None = None) -> Response:
-        """Replay the answer stored under `key`, or produce, store and return it.
-        `unanswered` decides for a key claimed earlier and not answered yet: an answer to
-        store, or None to run the use case again."""
-        if key is None:
-            return produce()
-        claim = self.claim(key)
-        if claim.answer is not None:
-            return claim.answer.replay()
-        if not claim.fresh and unanswered is not None:
-            settled = unanswered()
-            if settled is not None:
-                return self._remember(key, settled)
-        elif not claim.fresh:
-            self._take_over(key, claim)
-        try:
-            response = produce()
-        except IdempotencyInProgress:
-            raise  # the claim is another request's
-        except BaseException:
-            with contextlib.suppress(SQLAlchemyError):  # else the claim ages into a takeover
-                self._release(key)
-            raise
-        return self._remember(key, response)
 
     def claim(self, key: IdempotencyKey) -> Claim:
         """Step 1: claim the key, or learn what an earlier claim holds. A claim released
@@ -188,7 +115,7 @@ class IdempotentAnswers:
             stored.status_code, stored.response_body, stored.content_type)
         return Claim(False, answer, stored.created_at)
 
-    def _take_over(self, key: IdempotencyKey, claim: Claim) -> None:
+    def take_over(self, key: IdempotencyKey, claim: Claim) -> None:
         """Take a claim old enough to be dead (one repeat only) so that the use case runs
         again; IdempotencyInProgress for a younger one."""
         if utcnow() - claim.claimed_at < self._takeover:
@@ -199,14 +126,14 @@ class IdempotentAnswers:
         if taken is None:
             raise IdempotencyInProgress
 
-    def _remember(self, key: IdempotencyKey, response: Response) -> Response:
-        stored = StoredAnswer.of(response)
+    def remember(self, key: IdempotencyKey, answer: StoredAnswer) -> None:
+        """Step 3: store the answer under the key a fresh or taken-over claim holds."""
         with self._db.statements() as cursor:
-            self._sql.remember.run(cursor, **_named(key), answer_status=stored.status,
-                                   answer_body=stored.body, answer_type=stored.content_type)
-        return response
+            self._sql.remember.run(cursor, **_named(key), answer_status=answer.status,
+                                   answer_body=answer.body, answer_type=answer.content_type)
 
-    def _release(self, key: IdempotencyKey) -> None:
+    def release(self, key: IdempotencyKey) -> None:
+        """Drop a claim not answered yet (its use case failed and rolled back)."""
         with self._db.statements() as cursor:
             self._sql.release.run(cursor, **_named(key))
 

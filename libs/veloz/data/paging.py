@@ -1,15 +1,14 @@
-"""Keyset paging: `?limit=&after=<id>`, and a `Link: rel="next"` header when more rows exist.
+"""Keyset paging's query half: `?limit=&after=<id>` and the statement of one page.
 
 `after` names the last row of the previous page; when the list is sorted by another column,
 the page continues from that row's position in the sort, so a page never costs more with
-table size (an index on (sort column, id) serves it).
+table size (an index on (sort column, id) serves it). The `Link: rel="next"` header that
+points at the next page is veloz.web.paging's.
 """
 
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, urlencode
 
-from flask import request
 from pydantic import Field
 from sqlalchemy import Select, and_, or_
 
@@ -54,14 +53,8 @@ def _after_cursor(keys: list[SortKey], cursor: tuple):
     return or_(*branches)
 
 
-def split_page(rows: list, page: PageQuery) -> tuple[list, dict]:
-    """Cut the extra row and build the Link header that points at the next page.
-
-    The link is relative (RFC 8288 resolves it against the request's own URL): built from
-    the request's Host it would point wherever a client's `Host:` says, and every hop (the
-    gateway, a service) serves the same paths, so the same link is right at each of them."""
+def cut_page(rows: list, page: PageQuery) -> tuple[list, bool]:
+    """The page's rows without the extra one keyset_page asks for, and whether more follow."""
     if len(rows) <= page.limit:
-        return rows, {}
-    rows = rows[: page.limit]
-    query = {**request.args.to_dict(), "after": str(rows[-1].id), "limit": str(page.limit)}
-    return rows, {"Link": f'<{quote(request.path)}?{urlencode(query)}>; rel="next"'}
+        return rows, False
+    return rows[: page.limit], True

@@ -8,6 +8,8 @@ per hop, so switching tracing off really costs nothing.
 On: each process exports, in batches over OTLP/HTTP, a SERVER span per request (a child of
 the incoming `traceparent`) and a CLIENT span per call to another service, whose context the
 next hop receives. The other OTEL_* variables configure the exporter as the SDK defines them.
+
+No web framework here: veloz.web.tracing hooks these pieces into a Flask app's requests.
 """
 
 import contextvars
@@ -15,8 +17,8 @@ import os
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
-from flask import Flask, g, request
 from opentelemetry import context, propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
@@ -54,40 +56,35 @@ def record_spans(on: bool = True) -> None:
     _exporting = on
 
 
-def trace_requests(app: Flask, service: str, route_of: Callable) -> None:
-    """Keep the caller's `traceparent` for the request; when spans are recorded, a SERVER
-    span around the request, child of that `traceparent`."""
-    tracer = trace.get_tracer(service)
+def recording() -> bool:
+    """Spans are recorded in this process (configure_tracing, record_spans)."""
+    return _exporting
 
-    @app.before_request
-    def open_span():
-        incoming = request.headers.get("traceparent", "")
-        g.traceparent_token = _incoming.set(incoming if _TRACEPARENT.fullmatch(incoming)
-                                            else None)
-        if _exporting:
-            caller = propagate.extract(request.headers)
-            span = tracer.start_span(f"{request.method} {route_of(request)}", context=caller,
-                                     kind=SpanKind.SERVER,
-                                     attributes={"http.request.method": request.method})
-            g.trace_span = span
-            g.trace_token = context.attach(trace.set_span_in_context(span, caller))
 
-    @app.after_request
-    def record_status(response):
-        span = g.get("trace_span")
-        if span is not None:
-            _record_status(span, response.status_code)
-        return response
+def keep_incoming(traceparent: str) -> contextvars.Token:
+    """Keep the caller's `traceparent` for the request being served, if it is a valid one; the
+    calls it makes send it on, and its log lines carry its trace id (forget_incoming undoes)."""
+    return _incoming.set(traceparent if _TRACEPARENT.fullmatch(traceparent) else None)
 
-    @app.teardown_request
-    def close_span(_error):
-        span = g.pop("trace_span", None)
-        if span is not None:
-            span.end()
-            context.detach(g.pop("trace_token"))
-        token = g.pop("traceparent_token", None)
-        if token is not None:
-            _incoming.reset(token)
+
+def forget_incoming(token: contextvars.Token) -> None:
+    _incoming.reset(token)
+
+
+def open_server_span(tracer: trace.Tracer, name: str, method: str,
+                     headers: Any) -> tuple[trace.Span, contextvars.Token]:
+    """A SERVER span for a request, child of the `traceparent` in its `headers` (any mapping
+    of header names, Flask's `request.headers` too), made the current span; close_server_span
+    ends it with the token this returns."""
+    caller = propagate.extract(headers)
+    span = tracer.start_span(name, context=caller, kind=SpanKind.SERVER,
+                             attributes={"http.request.method": method})
+    return span, context.attach(trace.set_span_in_context(span, caller))
+
+
+def close_server_span(span: trace.Span, token: contextvars.Token) -> None:
+    span.end()
+    context.detach(token)
 
 
 @contextmanager
@@ -106,7 +103,7 @@ def outgoing_call(method: str, target: str, headers: dict[str, str]) -> Iterator
             f"{method} {target}", kind=SpanKind.CLIENT,
             attributes={"http.request.method": method, "peer.service": target}) as span:
         propagate.inject(headers)
-        yield lambda status: _record_status(span, status)
+        yield lambda status: record_status(span, status)
 
 
 def current_trace_id() -> str | None:
@@ -119,7 +116,8 @@ def current_trace_id() -> str | None:
     return incoming[3:35] if incoming is not None else None
 
 
-def _record_status(span: trace.Span, status: int) -> None:
+def record_status(span: trace.Span, status: int) -> None:
+    """The answer's status on a span; a 5xx marks it failed."""
     span.set_attribute("http.response.status_code", status)
     if status >= 500:
         span.set_status(Status(StatusCode.ERROR))

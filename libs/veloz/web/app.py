@@ -11,16 +11,17 @@ from flask import Blueprint, Flask, Response, g, request
 from werkzeug import exceptions as werkzeug_exceptions
 from werkzeug.routing import IntegerConverter, Map
 
-from veloz.core.codec import DecimalJSONProvider
 from veloz.core.fields import MAX_ID
 from veloz.data.db import Database
 from veloz.run.server_settings import DrainWatch, draining, metrics_port, request_slots
 from veloz.telemetry import metrics
 from veloz.telemetry.logs import configure_logging, request_id_var
-from veloz.telemetry.tracing import configure_tracing, trace_requests
+from veloz.telemetry.tracing import configure_tracing
 from veloz.web.api import OpenApiDocument, docs_blueprint
+from veloz.web.codec import DecimalJSONProvider
 from veloz.web.problems import register_problem_handlers
 from veloz.web.request_metrics import measure_requests, route
+from veloz.web.tracing import trace_requests
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
