@@ -1,4 +1,4 @@
-"""HTTP routes of pedidos: validate, call one use case, serialize."""
+"""HTTP routes of pedidos: validate, call one use case (a read: the store), serialize."""
 
 from flask import Blueprint, Response, current_app, request
 

@@ -90,7 +90,7 @@ def charge_key(order_id: int) -> str:
 class Recovery(StrEnum):
     """What the recovery worker does with an order a saga left unfinished."""
 
-    COMMIT = "commit"          # money taken, stock still held: finish the sale
+    COMMIT = "commit"          # money taken, stock still reserved: finish the sale
     COMPENSATE = "compensate"  # give everything back and fail the order
 
 
