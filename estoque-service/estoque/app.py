@@ -4,12 +4,13 @@ from flask import Flask
 
 from estoque import telemetry
 from estoque.api import bp
+from estoque.bootstrap import NAME, build
 from estoque.config import EstoqueSettings
 from estoque.models import idempotency_keys
 from veloz.web.app import create_database_app
 from veloz.web.idempotency import keep_answers
 
-NAME, VERSION = "estoque-service", "1.0.0"
+VERSION = "1.0.0"
 
 
 def create_app(settings: EstoqueSettings | None = None) -> Flask:
@@ -17,5 +18,6 @@ def create_app(settings: EstoqueSettings | None = None) -> Flask:
     app = create_database_app(name=NAME, version=VERSION, settings=settings, blueprints=[bp],
                               description="Catalog, stock and reservations",
                               state=telemetry.state_gauges(settings.low_stock_threshold))
+    app.extensions["estoque"] = build(settings, app.extensions["database"])
     keep_answers(app, idempotency_keys)
     return app

@@ -19,7 +19,10 @@ class ReservationStatus(StrEnum):
         return self in (ReservationStatus.RELEASED, ReservationStatus.EXPIRED)
 
 
-class ItemHasHolds(Conflict):
+class ItemHasReservations(Conflict):
+    """Deleting an item some reservation still keeps units of (the type's slug keeps its
+    first name: it is part of the HTTP contract)."""
+
     title, slug = "Item has held reservations", "item-has-holds"
 
 
@@ -42,7 +45,7 @@ class Shortfall:
     available: int
 
 
-def hold_expiry(now: datetime, ttl_seconds: int) -> datetime:
+def reservation_expiry(now: datetime, ttl_seconds: int) -> datetime:
     return now + timedelta(seconds=ttl_seconds)
 
 

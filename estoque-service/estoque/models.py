@@ -1,4 +1,4 @@
-"""Tables of estoque_db. Stock moves only through conditional UPDATEs in services.py."""
+"""Tables of estoque_db. Stock moves only through conditional UPDATEs in store.py."""
 
 from datetime import datetime
 from decimal import Decimal
@@ -33,7 +33,8 @@ class Timestamps:
 
 
 class Item(Timestamps, Base):
-    """`quantity` is available to sell, `reserved` is held, `committed` has left for good."""
+    """`quantity` is available to sell, `reserved` is kept by open reservations, `committed` has
+    left for good."""
 
     __tablename__ = "items"
     __table_args__ = (
@@ -88,7 +89,7 @@ class ReservationLine(Base):
 idempotency_keys = idempotency_table(Base.metadata)
 metadata = Base.metadata
 
-# The tables behind the classes, for the Core statements of the hot path (services.py).
+# The tables behind the classes, for the Core statements of the hot path (store.py).
 items = table_of(Item)
 reservations = table_of(Reservation)
 reservation_lines = table_of(ReservationLine)

@@ -38,7 +38,7 @@ class Restock(RequestBody):
     quantity: Quantity
 
 
-class SingleHold(RequestBody):
+class SingleItemReservation(RequestBody):
     quantity: Quantity
 
 
@@ -46,19 +46,19 @@ class WriteOff(RequestBody):
     reservation_id: Id
 
 
-class HoldLine(RequestBody):
+class ReservationLineIn(RequestBody):
     item_id: Id
     quantity: Quantity
 
 
 class ReservationCreate(RequestBody):
     order_id: Id
-    items: list[HoldLine] = Field(min_length=1, max_length=100)
+    items: list[ReservationLineIn] = Field(min_length=1, max_length=100)
     ttl_seconds: int | None = Field(default=None, ge=1, le=86400)
 
     @field_validator("items")
     @classmethod
-    def item_ids_unique(cls, lines: list[HoldLine]) -> list[HoldLine]:
+    def item_ids_unique(cls, lines: list[ReservationLineIn]) -> list[ReservationLineIn]:
         if len({line.item_id for line in lines}) != len(lines):
             raise ValueError("each item_id may appear once")
         return lines
@@ -105,7 +105,7 @@ class ReservationOut(BaseModel):
     updated_at: datetime
 
 
-class SingleHoldOut(BaseModel):
+class SingleItemReservationOut(BaseModel):
     message: str
     item: ItemOut
     reservation_id: int

@@ -1,23 +1,21 @@
 """Releases expired reservations: `python -m estoque.sweeper`. Safe to run in several
 replicas, since each is taken with SKIP LOCKED and released in its own transaction."""
 
-from functools import partial
-
-from estoque import services
+from estoque.bootstrap import build
 from estoque.config import EstoqueSettings
-from veloz.data.db import Database
+from estoque.services import Reservations
 from veloz.run.jobs import Job, drain, serve
 
 
-def sweep_once(db: Database, batch_size: int) -> int:
+def sweep_once(reservations: Reservations, batch_size: int) -> int:
     """Release up to `batch_size` expired reservations; returns how many were released."""
-    return drain(lambda: services.release_expired_hold(db), batch_size)
+    return drain(reservations.release_next_expired, batch_size)
 
 
 def main() -> None:
     settings = EstoqueSettings.from_env()
     serve(Job("estoque-sweeper", "released expired reservations",
-              lambda db: partial(services.release_expired_hold, db),
+              lambda db: build(settings, db).reservations.release_next_expired,
               settings.sweep_interval_seconds, settings.sweep_batch_size), settings)
 
 

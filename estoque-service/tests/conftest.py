@@ -26,6 +26,12 @@ def db(app):
 
 
 @pytest.fixture
+def estoque(app):
+    """The store and the use cases, as the app wires them."""
+    return app.extensions["estoque"]
+
+
+@pytest.fixture
 def make_item(client):
     def make(quantity=10, price=10, **fields):
         response = client.post("/items", json={"name": "Camiseta", "quantity": quantity,

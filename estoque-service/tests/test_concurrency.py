@@ -75,7 +75,7 @@ def test_racing_commits_releases_and_new_holds_keep_the_invariant(app, client, d
     assert committed == 10
 
 
-def test_sweepers_running_side_by_side_release_each_expired_hold_once(app, client, db,
+def test_sweepers_running_side_by_side_release_each_expired_hold_once(client, db, estoque,
                                                                        make_item):
     item = make_item(quantity=40)
     for order_id in range(1, 21):
@@ -86,7 +86,8 @@ def test_sweepers_running_side_by_side_release_each_expired_hold_once(app, clien
             expires_at=datetime.now(UTC) - timedelta(seconds=1)))
 
     with ThreadPoolExecutor(max_workers=4) as pool:
-        released = list(pool.map(lambda _: sweep_once(db, batch_size=100), range(4)))
+        released = list(pool.map(lambda _: sweep_once(estoque.reservations, batch_size=100),
+                                 range(4)))
 
     assert sum(released) == 20
     assert _books(db, item["id"]) == (40, 0, 0)

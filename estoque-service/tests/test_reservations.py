@@ -182,13 +182,13 @@ def test_hold_past_its_expiry_cannot_be_committed_even_before_the_sweep(client, 
     assert client.post(f"/reservations/{hold['id']}/commit").status_code == 409
 
 
-def test_sweeper_returns_expired_holds_to_stock(client, db, make_item):
+def test_sweeper_returns_expired_holds_to_stock(client, db, estoque, make_item):
     shirt = make_item(quantity=10)
     expired = _hold(client, 1, (shirt["id"], 3)).json
     _expire_all(db)
     live = _hold(client, 2, (shirt["id"], 2)).json
 
-    released = sweep_once(db, batch_size=100)
+    released = sweep_once(estoque.reservations, batch_size=100)
 
     assert released == 1
     assert client.get(f"/reservations/{expired['id']}").json["status"] == "expired"

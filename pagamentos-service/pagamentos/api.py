@@ -1,10 +1,11 @@
-"""Routes of pagamentos: validate, call one use case, serialize."""
+"""HTTP routes of pagamentos: validate, call one use case (a read: the store), serialize."""
 
 from flask import Blueprint, Response, current_app, request
 
-from pagamentos.domain import PaymentDeclined, PaymentStatus, card_last4, order_route_for_charge
+from pagamentos.bootstrap import Pagamentos
+from pagamentos.domain import PaymentStatus, card_last4, order_route_for_charge
 from pagamentos.schemas import ChargeRequest, PaymentListQuery, PaymentOut
-from pagamentos.services import Payments
+from veloz.core.contracts import PaymentDeclined
 from veloz.core.errors import Unauthorized
 from veloz.core.identity import ROLES_HEADER, USER_ID_HEADER, Caller
 from veloz.web.api import IDEMPOTENCY_KEY, operation, respond
@@ -12,12 +13,12 @@ from veloz.web.idempotency import answers, key_from_request
 from veloz.web.paging import split_page
 from veloz.web.problems import problem_response
 
-blueprint = Blueprint("payments", __name__)
+bp = Blueprint("payments", __name__)
 TAGS = ("payments",)
 
 
-def payments() -> Payments:
-    return current_app.extensions["payments"]
+def _pagamentos() -> Pagamentos:
+    return current_app.extensions["pagamentos"]
 
 
 def _caller() -> Caller:
@@ -30,7 +31,7 @@ def _caller() -> Caller:
         raise Unauthorized(f"The caller's identity is not valid: {error}.") from None
 
 
-@blueprint.post("/payments")
+@bp.post("/payments")
 @operation("Charge an order", body=ChargeRequest, tags=TAGS, headers=[IDEMPOTENCY_KEY],
            responses={
                201: PaymentOut,
@@ -47,7 +48,7 @@ def charge(body: ChargeRequest):
     # The stored fingerprint must not let anyone brute-force the card number back out of it.
     fingerprinted = body.model_copy(update={"card_number": card_last4(body.card_number)})
     key = key_from_request("POST /payments", fingerprinted)
-    return answers().answer(key, lambda: _charge_answer(payments().charge(body)))
+    return answers().answer(key, lambda: _charge_answer(_pagamentos().payments.charge(body)))
 
 
 def _charge_answer(payment: PaymentOut) -> Response:
@@ -58,21 +59,21 @@ def _charge_answer(payment: PaymentOut) -> Response:
         f"The payment was declined: {payment.decline_reason}.", payment=payment.model_dump()))
 
 
-@blueprint.get("/payments")
+@bp.get("/payments")
 @operation("List payments, oldest first", query=PaymentListQuery, tags=TAGS,
            responses={200: [PaymentOut]})
 def list_payments(query: PaymentListQuery):
-    rows, headers = split_page(payments().page(query), query)
+    rows, headers = split_page(_pagamentos().store.page(query), query)
     return respond(rows, 200, headers)
 
 
-@blueprint.get("/payments/<int:payment_id>")
+@bp.get("/payments/<int:payment_id>")
 @operation("Read a payment", tags=TAGS, responses={200: PaymentOut})
 def get_payment(payment_id: int):
-    return respond(payments().get(payment_id))
+    return respond(_pagamentos().store.get(payment_id))
 
 
-@blueprint.post("/payments/<int:payment_id>/refund")
+@bp.post("/payments/<int:payment_id>/refund")
 @operation("Refund a payment (idempotent)", tags=TAGS,
            responses={200: PaymentOut,
                       409: "A declined payment took no money to refund "
@@ -80,4 +81,5 @@ def get_payment(payment_id: int):
                            "is sent to its order's cancel route (payment-through-order, with "
                            "`order_id` and `order_route`): only pedidos refunds here."})
 def refund(payment_id: int):
-    return respond(payments().refund(payment_id, by_person=not _caller().is_internal))
+    by_person = not _caller().is_internal
+    return respond(_pagamentos().payments.refund(payment_id, by_person=by_person))

@@ -8,7 +8,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Protocol
 
-from veloz.core.errors import Conflict, PaymentRequired, ServiceUnavailable
+from veloz.core.errors import Conflict, ServiceUnavailable
 
 
 class PaymentStatus(StrEnum):
@@ -52,12 +52,6 @@ TEST_CARDS = {
 }
 
 
-class PaymentDeclined(PaymentRequired):
-    """Carries the stored payment as the `payment` member of the problem body."""
-
-    title = "Payment Declined"
-
-
 class PaymentNotRefundable(Conflict):
     slug, title = "payment-not-refundable", "Payment Not Refundable"
 
@@ -80,6 +74,17 @@ class Charge(Protocol):
 
     @property
     def method(self) -> str: ...
+
+
+class StoredPayment(Protocol):
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def order_id(self) -> int: ...
+
+    @property
+    def status(self) -> str: ...
 
 
 def asks_the_same(earlier: Charge, request: Charge) -> bool:
@@ -114,6 +119,15 @@ def refunded_status(status: str) -> PaymentStatus:
     if status == PaymentStatus.DECLINED:
         raise PaymentNotRefundable("A declined payment took no money, so it cannot be refunded.")
     return PaymentStatus.REFUNDED
+
+
+def status_after_refund(payment: StoredPayment, by_person: bool) -> PaymentStatus:
+    """The status a refund leaves the payment in. `by_person`: a user the gateway vouches for,
+    who may not refund a standing payment here (see ThroughTheOrder)."""
+    status = refunded_status(payment.status)
+    if by_person and payment.status == PaymentStatus.APPROVED:
+        raise order_route_for_refund(payment.id, payment.order_id)
+    return status
 
 
 def order_route_for_refund(payment_id: int, order_id: int) -> ThroughTheOrder:

@@ -49,5 +49,5 @@ class Payment(Base):
 
 idempotency_keys = idempotency_table(Base.metadata)
 metadata = Base.metadata
-# The table behind Payment, for the Core statements of the use cases (services.py).
+# The table behind Payment, for the Core statements of the store (store.py).
 payments = table_of(Payment)

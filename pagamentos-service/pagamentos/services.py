@@ -1,105 +1,51 @@
-"""Use cases of pagamentos: each one a single transaction.
-
-Statements are SQLAlchemy Core, compiled once and run on a psycopg cursor (`Database.atomic`),
-and answers are built straight from rows: every paid order is one charge, and the ORM's unit
-of work (session, flush, object loading) cost more CPU than the rest of the charge together,
-SQLAlchemy's execution layer per statement more than psycopg sending it. A first charge of
-an order is two statements: the order's lock, then an INSERT that writes the payment only if
-no payment of the order stands. Only when one stands are the standing payments read and
-judged in Python. The lock is a statement of its own: a statement reads from a snapshot taken
-when it starts, so one that also waited for the lock would miss a payment committed while it
-waited.
-"""
+"""Use cases of pagamentos: a charge and a refund, each one transaction of the PaymentStore,
+with the fault switches of PagamentosSettings before it and the business metrics after it.
+Reading payments has no use case of its own: the routes ask the PaymentStore."""
 
 import logging
 import random
 import time
 from collections.abc import Callable
-from typing import Any
-
-from sqlalchemy import BigInteger, bindparam, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
 
 from pagamentos import domain, telemetry
 from pagamentos.config import PagamentosSettings
-from pagamentos.domain import PaymentStatus
-from pagamentos.models import ONE_APPROVED_PER_ORDER, payments
-from pagamentos.schemas import ChargeRequest, PaymentListQuery, PaymentOut
-from veloz.core.contracts import OrderAlreadyPaid, PaymentMismatch
-from veloz.core.errors import NotFound
-from veloz.data.db import Database, DriverCursor, DriverStatement, one_row, utcnow
-from veloz.data.paging import SortKey, keyset_page
+from pagamentos.schemas import ChargeRequest, PaymentOut
+from pagamentos.store import PaymentStore
 
 log = logging.getLogger(__name__)
 
-# What a charge writes; the database numbers the payment.
-WRITTEN = ("order_id", "amount", "method", "status", "decline_reason", "card_last4",
-           "created_at", "updated_at")
-
-# Built once: each use only binds its values to them.
-_LOCK_ORDER = DriverStatement.of(
-    select(func.pg_advisory_xact_lock(bindparam("order_id", type_=BigInteger))))
-_STANDING_OF_ORDER = select(payments).where(payments.c.order_id == bindparam("order_id"),
-                                            payments.c.status != PaymentStatus.REFUNDED)
-_STANDING = DriverStatement.of(_STANDING_OF_ORDER)
-_WRITTEN_VALUES = [bindparam(name, type_=payments.c[name].type) for name in WRITTEN]
-_INSERT = DriverStatement.of(
-    insert(payments).values(dict(zip(WRITTEN, _WRITTEN_VALUES, strict=True)))
-    .returning(*payments.c))
-_INSERT_IF_NONE_STANDS = DriverStatement.of(
-    insert(payments)
-    .from_select(WRITTEN, select(*_WRITTEN_VALUES).where(~_STANDING_OF_ORDER.exists()))
-    .returning(*payments.c))
-_BY_ID_STATEMENT = select(payments).where(payments.c.id == bindparam("payment_id"))
-_BY_ID = DriverStatement.of(_BY_ID_STATEMENT)
-_BY_ID_LOCKED = DriverStatement.of(_BY_ID_STATEMENT.with_for_update())
-_SET_STATUS = DriverStatement.of(
-    update(payments).where(payments.c.id == bindparam("payment_id"))
-    .values(status=bindparam("new_status"), updated_at=bindparam("now"))
-    .returning(*payments.c))
-
 
 class Payments:
-    """Charges, refunds and reads of payments, with the fault switches of PagamentosSettings."""
+    """Charges and refunds, with the fault switches of PagamentosSettings."""
 
-    def __init__(self, db: Database, settings: PagamentosSettings,
+    def __init__(self, store: PaymentStore, settings: PagamentosSettings,
                  draw: Callable[[], float] | None = None):
-        self._db = db
+        self._store = store
         self._settings = settings
         self._draw = draw or random.Random().random  # noqa: S311 - a simulation, not security
 
     def charge(self, request: ChargeRequest) -> PaymentOut:
         """The stored payment, approved or declined."""
         self._obey_fault_switches()
-        with self._db.atomic() as cursor:
-            return self._charge(cursor, request)
+        outcome = domain.charge_outcome(request.card_number,
+                                        self._settings.payment_decline_rate, self._draw())
+        payment = self._store.charge(request, outcome)
+        telemetry.record_payment(payment.status, payment.decline_reason, payment.method)
+        log.info("payment charged", extra={"payment_id": payment.id, "order_id": payment.order_id,
+                                           "status": payment.status,
+                                           "decline_reason": payment.decline_reason})
+        return payment
 
     def refund(self, payment_id: int, by_person: bool = False) -> PaymentOut:
         """Refund a payment (a repeat answers it unchanged). `by_person`: a user the gateway
         vouches for, who may not refund a standing payment here (see ThroughTheOrder)."""
         self._obey_fault_switches()
-        with self._db.atomic() as cursor:
-            payment = _locked(cursor, payment_id)
-            status = domain.refunded_status(payment.status)
-            if by_person and payment.status == PaymentStatus.APPROVED:
-                raise domain.order_route_for_refund(payment.id, payment.order_id)
-            if payment.status != status:
-                payment = _set_status(cursor, payment_id, status)
-                telemetry.record_refund(payment.method)
-                log.info("payment refunded", extra={"payment_id": payment.id,
-                                                    "order_id": payment.order_id})
-            return payment
-
-    def get(self, payment_id: int) -> PaymentOut:
-        with self._db.statements() as cursor:
-            return _found(_BY_ID.run(cursor, payment_id=payment_id).fetchone(), payment_id)
-
-    def page(self, query: PaymentListQuery) -> list[PaymentOut]:
-        """One page plus one extra row that tells whether a next page exists."""
-        statement = keyset_page(_filtered(query), [SortKey(payments.c.id)], query,
-                                None if query.after is None else (query.after,))
-        with self._db.autocommit.connect() as connection:
-            return [_payment(row) for row in connection.execute(statement)]
+        payment, refunded = self._store.refund(payment_id, by_person)
+        if refunded:
+            telemetry.record_refund(payment.method)
+            log.info("payment refunded", extra={"payment_id": payment.id,
+                                                "order_id": payment.order_id})
+        return payment
 
     def _obey_fault_switches(self) -> None:
         if domain.processor_fails(self._settings.payment_failure_rate, self._draw()):
@@ -107,115 +53,3 @@ class Payments:
                                               headers={"Retry-After": "1"})
         if self._settings.payment_latency_ms:
             time.sleep(self._settings.payment_latency_ms / 1000)
-
-    def _charge(self, cursor: DriverCursor, request: ChargeRequest) -> PaymentOut:
-        """Charges of one order run one at a time (a transaction-scoped lock on the order id);
-        a charge of an order with a standing payment must first pass the judgement of
-        `_refuse_conflicting_charge`."""
-        _lock_order(cursor, request.order_id)
-        values = self._new_payment(request)
-        payment = _insert_if_none_stands(cursor, values)
-        if payment is None:
-            _refuse_conflicting_charge(cursor, request)
-            payment = _insert(cursor, values)
-        telemetry.record_payment(payment.status, payment.decline_reason, payment.method)
-        log.info("payment charged", extra={"payment_id": payment.id, "order_id": payment.order_id,
-                                           "status": payment.status,
-                                           "decline_reason": payment.decline_reason})
-        return payment
-
-    def _new_payment(self, request: ChargeRequest) -> dict[str, Any]:
-        """The row a charge writes (each of WRITTEN), with its outcome drawn."""
-        outcome = domain.charge_outcome(request.card_number,
-                                        self._settings.payment_decline_rate, self._draw())
-        now = utcnow()
-        return {"order_id": request.order_id, "amount": request.amount,
-                "method": request.method, "status": outcome.status,
-                "decline_reason": outcome.decline_reason,
-                "card_last4": domain.card_last4(request.card_number),
-                "created_at": now, "updated_at": now}
-
-
-def _lock_order(cursor: DriverCursor, order_id: int) -> None:
-    """Held to the end of the transaction; every statement after it sees what the order's
-    previous charges committed."""
-    _LOCK_ORDER.run(cursor, order_id=order_id)
-
-
-def _refuse_conflicting_charge(cursor: DriverCursor, request: ChargeRequest) -> None:
-    """A charge is refused when the order already has a payment asking for something else, or
-    an approved one. Refunded payments no longer stand, so they free the order."""
-    for payment in _standing(cursor, request.order_id):
-        if not domain.asks_the_same(payment, request):
-            raise PaymentMismatch(
-                f"Order {request.order_id} already has payment {payment.id} of {payment.amount} "
-                f"by {payment.method}; a charge of {request.amount} by {request.method} is not "
-                "a repeat of it.", payment=payment.model_dump())
-        if payment.status == PaymentStatus.APPROVED:
-            raise OrderAlreadyPaid(
-                f"Order {request.order_id} already has an approved payment.",
-                payment=payment.model_dump())
-
-
-def _standing(cursor: DriverCursor, order_id: int) -> list[PaymentOut]:
-    """The order's payments that are not refunded."""
-    return [_payment(row) for row in _STANDING.run(cursor, order_id=order_id).fetchall()]
-
-
-def _insert_if_none_stands(cursor: DriverCursor, values: dict[str, Any]) -> PaymentOut | None:
-    """The stored payment, in one statement when no payment of its order stands (an order's
-    first charge); None, writing nothing, when one does."""
-    row = _written(cursor, _INSERT_IF_NONE_STANDS, values).fetchone()
-    return None if row is None else _payment(row)
-
-
-def _insert(cursor: DriverCursor, values: dict[str, Any]) -> PaymentOut:
-    return _payment(one_row(_written(cursor, _INSERT, values)))
-
-
-def _written(cursor: DriverCursor, statement: DriverStatement,
-             values: dict[str, Any]) -> DriverCursor:
-    """Run an INSERT of a payment, so a concurrent approval of the same order (refused by the
-    unique index) surfaces as a 409 here."""
-    try:
-        return statement.run(cursor, **values)
-    except IntegrityError as error:
-        if _violated_constraint(error) != ONE_APPROVED_PER_ORDER:
-            raise
-        raise OrderAlreadyPaid(
-            f"Order {values['order_id']} already has an approved payment.") from None
-
-
-def _violated_constraint(error: IntegrityError) -> str | None:
-    diagnostics = getattr(error.orig, "diag", None)
-    return getattr(diagnostics, "constraint_name", None)
-
-
-def _locked(cursor: DriverCursor, payment_id: int) -> PaymentOut:
-    return _found(_BY_ID_LOCKED.run(cursor, payment_id=payment_id).fetchone(), payment_id)
-
-
-def _set_status(cursor: DriverCursor, payment_id: int, status: PaymentStatus) -> PaymentOut:
-    """The payment with its new status (and `updated_at` moved)."""
-    return _payment(one_row(_SET_STATUS.run(cursor, payment_id=payment_id, new_status=status,
-                                            now=utcnow())))
-
-
-def _found(row: Any, payment_id: int) -> PaymentOut:
-    if row is None:
-        raise NotFound(f"Payment {payment_id} does not exist.")
-    return _payment(row)
-
-
-def _payment(row: Any) -> PaymentOut:
-    """From a row of `payments` (a named tuple from psycopg or a SQLAlchemy Row)."""
-    return PaymentOut.model_validate(row._asdict())
-
-
-def _filtered(query: PaymentListQuery):
-    statement = select(payments)
-    if query.order_id is not None:
-        statement = statement.where(payments.c.order_id == query.order_id)
-    if query.status is not None:
-        statement = statement.where(payments.c.status == query.status)
-    return statement

@@ -1,4 +1,4 @@
-"""HTTP routes of pedidos: validate, call one use case, serialize."""
+"""HTTP routes of pedidos: validate, call one use case (a read: the store), serialize."""
 
 from flask import Blueprint, Response, current_app, request
 
@@ -49,18 +49,19 @@ def _order(order) -> OrderOut:
 
 def _saga_response(outcome: SagaOutcome) -> Response:
     order = _order(outcome.order)
+    payment = None if outcome.payment is None else outcome.payment.answer  # as pagamentos said
     if outcome.problem is None:
-        return respond(PlacedOrder(order=order, payment=outcome.payment), 201,
+        return respond(PlacedOrder(order=order, payment=payment), 201,
                        {"Location": f"/orders/{order.id}"})
     problem = outcome.problem
     problem.extensions["order"] = order.model_dump()
-    if outcome.payment is not None:
-        problem.extensions["payment"] = outcome.payment
+    if payment is not None:
+        problem.extensions["payment"] = payment
     return problem_response(problem)
 
 
 @bp.post("/orders")
-@operation("Place an order: hold stock, charge, commit (the purchase saga)", body=OrderCreate,
+@operation("Place an order: reserve stock, charge, commit (the purchase saga)", body=OrderCreate,
            headers=[IDEMPOTENCY_KEY, *CALLER], tags=TAGS, responses={
                201: PlacedOrder,
                401: UNKNOWN_CALLER,
@@ -70,7 +71,7 @@ def _saga_response(outcome: SagaOutcome) -> Response:
                     "does not match the order (payment-mismatch, order `failed`), or the same "
                     "Idempotency-Key still running; the body carries `order` when one exists.",
                422: "Invalid body, unknown items, items priced 0 (unpriced-items), or a line "
-                    "or total above the money limit (amount-out-of-range); nothing is held.",
+                    "or total above the money limit (amount-out-of-range); nothing is reserved.",
                503: "The database, or a participant after bounded retries, is unavailable "
                     "(order `failed`, everything given back).",
                504: UPSTREAM_SLOW})
@@ -96,7 +97,7 @@ def _settled_answer(saga: PurchaseSaga, order: NewOrder) -> Response | None:
 @operation("List orders (keyset paged); a customer sees only its own", query=OrderQuery,
            headers=CALLER, responses={200: [OrderOut], 401: UNKNOWN_CALLER}, tags=TAGS)
 def list_orders(query: OrderQuery):
-    rows, headers = split_page(_pedidos().queries.page(query, _caller()), query)
+    rows, headers = split_page(_pedidos().store.page(query, _caller()), query)
     return respond([_order(row) for row in rows], 200, headers)
 
 
@@ -104,14 +105,14 @@ def list_orders(query: OrderQuery):
 @operation("Get an order", headers=CALLER, tags=TAGS,
            responses={200: OrderOut, 401: UNKNOWN_CALLER, 404: NOT_VISIBLE})
 def get_order(order_id: int):
-    return respond(_order(_pedidos().queries.get(order_id, _caller())))
+    return respond(_order(_pedidos().store.visible(order_id, _caller())))
 
 
 @bp.get("/orders/<int:order_id>/events")
 @operation("Status history of an order, oldest first", headers=CALLER, tags=TAGS,
            responses={200: [EventOut], 401: UNKNOWN_CALLER, 404: NOT_VISIBLE})
 def order_events(order_id: int):
-    events = _pedidos().queries.events(order_id, _caller())
+    events = _pedidos().store.events(order_id, _caller())
     return respond([EventOut.model_validate(event) for event in events])
 
 

@@ -8,7 +8,7 @@ from pedidos.clients import EstoqueClient, PagamentosClient, client_policy
 from pedidos.config import PedidosSettings
 from pedidos.reconciliation import Reconciliation
 from pedidos.saga import PurchaseSaga
-from pedidos.services import Cancellation, OrderQueries, OrderRecovery
+from pedidos.services import Cancellation, OrderRecovery
 from pedidos.store import OnSettled, OrderStore
 from veloz.data.db import Database
 from veloz.net.client import ServiceClient
@@ -18,9 +18,10 @@ NAME = "pedidos-service"
 
 @dataclass(frozen=True)
 class Pedidos:
+    """The store (reads go straight to it) and the use cases."""
+
     store: OrderStore
     saga: PurchaseSaga
-    queries: OrderQueries
     cancellation: Cancellation
     recovery: OrderRecovery
     reconciliation: Reconciliation
@@ -34,7 +35,6 @@ def build(settings: PedidosSettings, db: Database,
     pagamentos = PagamentosClient(ServiceClient("pagamentos", settings.pagamentos_url, policy))
     store = OrderStore(db, on_settled)
     saga = PurchaseSaga(store, estoque, pagamentos)
-    return Pedidos(store, saga, OrderQueries(store),
-                   Cancellation(store, saga.compensation),
+    return Pedidos(store, saga, Cancellation(store, saga.compensation),
                    OrderRecovery(saga, pagamentos, settings.recovery_grace_seconds),
                    Reconciliation(store, pagamentos, settings.reconcile_grace_seconds))

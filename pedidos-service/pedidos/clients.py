@@ -1,5 +1,6 @@
 """The saga's participants over HTTP, through veloz's ServiceClient. Their answers become typed
-results or typed errors here, so the saga never looks at a status code."""
+results (a Reservation, a Payment) or typed errors here, so the saga never looks at a status
+code or a JSON body."""
 
 from dataclasses import dataclass
 from decimal import Decimal
@@ -15,6 +16,8 @@ from veloz.core.contracts import (
     AmountOutOfRange,
     InsufficientStock,
     OrderAlreadyPaid,
+    Payment,
+    PaymentDeclined,
     PaymentMismatch,
     ReservationCommitted,
     ReservationNotHeld,
@@ -34,7 +37,7 @@ RESERVATION_REFUSALS = (InsufficientStock, UnknownItems, AmountOutOfRange, Unpri
 
 
 @dataclass(frozen=True)
-class HeldLine:
+class ReservationLine:
     item_id: int
     name: str
     quantity: int
@@ -44,19 +47,19 @@ class HeldLine:
 @dataclass(frozen=True)
 class Reservation:
     id: int
-    lines: tuple[HeldLine, ...]
+    lines: tuple[ReservationLine, ...]
 
     @classmethod
     def of(cls, body: dict) -> "Reservation":
-        lines = tuple(HeldLine(line["item_id"], line["name"], line["quantity"],
-                               Decimal(line["unit_price"])) for line in body["items"])
+        lines = tuple(ReservationLine(line["item_id"], line["name"], line["quantity"],
+                                      Decimal(line["unit_price"])) for line in body["items"])
         return cls(body["id"], lines)
 
 
 @dataclass(frozen=True)
 class Charge:
     approved: bool
-    payment: dict[str, Any]
+    payment: Payment
 
 
 def client_policy(settings: PedidosSettings) -> ClientPolicy:
@@ -100,14 +103,14 @@ def _expect(name: str, response: BaseHTTPResponse, *accepted: int):
 class EstoqueClient:
     name = "estoque"
 
-    def __init__(self, http: ServiceClient, hold_seconds: int):
+    def __init__(self, http: ServiceClient, reservation_ttl_seconds: int):
         self.http = http
-        self.hold_seconds = hold_seconds
+        self.reservation_ttl_seconds = reservation_ttl_seconds
 
     def reserve(self, order_id: int, lines: list[tuple[int, int]]) -> Reservation:
         """All-or-nothing reservation; estoque answers the same one for the same order_id, so
         retries and look-ups are safe. Raises one of RESERVATION_REFUSALS when refused."""
-        body = {"order_id": order_id, "ttl_seconds": self.hold_seconds,
+        body = {"order_id": order_id, "ttl_seconds": self.reservation_ttl_seconds,
                 "items": [{"item_id": item, "quantity": quantity} for item, quantity in lines]}
         response = self.http.request("POST", "/reservations", idempotent=True, **_json_body(body))
         refusal = (_refusal(response, 409, InsufficientStock)
@@ -158,45 +161,56 @@ class PagamentosClient:
         sent = _json_body(body)
         sent["headers"]["Idempotency-Key"] = charge_key(order_id)
         response = self.http.request("POST", "/payments", idempotent=True, **sent)
-        if response.status == 402:
-            return Charge(False, _problem_of(response).get("payment") or {})
+        declined = _refusal(response, 402, PaymentDeclined)
+        if declined is not None:
+            return Charge(False, _declined_payment(declined))
         conflict = _refusal(response, 409, OrderAlreadyPaid, PaymentMismatch,
                             IdempotencyInProgress)
         if isinstance(conflict, IdempotencyInProgress):
             raise UpstreamUnavailable("pagamentos is still working on this order's charge.")
         if conflict is not None:
             return self._standing_charge(order_id, conflict)
-        return Charge(True, _expect(self.name, response, 201))
+        return Charge(True, Payment.of(_expect(self.name, response, 201)))
 
-    def payments_for(self, order_id: int) -> list[dict]:
+    def payments_for(self, order_id: int) -> list[Payment]:
         response = self.http.request("GET", "/payments",
                                      params={"order_id": order_id, "limit": 500})
-        return _expect(self.name, response, 200)
+        return [Payment.of(payment) for payment in _expect(self.name, response, 200)]
 
-    def payment(self, payment_id: int) -> dict:
-        return _expect(self.name, self.http.request("GET", f"/payments/{payment_id}"), 200)
+    def payment(self, payment_id: int) -> Payment:
+        response = self.http.request("GET", f"/payments/{payment_id}")
+        return Payment.of(_expect(self.name, response, 200))
 
-    def approved_payment(self, order_id: int) -> dict | None:
-        return next((p for p in self.payments_for(order_id) if p["status"] == "approved"), None)
+    def approved_payment(self, order_id: int) -> Payment | None:
+        return next((p for p in self.payments_for(order_id) if p.approved), None)
 
-    def approved_payments(self, page_size: int = 500) -> list[dict]:
+    def approved_payments(self, page_size: int = 500) -> list[Payment]:
         """Every approved payment, oldest first, page by page (`after` the last id seen)."""
-        found: list[dict] = []
+        found: list[Payment] = []
         while True:
             params: dict[str, Any] = {"status": "approved", "limit": page_size}
             if found:
-                params["after"] = found[-1]["id"]
+                params["after"] = found[-1].id
             page = _expect(self.name, self.http.request("GET", "/payments", params=params), 200)
-            found.extend(page)
+            found.extend(Payment.of(payment) for payment in page)
             if len(page) < page_size:
                 return found
 
-    def refund(self, payment_id: int) -> dict:
+    def refund(self, payment_id: int) -> Payment:
         response = self.http.request("POST", f"/payments/{payment_id}/refund", idempotent=True)
-        return _expect(self.name, response, 200)
+        return Payment.of(_expect(self.name, response, 200))
 
     def _standing_charge(self, order_id: int, conflict) -> Charge:
         payment = self.approved_payment(order_id)
         if payment is None:
             raise PaymentMismatch(conflict.detail, payment=conflict.extensions.get("payment"))
         return Charge(True, payment)
+
+
+def _declined_payment(declined: PaymentDeclined) -> Payment:
+    """The stored payment a decline carries; a decline without it breaks the contract, so it
+    counts as pagamentos failing."""
+    payment = declined.extensions.get("payment")
+    if not isinstance(payment, dict):
+        raise UpstreamUnavailable("pagamentos declined a charge without its payment.")
+    return Payment.of(payment)

@@ -1,14 +1,12 @@
 """Order rules with no I/O: the status machine, who may see an order, totals and recovery."""
 
 import hashlib
-from collections.abc import Mapping
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
 
 from veloz.core import identity
-from veloz.core.contracts import InsufficientStock
-from veloz.core.errors import Conflict, PaymentRequired, Problem, ServiceUnavailable
+from veloz.core.contracts import InsufficientStock, Payment, PaymentDeclined
+from veloz.core.errors import Conflict, Problem, ServiceUnavailable
 
 
 class OrderStatus(StrEnum):
@@ -40,10 +38,6 @@ class IllegalTransition(Conflict):
 
 class OrderNotCancellable(Conflict):
     title, slug = "Order cannot be cancelled", "order-not-cancellable"
-
-
-class PaymentDeclined(PaymentRequired):
-    title = "Payment Declined"
 
 
 class SagaFailed(ServiceUnavailable):
@@ -96,29 +90,27 @@ def charge_key(order_id: int) -> str:
 class Recovery(StrEnum):
     """What the recovery worker does with an order a saga left unfinished."""
 
-    COMMIT = "commit"          # money taken, stock still held: finish the sale
+    COMMIT = "commit"          # money taken, stock still reserved: finish the sale
     COMPENSATE = "compensate"  # give everything back and fail the order
 
 
-def recovery_for(status: OrderStatus, paid_in_full: bool, has_hold: bool) -> Recovery:
+def recovery_for(status: OrderStatus, paid_in_full: bool, has_reservation: bool) -> Recovery:
     """`paid_in_full`: an approved payment of exactly the order total exists."""
-    if paid_in_full and status is OrderStatus.STOCK_RESERVED and has_hold:
+    if paid_in_full and status is OrderStatus.STOCK_RESERVED and has_reservation:
         return Recovery.COMMIT
     return Recovery.COMPENSATE
 
 
-def pays_for(payment: Mapping[str, Any], total: Decimal | None) -> bool:
+def pays_for(payment: Payment, total: Decimal | None) -> bool:
     """Only an approved payment of exactly the order total pays for the order."""
-    return (payment.get("status") == "approved" and total is not None
-            and Decimal(str(payment.get("amount"))) == total)
+    return payment.approved and total is not None and payment.amount == total
 
 
-def mismatch_reason(payment: Mapping[str, Any], total: Decimal | None) -> str:
-    return (f"payment {payment.get('id')} is for {payment.get('amount')}, "
-            f"not the order total {total}")
+def mismatch_reason(payment: Payment, total: Decimal | None) -> str:
+    return f"payment {payment.id} is for {payment.amount}, not the order total {total}"
 
 
-def recovery_reason(status: OrderStatus, payment: Mapping[str, Any] | None,
+def recovery_reason(status: OrderStatus, payment: Payment | None,
                     total: Decimal | None) -> tuple[str, str]:
     """What the recovery worker found when it had to give an unfinished order back: a short
     code (for metrics) and the reason it records."""

@@ -58,13 +58,13 @@ class Reconciliation:
         cutoff = self.clock() - self.grace
         approved = self.pagamentos.approved_payments()
         paid = self.store.paid_with_payment()
-        standing = {payment["id"] for payment in approved}
+        standing = {payment.id for payment in approved}
         paying = {order.payment_id for order in paid}
         findings = Findings(
             tuple(order.id for order in paid
                   if order.updated_at <= cutoff and order.payment_id not in standing),
-            tuple(payment["id"] for payment in approved
-                  if _changed_at(payment) <= cutoff and payment["id"] not in paying))
+            tuple(payment.id for payment in approved
+                  if payment.updated_at <= cutoff and payment.id not in paying))
         telemetry.record_reconciliation(findings.counts())
         _log(findings)
         return findings
@@ -92,10 +92,6 @@ class Every:
             log.warning("reconciliation postponed: pagamentos unavailable",
                         extra={"error": error.detail})
             return None
-
-
-def _changed_at(payment: dict) -> datetime:
-    return datetime.fromisoformat(payment["updated_at"])
 
 
 def _log(findings: Findings) -> None:

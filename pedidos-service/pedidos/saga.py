@@ -1,7 +1,7 @@
 """The purchase saga, orchestrated by pedidos, and its compensation.
 
     1. record    record the order `pending` (once per Idempotency-Key)
-    2. reserve   hold every line at estoque's prices -> `stock_reserved`, total in Decimal
+    2. reserve   reserve every line at estoque's prices -> `stock_reserved`, total in Decimal
     3. charge    pagamentos charges exactly the total (declined -> `payment_declined`)
     4. commit    estoque commits the reservation -> `paid`
 
@@ -23,7 +23,6 @@ from pedidos.clients import (
 )
 from pedidos.domain import (
     OrderStatus,
-    PaymentDeclined,
     SagaFailed,
     mismatch_reason,
     pays_for,
@@ -32,6 +31,8 @@ from pedidos.domain import (
 from pedidos.schemas import PaymentIn
 from pedidos.store import NewOrder, OrderRecord, OrderStore, PricedLine
 from veloz.core.contracts import (
+    Payment,
+    PaymentDeclined,
     PaymentMismatch,
     ReservationCommitted,
     ReservationNotHeld,
@@ -58,7 +59,7 @@ class SagaOutcome:
     (None for a sale)."""
 
     order: OrderRecord
-    payment: dict | None = None
+    payment: Payment | None = None
     problem: Problem | None = None
 
 
@@ -109,7 +110,8 @@ class PurchaseSaga:
     # --- 2. reserve ----------------------------------------------------------------------
 
     def reserve(self, order_id: int, lines: list[tuple[int, int]]) -> OrderRecord:
-        """Hold every line at estoque's prices, then record the reservation and the total."""
+        """Reserve every line at estoque's prices, then record the reservation and the
+        total."""
         with telemetry.observe_saga_step("reserve"):
             reservation = self.estoque.reserve(order_id, lines)
         priced = [PricedLine(line.item_id, line.name, line.unit_price)
@@ -121,8 +123,8 @@ class PurchaseSaga:
     # --- 3. charge -----------------------------------------------------------------------
 
     def charge_and_commit(self, order: OrderRecord, payment: PaymentIn | None) -> SagaOutcome:
-        """Charge exactly the total, then commit. A total of 0 (estoque refuses to hold an
-        item priced 0, so only an older estoque could price one so) is never `paid`: an
+        """Charge exactly the total, then commit. A total of 0 (estoque refuses to reserve
+        an item priced 0, so only an older estoque could price one so) is never `paid`: an
         order is paid only by an approved payment of its total, and pagamentos takes none
         of 0."""
         if not order.total:
@@ -144,19 +146,19 @@ class PurchaseSaga:
                              "payment_mismatch", PaymentMismatch)
         return self.commit(order, charge.payment)
 
-    def decline(self, order: OrderRecord, payment: dict) -> SagaOutcome:
-        why = payment.get("decline_reason") or "no reason given"
+    def decline(self, order: OrderRecord, payment: Payment) -> SagaOutcome:
+        why = payment.decline_reason or "no reason given"
         given_back = self.compensation.compensate(order.id, "payment_declined")
         declined = self.store.advance(order.id, OrderStatus.PAYMENT_DECLINED,
                                       f"payment declined: {why}", code=why,
-                                      payment_id=payment.get("id"),
+                                      payment_id=payment.id,
                                       compensation_pending=not given_back)
         return SagaOutcome(declined, payment, PaymentDeclined(f"The payment was declined: {why}."))
 
     # --- 4. commit -----------------------------------------------------------------------
 
-    def commit(self, order: OrderRecord, payment: dict) -> SagaOutcome:
-        payment_id = payment["id"]
+    def commit(self, order: OrderRecord, payment: Payment) -> SagaOutcome:
+        payment_id = payment.id
         assert order.reservation_id is not None  # recorded by step 2
         try:
             with telemetry.observe_saga_step("commit"):
@@ -223,8 +225,8 @@ class Compensation:
 
     def refund_payments(self, order: OrderRecord) -> None:
         for payment in self.pagamentos.payments_for(order.id):
-            if payment["status"] == "approved":
-                self.pagamentos.refund(payment["id"])
+            if payment.approved:
+                self.pagamentos.refund(payment.id)
 
     def return_stock(self, order: OrderRecord) -> None:
         reservation_id = order.reservation_id or self._find_reservation(order)
@@ -238,7 +240,8 @@ class Compensation:
 
     def _find_reservation(self, order: OrderRecord) -> int | None:
         """A reservation estoque may have made while its answer was lost: re-posting the same
-        order answers it (or makes one we release at once, or holds nothing when short)."""
+        order answers it (or makes one we release at once, or reserves nothing when
+        short)."""
         try:
             return self.estoque.reserve(order.id, _lines(order)).id
         except RESERVATION_REFUSALS:

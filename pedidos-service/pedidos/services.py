@@ -1,11 +1,10 @@
-"""Use cases of pedidos besides placing an order (saga.py): reading orders, cancelling one, and
-recovering what a crash left mid-saga. Each reads or writes through the OrderStore; none holds
-a transaction across HTTP."""
+"""Use cases of pedidos besides placing an order (saga.py) and reconciling the books
+(reconciliation.py): cancelling an order, and recovering what a crash left mid-saga. Each reads
+or writes through the OrderStore; none keeps a transaction open across HTTP. Reading orders has
+no use case of its own: the routes ask the OrderStore."""
 
 import logging
 from datetime import timedelta
-
-from sqlalchemy import Row
 
 from pedidos import telemetry
 from pedidos.clients import UPSTREAM_DOWN, PagamentosClient
@@ -19,27 +18,10 @@ from pedidos.domain import (
     recovery_reason,
 )
 from pedidos.saga import Compensation, PurchaseSaga
-from pedidos.schemas import OrderQuery
 from pedidos.store import OrderRecord, OrderStore
-from veloz.core.contracts import ReservationNotHeld
+from veloz.core.contracts import Payment, ReservationNotHeld
 
 log = logging.getLogger(__name__)
-
-
-class OrderQueries:
-    """What a caller may read: its own orders, or every order for admins and services."""
-
-    def __init__(self, store: OrderStore):
-        self.store = store
-
-    def get(self, order_id: int, caller: Caller) -> OrderRecord:
-        return self.store.visible(order_id, caller)
-
-    def events(self, order_id: int, caller: Caller) -> list[Row]:
-        return self.store.events(order_id, caller)
-
-    def page(self, query: OrderQuery, caller: Caller) -> list[OrderRecord]:
-        return self.store.page(query, caller)
 
 
 class Cancellation:
@@ -61,7 +43,8 @@ class Cancellation:
 
 class OrderRecovery:
     """The use case: one unfinished order at a time, finished (`paid`) when an approved payment
-    of exactly its total exists and its stock is still held, else given back (`failed`)."""
+    of exactly its total exists and its reservation still stands, else given back
+    (`failed`)."""
 
     def __init__(self, saga: PurchaseSaga, pagamentos: PagamentosClient, grace_seconds: float):
         self.saga = saga
@@ -90,16 +73,16 @@ class OrderRecovery:
             return
         payment = self.pagamentos.approved_payment(order.id)
         paid = payment is not None and pays_for(payment, order.total)
-        held = order.reservation_id
-        if (payment is not None and held is not None
-                and recovery_for(status, paid, has_hold=True) is Recovery.COMMIT):
-            self._finish_sale(order, held, payment)
+        reservation_id = order.reservation_id
+        if (payment is not None and reservation_id is not None
+                and recovery_for(status, paid, has_reservation=True) is Recovery.COMMIT):
+            self._finish_sale(order, reservation_id, payment)
             return
         code, reason = recovery_reason(status, payment, order.total)
         self.saga.fail(order.id, f"recovered: {reason}", code)
         telemetry.record_recovery("failed")
 
-    def _finish_sale(self, order: OrderRecord, reservation_id: int, payment: dict) -> None:
+    def _finish_sale(self, order: OrderRecord, reservation_id: int, payment: Payment) -> None:
         try:
             self.saga.estoque.commit(reservation_id)
         except ReservationNotHeld:
@@ -108,6 +91,6 @@ class OrderRecovery:
             telemetry.record_recovery("failed")
             return
         self.store.advance(order.id, OrderStatus.PAID,
-                           f"recovered: payment {payment['id']} approved, stock committed",
-                           code="recovered", payment_id=payment["id"])
+                           f"recovered: payment {payment.id} approved, stock committed",
+                           code="recovered", payment_id=payment.id)
         telemetry.record_recovery("committed")

@@ -1,14 +1,17 @@
 """Orders in pedidos_db: every read and every recorded step of an order, each write one short
 transaction. The saga, cancellation and recovery change orders only through here.
 
-Statements are SQLAlchemy Core on a plain connection and answers are plain records: every
-paid order records three steps, and the ORM's unit of work (identity map, flush planning,
-attribute loading) cost more CPU than the rest of pedidos together. A step is a conditional
-UPDATE that moves the order along one edge of the status machine, with the event that says
-why written by the same statement; only when that finds the order elsewhere does the step
-lock the row and decide in Python, as the machine says. The one-statement writes every order
-makes (placing it, a step that finds the order where it expects) go through psycopg directly
-(`Database.statements`)."""
+Answers are plain records: every paid order records three steps, and the ORM's unit of work
+(identity map, flush planning, attribute loading) cost more CPU than the rest of pedidos
+together. A step is a conditional UPDATE that moves the order along one edge of the status
+machine, with the event that says why written by the same statement; only when that finds the
+order elsewhere does the step lock the row and decide in Python, as the machine says.
+
+Two ways to the database, as README's Architecture section says: the order's lifecycle (its
+steps, compensation's marks, recovery's lease) and its reads by id run statements built once
+on psycopg (`Database.statements` for one statement, `Database.atomic` for several in one
+transaction); listings and history (`page`, `events`, reconciliation's scan) run in a read
+session (`Database.reading`)."""
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -16,11 +19,12 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, or_, select, text, update
+from sqlalchemy import Row, bindparam, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from pedidos.domain import TRANSITIONS, Caller, OrderStatus, transition
-from pedidos.models import order_events, order_items, orders
+from pedidos.models import IN_FLIGHT, order_events, order_items, orders
 from pedidos.schemas import OrderQuery
 from veloz.core.errors import NotFound
 from veloz.data.db import Database, DriverCursor, DriverStatement, one_row, utcnow
@@ -100,23 +104,22 @@ class OrderStore:
     # --- reads ---------------------------------------------------------------------------
 
     def load(self, order_id: int) -> OrderRecord:
-        with self.db.autocommit.connect() as connection:
-            return _found(_read(connection, order_id), order_id)
+        with self.db.statements() as cursor:
+            return _found(_read(cursor, order_id), order_id)
 
     def by_key(self, key_scope: str, key: str) -> OrderRecord | None:
-        with self.db.autocommit.connect() as connection:
-            order_id = connection.scalar(select(orders.c.id).where(
-                orders.c.idempotency_scope == key_scope, orders.c.idempotency_key == key))
-            return None if order_id is None else _read(connection, order_id)
+        with self.db.statements() as cursor:
+            placed = _ORDER_OF_KEY.run(cursor, key_scope=key_scope, key=key).fetchone()
+            return None if placed is None else _read(cursor, placed.id)
 
     def visible(self, order_id: int, caller: Caller) -> OrderRecord:
-        with self.db.autocommit.connect() as connection:
-            return _visible(_read(connection, order_id), order_id, caller)
+        with self.db.statements() as cursor:
+            return _visible(_read(cursor, order_id), order_id, caller)
 
     def events(self, order_id: int, caller: Caller) -> list[Row]:
-        with self.db.autocommit.connect() as connection:
-            _visible(_read(connection, order_id), order_id, caller)
-            return list(connection.execute(
+        self.visible(order_id, caller)
+        with self.db.reading() as session:
+            return list(session.execute(
                 select(order_events).where(order_events.c.order_id == order_id)
                 .order_by(order_events.c.id)))
 
@@ -124,16 +127,16 @@ class OrderStore:
         cursor = None if query.after is None else (query.after,)
         keys = [SortKey(orders.c.id, descending=query.sort == "-id")]
         statement = keyset_page(_filtered(query, caller), keys, query, cursor)
-        with self.db.autocommit.connect() as connection:
-            found = list(connection.execute(statement))
-            lines = _lines_of(connection, [order.id for order in found])
+        with self.db.reading() as session:
+            found = list(session.execute(statement))
+            lines = _lines_of(session, [order.id for order in found])
         return [_record(order, lines.get(order.id, ())) for order in found]
 
     def paid_with_payment(self) -> list[PaidOrder]:
         """Every paid order that a payment pays (an order of total 0 has none), for
         reconciliation: the ix_orders_status_id index serves it."""
-        with self.db.autocommit.connect() as connection:
-            return [PaidOrder(*row) for row in connection.execute(
+        with self.db.reading() as session:
+            return [PaidOrder(*row) for row in session.execute(
                 select(orders.c.id, orders.c.payment_id, orders.c.updated_at)
                 .where(orders.c.status == OrderStatus.PAID, orders.c.payment_id.is_not(None))
                 .order_by(orders.c.id))]
@@ -141,7 +144,7 @@ class OrderStore:
     def lock_visible(self, order_id: int, caller: Caller) -> OrderRecord:
         """The order as it is under a row lock held to the end of this call."""
         with self.db.atomic() as cursor:
-            return _visible(_locked(cursor, order_id), order_id, caller)
+            return _visible(_read(cursor, order_id, lock=True), order_id, caller)
 
     # --- recorded steps ------------------------------------------------------------------
 
@@ -199,37 +202,26 @@ class OrderStore:
                          **values)
 
     def compensation_done(self, order_id: int) -> None:
-        with self.db.autocommit.connect() as connection:
-            connection.execute(update(orders).where(orders.c.id == order_id)
-                               .values(compensation_pending=False, updated_at=utcnow()))
+        with self.db.statements() as cursor:
+            _COMPENSATION_DONE.run(cursor, order_id=order_id, now=utcnow())
 
     def mark_restocked(self, order_id: int, item_id: int, restocked: bool = True) -> bool:
         """Flip the line's `restocked` mark; True when this call flipped it (at most once)."""
-        with self.db.autocommit.connect() as connection:
-            return connection.execute(
-                update(order_items).where(order_items.c.order_id == order_id,
-                                          order_items.c.item_id == item_id,
-                                          order_items.c.restocked.is_not(restocked))
-                .values(restocked=restocked).returning(order_items.c.item_id)
-            ).first() is not None
+        with self.db.statements() as cursor:
+            return _MARK_RESTOCKED[restocked].run(
+                cursor, order_id=order_id, item_id=item_id).fetchone() is not None
 
     def lease_unfinished(self, grace: timedelta) -> int | None:
         """Take one order left mid-saga or with compensation pending for longer than `grace`
         (SKIP LOCKED, so replicas never share one) and touch it, so no replica picks it again
         within the grace period while we call the participants."""
         now = utcnow()
-        with self.db.engine.begin() as connection:
-            order_id = connection.scalar(
-                select(orders.c.id)
-                .where(or_(orders.c.status.in_([OrderStatus.PENDING,
-                                                OrderStatus.STOCK_RESERVED]),
-                           orders.c.compensation_pending),
-                       orders.c.updated_at <= now - grace)
-                .order_by(orders.c.updated_at).limit(1).with_for_update(skip_locked=True))
-            if order_id is not None:
-                connection.execute(update(orders).where(orders.c.id == order_id)
-                                   .values(updated_at=now))
-            return order_id
+        with self.db.atomic() as cursor:
+            unfinished = _NEXT_UNFINISHED.run(cursor, cutoff=now - grace).fetchone()
+            if unfinished is None:
+                return None
+            _TOUCH.run(cursor, order_id=unfinished.id, now=now)
+            return unfinished.id
 
 
 # Each recorded step is one statement. Text, not Core constructs: these run on every order,
@@ -292,8 +284,32 @@ _MOVE_AND_PRICE = DriverStatement.of(text(f"""
     FROM moved LEFT JOIN order_items ON order_items.order_id = moved.id
                LEFT JOIN priced ON priced.item_id = order_items.item_id
     ORDER BY order_items.item_id"""))  # noqa: S608 - column names from the table, not input
-_LOCKED_ORDER = DriverStatement.of(
-    select(*ORDER_COLUMNS).where(orders.c.id == bindparam("order_id")).with_for_update())
+_ORDER_STATEMENT = select(*ORDER_COLUMNS).where(orders.c.id == bindparam("order_id"))
+_ORDER = DriverStatement.of(_ORDER_STATEMENT)
+_LOCKED_ORDER = DriverStatement.of(_ORDER_STATEMENT.with_for_update())
+_ORDER_OF_KEY = DriverStatement.of(select(orders.c.id).where(
+    orders.c.idempotency_scope == bindparam("key_scope"),
+    orders.c.idempotency_key == bindparam("key")))
+_COMPENSATION_DONE = DriverStatement.of(
+    update(orders).where(orders.c.id == bindparam("order_id"))
+    .values(compensation_pending=False, updated_at=bindparam("now")))
+# The mark set (True) or taken back (False): the statement finds the line only if it flips.
+_MARK_RESTOCKED = {
+    restocked: DriverStatement.of(
+        update(order_items).where(order_items.c.order_id == bindparam("order_id"),
+                                  order_items.c.item_id == bindparam("item_id"),
+                                  order_items.c.restocked.is_not(restocked))
+        .values(restocked=restocked).returning(order_items.c.item_id))
+    for restocked in (True, False)}
+# In flight: the predicate of the partial index ix_orders_in_flight_updated_at, word for word,
+# so the planner may use that index even in a plan made for any parameters.
+_NEXT_UNFINISHED = DriverStatement.of(
+    select(orders.c.id)
+    .where(or_(text(IN_FLIGHT), orders.c.compensation_pending),
+           orders.c.updated_at <= bindparam("cutoff"))
+    .order_by(orders.c.updated_at).limit(1).with_for_update(skip_locked=True))
+_TOUCH = DriverStatement.of(
+    update(orders).where(orders.c.id == bindparam("order_id")).values(updated_at=bindparam("now")))
 _LINES_OF_ORDER = DriverStatement.of(
     select(*LINE_COLUMNS).where(order_items.c.order_id == bindparam("order_id"))
     .order_by(order_items.c.item_id))
@@ -334,7 +350,7 @@ def _step(cursor: DriverCursor, order_id: int, target: OrderStatus, reason: str 
     moved = _move(cursor, order_id, target, reason, changes, statement, **values)
     if moved is not None:
         return moved, True
-    order = _found(_locked(cursor, order_id), order_id)
+    order = _found(_read(cursor, order_id, lock=True), order_id)
     if order.status == target and repeat_is_fine:
         return order, False
     transition(OrderStatus(order.status), target)
@@ -343,25 +359,18 @@ def _step(cursor: DriverCursor, order_id: int, target: OrderStatus, reason: str 
     return moved, True
 
 
-def _locked(cursor: DriverCursor, order_id: int) -> OrderRecord | None:
-    """The order, its row locked to the end of the transaction."""
-    order = _LOCKED_ORDER.run(cursor, order_id=order_id).fetchone()
+def _read(cursor: DriverCursor, order_id: int, lock: bool = False) -> OrderRecord | None:
+    """The order; with `lock`, its row stays locked to the end of the transaction."""
+    order = (_LOCKED_ORDER if lock else _ORDER).run(cursor, order_id=order_id).fetchone()
     if order is None:
         return None
     return _record(order, _LINES_OF_ORDER.run(cursor, order_id=order_id).fetchall())
 
 
-def _read(connection: Connection, order_id: int) -> OrderRecord | None:
-    order = connection.execute(select(*ORDER_COLUMNS).where(orders.c.id == order_id)).first()
-    if order is None:
-        return None
-    return _record(order, _lines_of(connection, [order_id]).get(order_id, ()))
-
-
-def _lines_of(connection: Connection, order_ids: list[int]) -> dict[int, list[Row]]:
+def _lines_of(session: Session, order_ids: list[int]) -> dict[int, list[Row]]:
     lines: dict[int, list[Row]] = {}
     if order_ids:
-        for line in connection.execute(
+        for line in session.execute(
                 select(order_items.c.order_id, *LINE_COLUMNS)
                 .where(order_items.c.order_id.in_(order_ids)).order_by(order_items.c.item_id)):
             lines.setdefault(line.order_id, []).append(line)

@@ -108,7 +108,7 @@ def test_every_approved_payment_is_read_page_by_page(pedidos, paid_order):
 
     approved = pedidos.saga.pagamentos.approved_payments(page_size=2)
 
-    assert [p["id"] for p in approved] == [order["payment_id"] for order in orders]
+    assert [p.id for p in approved] == [order["payment_id"] for order in orders]
 
 
 def test_pagamentos_away_postpones_a_reconciliation_without_stopping_the_worker(

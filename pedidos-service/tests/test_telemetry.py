@@ -14,6 +14,7 @@ from pedidos.clients import RESERVATION_REFUSALS
 from pedidos.domain import OrderStatus, recovery_reason
 from pedidos.models import IN_FLIGHT
 from pedidos.reconciliation import Findings
+from veloz.core.contracts import Payment
 
 TOTAL = Decimal("59.90")
 
@@ -40,11 +41,16 @@ def test_every_refusal_estoque_may_answer_is_a_rejection_reason_of_its_own(refus
     assert settled("rejected", code) == before + 1
 
 
+def approved_payment(amount: str) -> Payment:
+    return Payment.of({"id": 1, "order_id": 1, "amount": amount, "method": "credit_card",
+                       "status": "approved", "updated_at": "2026-12-06T00:00:00+00:00"})
+
+
 @pytest.mark.parametrize(("status", "payment"), [
     (OrderStatus.PENDING, None),
     (OrderStatus.STOCK_RESERVED, None),
-    (OrderStatus.STOCK_RESERVED, {"id": 1, "status": "approved", "amount": "59.90"}),
-    (OrderStatus.STOCK_RESERVED, {"id": 1, "status": "approved", "amount": "1.00"}),
+    (OrderStatus.STOCK_RESERVED, approved_payment("59.90")),
+    (OrderStatus.STOCK_RESERVED, approved_payment("1.00")),
 ])
 def test_every_code_recovery_fails_an_order_with_is_a_failure_reason(status, payment):
     code, _reason = recovery_reason(status, payment, TOTAL)

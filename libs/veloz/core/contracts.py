@@ -1,15 +1,19 @@
-"""Problem types that travel between services: one definition for the side that answers with
-them and the side that reads them back (estoque -> pedidos, pagamentos -> pedidos)."""
+"""What travels between services: one definition for the side that answers with it and the
+side that reads it back (estoque -> pedidos, pagamentos -> pedidos). Problem types, and the
+payment as pagamentos answers it."""
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
-from veloz.core.errors import Conflict, Problem, Unprocessable
+from veloz.core.errors import Conflict, PaymentRequired, Problem, Unprocessable
 from veloz.core.money import AmountOutOfRange
 
-__all__ = ["AmountOutOfRange", "InsufficientStock", "OrderAlreadyPaid", "PaymentMismatch",
-           "ReservationCommitted", "ReservationNotHeld", "UnknownItems", "UnpricedItems",
-           "problem_from"]
+__all__ = ["AmountOutOfRange", "InsufficientStock", "OrderAlreadyPaid", "Payment",
+           "PaymentDeclined", "PaymentMismatch", "ReservationCommitted", "ReservationNotHeld",
+           "UnknownItems", "UnpricedItems", "problem_from"]
 
 
 class InsufficientStock(Conflict):
@@ -50,6 +54,38 @@ class PaymentMismatch(Conflict):
 
 class OrderAlreadyPaid(Conflict):
     slug, title = "order-already-paid", "Order Already Paid"
+
+
+class PaymentDeclined(PaymentRequired):
+    """A charge the processor declined; pagamentos' answer carries the stored payment as its
+    `payment` member, and pedidos' answer carries it on with the order."""
+
+    title = "Payment Declined"
+
+
+@dataclass(frozen=True)
+class Payment:
+    """A payment as pagamentos answers it, read once where its answer arrives; `answer` is
+    the body as it came, passed on unchanged to whoever asked pedidos."""
+
+    id: int
+    order_id: int
+    amount: Decimal
+    method: str
+    status: str
+    decline_reason: str | None
+    updated_at: datetime
+    answer: dict[str, Any] = field(repr=False, compare=False)
+
+    @classmethod
+    def of(cls, answer: dict[str, Any]) -> "Payment":
+        return cls(answer["id"], answer["order_id"], Decimal(str(answer["amount"])),
+                   answer["method"], answer["status"], answer.get("decline_reason"),
+                   datetime.fromisoformat(answer["updated_at"]), answer)
+
+    @property
+    def approved(self) -> bool:
+        return self.status == "approved"
 
 
 def problem_from(body: Mapping[str, Any], *kinds: type[Problem]) -> Problem | None:

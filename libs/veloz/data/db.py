@@ -1,9 +1,12 @@
 """Database engine and sessions, created lazily in each process (never shared across a fork).
 
-Three ways in, all on one pool per process:
-- `transaction()` / `reading()`: ORM sessions, for the admin paths;
-- `engine.begin()` / `autocommit.connect()`: SQLAlchemy Core connections;
-- `statements()` / `atomic()`: psycopg cursors, for the few statements every order runs.
+Three ways in, all on one pool per process (README's Architecture section says which kind of
+a service's work takes which):
+- `statements()` / `atomic()`: psycopg cursors, for the life of orders, reservations and
+  payments and for reads by id: the few statements every order runs;
+- `transaction()` / `reading()`: ORM sessions, for administration and listings;
+- `engine.begin()` / `autocommit.connect()`: SQLAlchemy Core connections, for this library
+  (health checks), migrations, tools and tests.
   SQLAlchemy still builds those statements (`DriverStatement.of`, once, at import) and its
   pool still lends the connections; only its per-call execution layer is skipped, which cost
   more CPU than psycopg sending the statement (184 against 96 microseconds for a one-statement
