@@ -73,13 +73,17 @@ bench-tools:
 
 ## Load the running platform (make up) with Locust: web UI on http://localhost:8089, or
 ## headless for a while: make load LOAD_ARGS="--headless -u 20 -r 5 -t 2m".
+## LOAD_PROFILE=shop (default): customers pacing like people, no failure expected;
+## LOAD_PROFILE=limits: clients past their rate limit, whose 429s count as the limiter working
+## (loadtest/locustfile.py says what each models).
 LOAD_HOST ?= http://127.0.0.1:5000
 LOAD_ARGS ?=
+LOAD_PROFILE ?= shop
 load: $(STAMP)
 	@secret="$$($(BIN)/python -c 'from veloz.dev.devstack import jwt_secret; print(jwt_secret())')"; \
 	TOKEN="$$(JWT_SECRET="$$secret" $(BIN)/python -m gateway.token --role admin --sub load)" \
-		JWT_SECRET="$$secret" $(BIN)/python -m locust -f loadtest/locustfile.py \
-		--host $(LOAD_HOST) $(LOAD_ARGS)
+		JWT_SECRET="$$secret" LOAD_PROFILE=$(LOAD_PROFILE) $(BIN)/python -m locust \
+		-f loadtest/locustfile.py --host $(LOAD_HOST) $(LOAD_ARGS)
 
 ## Build the four service images with podman (no Docker daemon needed): deploy/images.sh.
 IMAGE_TAG ?= local

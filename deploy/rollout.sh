@@ -11,7 +11,10 @@
 # Environment: IMAGE_REPOSITORY (e.g. ghcr.io/owner/repo; images are $IMAGE_REPOSITORY/<service>),
 # GATEWAY_URL (the gateway as clients reach it), NAMESPACE (pedidos-veloz), ROLLOUT_TIMEOUT
 # (300s), MIGRATION_TIMEOUT (600s), SMOKE_TOKEN (an admin token for the smoke test; needed
-# where the gateway trusts an identity provider (prod), which refuses the gateway-minted one).
+# where the gateway trusts an identity provider (prod), which refuses the gateway-minted one),
+# SMOKE_RETRIES (0: how many more times a smoke request that reached no gateway at all is sent,
+# 2 s apart; for a GATEWAY_URL that can blink while pods are replaced, such as a `kubectl
+# port-forward` in CI. Every POST carries an Idempotency-Key, so a repeat does the work once).
 set -euo pipefail
 
 overlay=${1:?usage: deploy/rollout.sh <overlay folder> <image tag>}
@@ -21,6 +24,7 @@ tag=${2:?usage: deploy/rollout.sh <overlay folder> <image tag>}
 namespace=${NAMESPACE:-pedidos-veloz}
 rollout_timeout=${ROLLOUT_TIMEOUT:-300s}
 migration_timeout=${MIGRATION_TIMEOUT:-600s}
+smoke_retries=${SMOKE_RETRIES:-0}
 images=(api-gateway pedidos-service pagamentos-service estoque-service)
 deployments=(estoque-service pagamentos-service pedidos-service api-gateway estoque-sweeper
              pedidos-recovery)
@@ -69,7 +73,8 @@ roll_out() {
     done
 }
 
-# request METHOD PATH [BODY]: the answer's body into $work/body, its status into $work/status.
+# request METHOD PATH [BODY]: the answer's body into $work/body, its status into $work/status
+# (000: no answer at all, sent again up to SMOKE_RETRIES times).
 request() {
     local arguments=(--silent --show-error --max-time 30 --output "$work/body"
                      --write-out '%{http_code}' --request "$1"
@@ -80,7 +85,16 @@ request() {
     if [ $# -ge 3 ]; then
         arguments+=(--header "Content-Type: application/json" --data "$3")
     fi
-    curl "${arguments[@]}" "$GATEWAY_URL$2" > "$work/status" || echo 000 > "$work/status"
+    local attempt=0
+    while :; do
+        curl "${arguments[@]}" "$GATEWAY_URL$2" > "$work/status" || echo 000 > "$work/status"
+        if [ "$(cat "$work/status")" != 000 ] || [ "$attempt" -ge "$smoke_retries" ]; then
+            return 0
+        fi
+        attempt=$((attempt + 1))
+        say "smoke test: $1 $2 reached no gateway; again in 2 s ($attempt of $smoke_retries)"
+        sleep 2
+    done
 }
 
 expect() {  # expect STATUS WHAT
@@ -91,9 +105,10 @@ expect() {  # expect STATUS WHAT
     return 1
 }
 
-field() {  # field NAME: that field of the JSON answer in $work/body
-    python3 -c "import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])" \
-        "$work/body" "$1"
+field() {  # field PATH: a field of the JSON answer in $work/body, e.g. order.status
+    python3 -c 'import functools, json, sys
+print(functools.reduce(lambda value, key: value[key], sys.argv[2].split("."),
+                       json.load(open(sys.argv[1]))))' "$work/body" "$1"
 }
 
 smoke_test() {
@@ -122,8 +137,9 @@ smoke_test() {
         \"items\": [{\"item_id\": $item, \"quantity\": 1}],
         \"payment\": {\"method\": \"credit_card\", \"card_number\": \"4242424242424242\"}}"
     expect 201 "POST /orders (test card 4242...)" || return 1
-    [ "$(field status)" = paid ] || { say "smoke test: the order is not paid"; return 1; }
-    order=$(field id) || return 1
+    # A placed order answers {"order": {...}, "payment": {...}}.
+    [ "$(field order.status)" = paid ] || { say "smoke test: the order is not paid"; return 1; }
+    order=$(field order.id) || return 1
     request POST "/orders/$order/cancel"  # refund and restock: the smoke leaves no sale behind
     expect 200 "POST /orders/$order/cancel"
 }

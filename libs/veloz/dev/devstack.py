@@ -348,6 +348,26 @@ def start_prometheus(platform: Platform, *, port: int = PROMETHEUS_PORT,
             stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
 
 
+# The pages the banner names. Debian's prometheus package serves only the classic UI, under
+# /classic/ (its /targets is a 404, and / redirects to /classic/graph); upstream builds serve
+# the newer UI at /targets.
+PROMETHEUS_PAGES = ("targets", "alerts", "rules")
+
+
+def prometheus_ui_prefix(url: str, timeout: float = 5) -> str | None:
+    """Where the Prometheus at `url` serves its pages, asked of itself: the prefix "" or
+    "/classic" (pages answer 503 until it is ready); None when neither answers in time."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for prefix in ("", "/classic"):
+            with contextlib.suppress(requests.RequestException):
+                if requests.get(f"{url}{prefix}/targets", timeout=1).status_code == 200:
+                    return prefix
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(0.2)
+
+
 def _prometheus_lines(prometheus: subprocess.Popen | None) -> list[str]:
     if prometheus is None:
         return ["", "Prometheus: not installed, so not started. To get it on "
@@ -356,7 +376,12 @@ def _prometheus_lines(prometheus: subprocess.Popen | None) -> list[str]:
         prometheus.wait(1)
     if prometheus.poll() is not None:
         return ["", f"Prometheus exited at start ({LOCAL / 'prometheus' / 'prometheus.log'})"]
-    return ["", f"Prometheus: http://127.0.0.1:{PROMETHEUS_PORT}  (targets, rules, alerts)"]
+    url = f"http://127.0.0.1:{PROMETHEUS_PORT}"
+    prefix = prometheus_ui_prefix(url)
+    if prefix is None:
+        return ["", f"Prometheus: {url}  (not answering yet: {LOCAL / 'prometheus'})"]
+    return ["", f"Prometheus: {url}",
+            *(f"  {page:<20} {url}{prefix}/{page}" for page in PROMETHEUS_PAGES)]
 
 
 def admin_token() -> str | None:
