@@ -6,8 +6,8 @@ from flask import Blueprint
 from pydantic import BaseModel
 
 from gateway.backends import Backend, ask_all
-from veloz.run.server_settings import draining
 from veloz.web.api import operation, respond
+from veloz.web.app import add_probes
 
 SERVICE = "Pedidos Veloz - API Gateway"
 ENDPOINTS = ["/orders", "/payments", "/items", "/health", "/docs"]
@@ -45,17 +45,8 @@ def status_blueprint(name: str, version: str, backends: dict[str, Backend]) -> B
                              backends=checks)
         return respond(body, 200 if healthy else 503)
 
-    @blueprint.get("/livez")
-    def livez():
-        return {"status": "alive", "service": name}
-
     # Ready means this process can answer. A service being down is answered per call
     # (503/504, breakers); failing readiness for it would pull every gateway replica
     # out of rotation and turn clean problem answers into connection errors.
-    @blueprint.get("/readyz")
-    def readyz():
-        if draining():
-            return {"status": "draining", "service": name}, 503
-        return {"status": "ready", "service": name}
-
+    add_probes(blueprint, name, ready=lambda: True)
     return blueprint

@@ -229,6 +229,14 @@ def health_blueprint(name: str, readiness: Callable[[], dict[str, bool]]) -> Blu
                 "checks": {dep: "ok" if up else "unreachable" for dep, up in checks.items()}}
         return body, 200 if healthy else 503
 
+    add_probes(blueprint, name, ready=lambda: all(readiness().values()))
+    return blueprint
+
+
+def add_probes(blueprint: Blueprint, name: str, ready: Callable[[], bool]) -> None:
+    """/livez (the process answers) and /readyz (send it traffic: not while it drains, and
+    only when `ready()`), the probes every service and the gateway give Kubernetes."""
+
     @blueprint.get("/livez")
     def livez():
         return {"status": "alive", "service": name}
@@ -237,8 +245,6 @@ def health_blueprint(name: str, readiness: Callable[[], dict[str, bool]]) -> Blu
     def readyz():
         if draining():
             return {"status": "draining", "service": name}, 503
-        checks = readiness()
-        ready = all(checks.values())
-        return {"status": "ready" if ready else "not ready", "service": name}, 200 if ready else 503
-
-    return blueprint
+        if not ready():
+            return {"status": "not ready", "service": name}, 503
+        return {"status": "ready", "service": name}
