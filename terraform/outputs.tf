@@ -36,26 +36,21 @@ output "ebs_csi_role_arn" {
 output "jwt_jwks_url" {
   description = "JWT_JWKS_URL of the gateway: env of k8s/overlays/prod/gateway-identity.yml."
   value       = local.jwt_jwks_url
+
+  precondition {
+    condition     = local.jwt_issuer != "" && local.jwt_audience != ""
+    error_message = "Set jwt_issuer and jwt_audience together with jwt_jwks_url."
+  }
 }
 
 output "jwt_issuer" {
   description = "JWT_ISSUER of the gateway: env of k8s/overlays/prod/gateway-identity.yml."
   value       = local.jwt_issuer
-
-  precondition {
-    condition     = local.jwt_issuer != ""
-    error_message = "Set jwt_issuer together with jwt_jwks_url."
-  }
 }
 
 output "jwt_audience" {
   description = "JWT_AUDIENCE of the gateway (with Cognito: the app client ID, the ID token's aud)."
   value       = local.jwt_audience
-
-  precondition {
-    condition     = local.jwt_audience != ""
-    error_message = "Set jwt_audience together with jwt_jwks_url."
-  }
 }
 
 output "jwt_roles_claim" {
