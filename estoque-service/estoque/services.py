@@ -18,6 +18,7 @@ can:
 Item administration (create, change, delete, list) is rare and stays on the ORM.
 """
 
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, NamedTuple
@@ -28,6 +29,7 @@ from sqlalchemy import (
     ColumnElement,
     Integer,
     Select,
+    Text,
     any_,
     bindparam,
     func,
@@ -215,11 +217,23 @@ def restock(db: Database, item_id: int, quantity: int) -> ItemOut:
         return ItemOut.model_validate(item)
 
 
+# The trigram index narrows a term with three letters or digits in a row; one without ("lu",
+# "x", "5%") yields no trigram to look up, so the grams index narrows it (models.ITEM_GRAMS).
+_TRIGRAM_READY = re.compile(r"[^\W_]{3}")
+
+
+def _holds_the_grams_of(term: str) -> ColumnElement[bool]:
+    return (func.item_name_grams(Item.name, type_=ARRAY(Text))
+            .contains(func.item_term_grams(term, type_=ARRAY(Text))))
+
+
 def _filtered_items(query: ItemQuery):
     statement = select(Item).where(Item.deleted_at.is_(None))
     if query.q:
         pattern = query.q.replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_")
         statement = statement.where(Item.name.ilike(f"%{pattern}%", escape="\\"))
+        if not _TRIGRAM_READY.search(query.q):
+            statement = statement.where(_holds_the_grams_of(query.q))
     if query.in_stock is not None:
         statement = statement.where((Item.quantity > 0) == query.in_stock)
     return statement
