@@ -53,6 +53,8 @@ def _after_cursor(keys: list[SortKey], cursor: tuple):
     """Rows past `cursor` in the sort, in a form an index on the keys starts its scan at:
     the expanded OR alone (`price > 5 OR price = 5 AND id > 42`) is only a filter, so a
     deep page walked the index from its first row (210 ms at 1,000,000 items)."""
+    if len(keys) == 1:
+        return keys[0].beyond(cursor[0])
     if len({key.descending for key in keys}) == 1:  # one direction: a row comparison
         columns, values = tuple_(*(key.column for key in keys)), tuple_(*cursor)
         return columns < values if keys[0].descending else columns > values
