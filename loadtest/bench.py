@@ -9,7 +9,10 @@ Phases, all from this machine to 127.0.0.1, bounded in requests and seconds:
    items: orders/s, p50/p95/p99, failures, CPU ms per paid order per service, and a check
    that the stock adds up (sold = paid orders, nothing left held);
 3. the database floor for the same SQL work (loadtest/floor.py, pgbench), both shapes;
-4. the cost of `GET /orders?limit=50` (and `&status=paid`) with 10,000 and 1,000,000 orders.
+4. the cost of `GET /orders?limit=50` (and `&status=paid`) with 10,000 and 1,000,000 orders;
+5. the catalog's reads with 10,000 and 1,000,000 items (loadtest/catalog_search.py): p50/p95
+   of `GET /items?q=` for a rare, an absent and a common term, and for terms of one and two
+   characters, of `GET /items?limit=50` and `&sort=price`.
 Figures only: nothing here fails on timing. The table shows them beside those of --baseline
 (the run before the performance work, same machine).
 """
@@ -32,6 +35,7 @@ from typing import Any
 
 import requests
 from bare_proxy import bare_flask_proxy
+from catalog_search import catalog_cost
 from cpu_per_order import SECRET, cpu_seconds, fresh_platform, measure_orders
 from floor import measure_floor
 from nginx_reference import ReferenceFailed, nginx_proxy
@@ -286,7 +290,26 @@ def rows(*runs: dict) -> list[tuple[str, Cell]]:
         ("GET /orders?limit=50 ms, 10k / 1M orders",
          values_at("listing.10k.limit_50", "listing.1M.limit_50")),
         ("GET /orders?status=paid&limit=50 ms, 10k / 1M orders",
-         values_at("listing.10k.paid_limit_50", "listing.1M.paid_limit_50"))]
+         values_at("listing.10k.paid_limit_50", "listing.1M.paid_limit_50")),
+        *catalog_rows()]
+
+
+def catalog_rows() -> list[tuple[str, Cell]]:
+    """The catalog's reads (loadtest/catalog_search.py), p50 ms at 10k and 1M items where both
+    were measured."""
+    at_both = [(f"GET /items?q= {what} term p50 ms, 10k / 1M items", read)
+               for what, read in (("rare", "rare"), ("absent", "absent"), ("common", "common"))]
+    at_both += [("GET /items?limit=50 p50 ms, 10k / 1M items", "limit_50"),
+                ("GET /items?limit=50&sort=price p50 ms, 10k / 1M items", "price_limit_50")]
+    return [*((label, values_at(f"catalog.10k.{read}.p50_ms", f"catalog.1M.{read}.p50_ms"))
+              for label, read in at_both),
+            ("GET /items?q= p95 ms, rare / absent / common term, 1M items",
+             values_at(*(f"catalog.1M.{read}.p95_ms" for read in ("rare", "absent", "common")))),
+            ("GET /items?q= 1 char p50 ms, common / absent, 1M items",
+             values_at("catalog.1M.one_char_common.p50_ms", "catalog.1M.one_char_absent.p50_ms")),
+            ("GET /items?q= 2 chars p50 ms, rare / absent / common, 1M items",
+             values_at(*(f"catalog.1M.two_chars_{read}.p50_ms"
+                         for read in ("rare", "absent", "common"))))]
 
 
 def cell(accessor: Cell, results: dict) -> str:
@@ -330,7 +353,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--seconds", type=int, default=10, help="per read phase and floor")
     parser.add_argument("--skip-million", action="store_true",
-                        help="measure the order listing at 10k orders only")
+                        help="measure the order listing and the catalog at 10k rows only")
     parser.add_argument("--baseline", type=Path, default=BASELINE,
                         help="an earlier run's JSON, shown beside this one (default: %(default)s)")
     args = parser.parse_args()
@@ -358,6 +381,9 @@ def main() -> None:
             results["listing"]["1M"] = listing_cost(platform, 1_000_000)
         else:
             results["listing"]["1M"] = {"limit_50": None, "paid_limit_50": None}
+        results["catalog"] = {"10k": catalog_cost(platform, 10_000)}
+        if not args.skip_million:
+            results["catalog"]["1M"] = catalog_cost(platform, 1_000_000)
     results["floor"] = {
         "orders_hot_item": measure_floor(args.clients, args.seconds, 1),
         "orders_1000_items": measure_floor(args.clients, args.seconds, 1000),

@@ -56,6 +56,18 @@ def test_keyset_page_continues_after_the_cursor_in_mixed_directions():
     sql = str(statement.compile(dialect=postgresql.dialect(),
                                 compile_kwargs={"literal_binds": True}))
 
-    assert "items.price < 5 OR items.price = 5 AND items.id > 42" in sql
+    assert "items.price <= 5 AND (items.price < 5 OR items.price = 5 AND items.id > 42)" in sql
     assert "ORDER BY items.price DESC, items.id ASC" in sql
     assert "LIMIT 11" in sql
+
+
+def test_keyset_page_in_one_direction_continues_with_a_row_comparison_an_index_can_start_at():
+    table = Table("items", MetaData(), Column("id", Integer), Column("price", Numeric))
+    keys = [SortKey(table.c.price), SortKey(table.c.id)]
+
+    statement = keyset_page(select(table), keys, PageQuery(limit=10), cursor=(5, 42))
+    sql = str(statement.compile(dialect=postgresql.dialect(),
+                                compile_kwargs={"literal_binds": True}))
+
+    assert "(items.price, items.id) > (5, 42)" in sql
+    assert "ORDER BY items.price ASC, items.id ASC" in sql

@@ -1,9 +1,5 @@
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
-from sqlalchemy import create_engine
-
 from pagamentos.models import metadata
-from veloz.data.db import sqlalchemy_url
+from veloz.dev.testing import schema_differences
 
 
 def test_health_reports_the_service_and_its_database(client):
@@ -54,9 +50,4 @@ def test_request_id_is_echoed_and_carried_by_problems(client):
 
 
 def test_migrations_match_the_models(database_url):
-    engine = create_engine(sqlalchemy_url(database_url))
-    with engine.connect() as connection:
-        differences = compare_metadata(MigrationContext.configure(connection), metadata)
-    engine.dispose()
-
-    assert differences == []
+    assert schema_differences(database_url, metadata) == []

@@ -59,6 +59,19 @@ def migrated_test_database(server_url: str, package: str, database: str | None =
     return url
 
 
+def schema_differences(database_url: str, metadata) -> list:
+    """What Alembic's autogenerate would change to make the database's schema the models'
+    (`metadata`): empty when the migrations and the models agree."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    engine = create_engine(sqlalchemy_url(database_url))
+    with engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), metadata)
+    engine.dispose()
+    return differences
+
+
 def wipe_tables(database_url: str) -> None:
     """Empty every table the service owns (not Alembic's), restarting ids."""
     engine = create_engine(sqlalchemy_url(database_url))
