@@ -128,7 +128,7 @@ def test_a_nul_character_in_the_query_string_is_a_422(client):
     assert response.json["errors"][0]["field"] == "q"
 
 
-def test_a_hold_whose_amount_passes_the_money_limit_is_a_422_holding_nothing(client,
+def test_a_reservation_whose_amount_passes_the_money_limit_is_a_422_reserving_nothing(client,
                                                                             make_item):
     cheap, dear = make_item(price=1), make_item(price=9999999999.99)
 

@@ -1,4 +1,4 @@
-"""Holds racing each other: never oversell, never lose a unit, never deadlock."""
+"""Reservations racing each other: never oversell, never lose a unit, never deadlock."""
 
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -25,19 +25,19 @@ def _books(db, item_id):
         return item.quantity, item.reserved, item.committed
 
 
-def test_sixty_buyers_of_ten_units_get_exactly_ten_holds(app, db, make_item):
+def test_sixty_buyers_of_ten_units_get_exactly_ten_reservations(app, db, make_item):
     item = make_item(quantity=10)
-    holds = [("post", "/reservations", {"order_id": n, "items": [
+    reservations = [("post", "/reservations", {"order_id": n, "items": [
         {"item_id": item["id"], "quantity": 1}]}) for n in range(1, 61)]
 
-    statuses = _race(app, holds)
+    statuses = _race(app, reservations)
 
     assert statuses.count(201) == 10
     assert statuses.count(409) == 50
     assert _books(db, item["id"]) == (0, 10, 0)
 
 
-def test_multi_item_holds_racing_single_item_holds_never_split(app, db, make_item):
+def test_multi_item_reservations_racing_single_item_reservations_never_split(app, db, make_item):
     a, b = make_item(quantity=10), make_item(quantity=10)
     pairs = [("post", "/reservations", {"order_id": n, "items": [
         {"item_id": a["id"], "quantity": 1}, {"item_id": b["id"], "quantity": 1}]})
@@ -58,7 +58,8 @@ def test_multi_item_holds_racing_single_item_holds_never_split(app, db, make_ite
     assert reserved == [10, 10]
 
 
-def test_racing_commits_releases_and_new_holds_keep_the_invariant(app, client, db, make_item):
+def test_racing_commits_releases_and_new_reservations_keep_the_invariant(app, client, db,
+                                                                        make_item):
     item = make_item(quantity=30)
     held = [client.post("/reservations", json={"order_id": n, "items": [
         {"item_id": item["id"], "quantity": 2}]}).json["id"] for n in range(1, 11)]
@@ -75,7 +76,7 @@ def test_racing_commits_releases_and_new_holds_keep_the_invariant(app, client, d
     assert committed == 10
 
 
-def test_sweepers_running_side_by_side_release_each_expired_hold_once(client, db, estoque,
+def test_sweepers_running_side_by_side_release_each_expired_reservation_once(client, db, estoque,
                                                                        make_item):
     item = make_item(quantity=40)
     for order_id in range(1, 21):
@@ -93,7 +94,7 @@ def test_sweepers_running_side_by_side_release_each_expired_hold_once(client, db
     assert _books(db, item["id"]) == (40, 0, 0)
 
 
-def test_holds_commits_and_releases_of_several_items_racing_never_deadlock(app, client, db,
+def test_reservations_commits_and_releases_of_several_items_racing_never_deadlock(app, client, db,
                                                                             make_item):
     stock = [make_item(quantity=60) for _ in range(3)]
     ids = [item["id"] for item in stock]

@@ -1,5 +1,5 @@
-"""Holds of several items, line by line: what is stored, what each answer shows, and that a
-refused hold leaves no row behind."""
+"""Reservations of several items, line by line: what is stored, what each answer shows, and that a
+refused reservation leaves no row behind."""
 
 from datetime import datetime
 from decimal import Decimal
@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from estoque.models import Item, Reservation, ReservationLine
 
 
-def _hold(client, order_id, *lines):
+def _reserve(client, order_id, *lines):
     return client.post("/reservations", json={"order_id": order_id, "items": [
         {"item_id": item_id, "quantity": quantity} for item_id, quantity in lines]})
 
@@ -29,7 +29,7 @@ def _rows_held(db):
 def test_lines_are_answered_and_stored_in_item_id_order(client, db, make_item):
     cap, shirt, mug = make_item(price=25), make_item(price=59.9), make_item(price=12.5)
 
-    response = _hold(client, 1, (mug["id"], 3), (cap["id"], 1), (shirt["id"], 2))
+    response = _reserve(client, 1, (mug["id"], 3), (cap["id"], 1), (shirt["id"], 2))
 
     assert response.status_code == 201
     assert [line["item_id"] for line in response.json["items"]] == [
@@ -42,43 +42,43 @@ def test_lines_are_answered_and_stored_in_item_id_order(client, db, make_item):
         (cap["id"], 1), (shirt["id"], 2), (mug["id"], 3)]
 
 
-def test_repeat_of_an_order_answers_its_first_hold_line_for_line(client, make_item):
+def test_repeat_of_an_order_answers_its_first_reservation_line_for_line(client, make_item):
     shirt, cap = make_item(), make_item()
-    first = _hold(client, 5, (cap["id"], 2), (shirt["id"], 1))
+    first = _reserve(client, 5, (cap["id"], 2), (shirt["id"], 1))
 
-    again = _hold(client, 5, (shirt["id"], 9))
+    again = _reserve(client, 5, (shirt["id"], 9))
 
     assert (first.status_code, again.status_code) == (201, 200)
     assert again.json == first.json
     assert again.headers["Location"] == first.headers["Location"]
 
 
-def test_hold_refused_by_a_later_line_leaves_no_reservation_nor_line(client, db, make_item):
+def test_reservation_refused_by_a_later_line_leaves_no_reservation_nor_line(client, db, make_item):
     plenty, scarce = make_item(quantity=10), make_item(quantity=1)
 
-    short = _hold(client, 1, (plenty["id"], 2), (scarce["id"], 2))
-    unknown = _hold(client, 2, (plenty["id"], 2), (999, 1))
+    short = _reserve(client, 1, (plenty["id"], 2), (scarce["id"], 2))
+    unknown = _reserve(client, 2, (plenty["id"], 2), (999, 1))
 
     assert (short.status_code, unknown.status_code) == (409, 422)
     assert _rows_held(db) == (0, 0)
     assert _books(db, plenty["id"]) == (10, 0, 0)
 
 
-def test_hold_beyond_the_money_limit_leaves_no_reservation_nor_line(client, db, make_item):
+def test_reservation_beyond_the_money_limit_leaves_no_reservation_nor_line(client, db, make_item):
     yacht = make_item(quantity=10, price=9999999999.99)
 
-    response = _hold(client, 1, (yacht["id"], 2))
+    response = _reserve(client, 1, (yacht["id"], 2))
 
     assert response.status_code == 422
     assert _rows_held(db) == (0, 0)
     assert _books(db, yacht["id"]) == (10, 0, 0)
 
 
-def test_commit_and_release_move_every_line_of_a_hold(client, db, make_item):
+def test_commit_and_release_move_every_line_of_a_reservation(client, db, make_item):
     a, b, c = make_item(quantity=10), make_item(quantity=10), make_item(quantity=10)
     lines = ((c["id"], 3), (a["id"], 1), (b["id"], 2))
-    sold = _hold(client, 1, *lines).json
-    returned = _hold(client, 2, *lines).json
+    sold = _reserve(client, 1, *lines).json
+    returned = _reserve(client, 2, *lines).json
 
     committed = client.post(f"/reservations/{sold['id']}/commit")
     released = client.post(f"/reservations/{returned['id']}/release")
@@ -91,8 +91,8 @@ def test_commit_and_release_move_every_line_of_a_hold(client, db, make_item):
 
 def test_commit_and_release_answer_the_reservation_as_stored(client, make_item):
     shirt = make_item(quantity=10)
-    sold = _hold(client, 1, (shirt["id"], 1)).json
-    returned = _hold(client, 2, (shirt["id"], 1)).json
+    sold = _reserve(client, 1, (shirt["id"], 1)).json
+    returned = _reserve(client, 2, (shirt["id"], 1)).json
 
     committed = client.post(f"/reservations/{sold['id']}/commit").json
     released = client.post(f"/reservations/{returned['id']}/release").json

@@ -1,4 +1,4 @@
-"""Reservations: all-or-nothing holds, commit, release, expiry, and the stock invariant."""
+"""Reservations: all-or-nothing, commit, release, expiry, and the stock invariant."""
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -9,7 +9,7 @@ from estoque.models import Item, Reservation
 from estoque.sweeper import sweep_once
 
 
-def _hold(client, order_id, *lines, **extra):
+def _reserve(client, order_id, *lines, **extra):
     items = [{"item_id": item_id, "quantity": quantity} for item_id, quantity in lines]
     return client.post("/reservations", json={"order_id": order_id, "items": items, **extra})
 
@@ -25,10 +25,10 @@ def _expire_all(db):
             expires_at=datetime.now(UTC) - timedelta(seconds=1)))
 
 
-def test_hold_takes_units_from_available_into_reserved(client, make_item):
+def test_reservation_takes_units_from_available_into_reserved(client, make_item):
     shirt = make_item(quantity=10, price=59.9)
 
-    response = _hold(client, 1, (shirt["id"], 3))
+    response = _reserve(client, 1, (shirt["id"], 3))
 
     assert response.status_code == 201
     assert response.json["status"] == "held"
@@ -37,20 +37,20 @@ def test_hold_takes_units_from_available_into_reserved(client, make_item):
     assert _stock(client, shirt["id"]) == (7, 3)
 
 
-def test_hold_expires_after_the_requested_ttl(client, make_item):
+def test_reservation_expires_after_the_requested_ttl(client, make_item):
     shirt = make_item()
 
-    response = _hold(client, 1, (shirt["id"], 1), ttl_seconds=60)
+    response = _reserve(client, 1, (shirt["id"], 1), ttl_seconds=60)
 
     expires = datetime.fromisoformat(response.json["expires_at"])
     created = datetime.fromisoformat(response.json["created_at"])
     assert timedelta(seconds=59) < expires - created <= timedelta(seconds=61)
 
 
-def test_short_line_rejects_the_whole_hold_and_lists_every_short_item(client, make_item):
+def test_short_line_rejects_the_whole_reservation_and_lists_every_short_item(client, make_item):
     plenty, scarce, empty = make_item(quantity=10), make_item(quantity=1), make_item(quantity=0)
 
-    response = _hold(client, 1, (plenty["id"], 2), (scarce["id"], 2), (empty["id"], 1))
+    response = _reserve(client, 1, (plenty["id"], 2), (scarce["id"], 2), (empty["id"], 1))
 
     assert response.status_code == 409
     assert response.json["errors"] == [
@@ -61,23 +61,24 @@ def test_short_line_rejects_the_whole_hold_and_lists_every_short_item(client, ma
     assert _stock(client, scarce["id"]) == (1, 0)
 
 
-def test_unknown_item_rejects_the_hold_with_422(client, make_item):
+def test_unknown_item_rejects_the_reservation_with_422(client, make_item):
     shirt = make_item(quantity=10)
 
-    response = _hold(client, 1, (shirt["id"], 1), (999, 1))
+    response = _reserve(client, 1, (shirt["id"], 1), (999, 1))
 
     assert response.status_code == 422
     assert response.json["errors"][0]["item_id"] == 999
     assert _stock(client, shirt["id"]) == (10, 0)
 
 
-def test_an_order_hold_of_an_item_priced_zero_is_a_422_and_holds_nothing(client, make_item, db):
+def test_an_order_reserving_an_item_priced_zero_is_a_422_and_reserves_nothing(client, make_item,
+                                                                              db):
     """A row from before prices had to be above 0: an order of it would be paid by nothing."""
     shirt, gift = make_item(quantity=5, price=10), make_item(quantity=5, price=10)
     with db.transaction() as session:
         session.execute(update(Item).where(Item.id == gift["id"]).values(price=0))
 
-    response = _hold(client, 1, (shirt["id"], 1), (gift["id"], 1))
+    response = _reserve(client, 1, (shirt["id"], 1), (gift["id"], 1))
 
     assert response.status_code == 422
     assert response.json["type"] == "urn:pedidos-veloz:problem:unpriced-items"
@@ -86,11 +87,11 @@ def test_an_order_hold_of_an_item_priced_zero_is_a_422_and_holds_nothing(client,
     assert _stock(client, shirt["id"]) == _stock(client, gift["id"]) == (5, 0)
 
 
-def test_same_order_gets_the_same_reservation_and_holds_once(client, make_item):
+def test_same_order_gets_the_same_reservation_and_reserves_once(client, make_item):
     shirt = make_item(quantity=10)
 
-    first = _hold(client, 7, (shirt["id"], 4))
-    again = _hold(client, 7, (shirt["id"], 4))
+    first = _reserve(client, 7, (shirt["id"], 4))
+    again = _reserve(client, 7, (shirt["id"], 4))
 
     assert again.status_code == 200
     assert again.json["id"] == first.json["id"]
@@ -99,11 +100,11 @@ def test_same_order_gets_the_same_reservation_and_holds_once(client, make_item):
 
 def test_order_rejected_for_short_stock_can_try_again_later(client, make_item):
     shirt = make_item(quantity=1)
-    assert _hold(client, 7, (shirt["id"], 2)).status_code == 409
+    assert _reserve(client, 7, (shirt["id"], 2)).status_code == 409
 
     client.post(f"/items/{shirt['id']}/restock", json={"quantity": 5})
 
-    assert _hold(client, 7, (shirt["id"], 2)).status_code == 201
+    assert _reserve(client, 7, (shirt["id"], 2)).status_code == 201
 
 
 def test_idempotency_key_replays_the_first_response(client, make_item):
@@ -133,10 +134,10 @@ def test_idempotency_key_with_a_different_body_is_refused(client, make_item):
 
 def test_commit_moves_held_units_out_for_good_and_is_idempotent(client, make_item):
     shirt = make_item(quantity=10)
-    hold = _hold(client, 1, (shirt["id"], 3)).json
+    reservation = _reserve(client, 1, (shirt["id"], 3)).json
 
-    first = client.post(f"/reservations/{hold['id']}/commit")
-    again = client.post(f"/reservations/{hold['id']}/commit")
+    first = client.post(f"/reservations/{reservation['id']}/commit")
+    again = client.post(f"/reservations/{reservation['id']}/commit")
 
     assert first.json["status"] == again.json["status"] == "committed"
     assert _stock(client, shirt["id"]) == (7, 0)
@@ -144,49 +145,50 @@ def test_commit_moves_held_units_out_for_good_and_is_idempotent(client, make_ite
 
 def test_release_returns_units_and_is_idempotent(client, make_item):
     shirt = make_item(quantity=10)
-    hold = _hold(client, 1, (shirt["id"], 3)).json
+    reservation = _reserve(client, 1, (shirt["id"], 3)).json
 
-    client.post(f"/reservations/{hold['id']}/release")
-    again = client.post(f"/reservations/{hold['id']}/release")
+    client.post(f"/reservations/{reservation['id']}/release")
+    again = client.post(f"/reservations/{reservation['id']}/release")
 
     assert again.status_code == 200
     assert again.json["status"] == "released"
     assert _stock(client, shirt["id"]) == (10, 0)
 
 
-def test_released_hold_cannot_be_committed(client, make_item):
+def test_released_reservation_cannot_be_committed(client, make_item):
     shirt = make_item(quantity=10)
-    hold = _hold(client, 1, (shirt["id"], 3)).json
-    client.post(f"/reservations/{hold['id']}/release")
+    reservation = _reserve(client, 1, (shirt["id"], 3)).json
+    client.post(f"/reservations/{reservation['id']}/release")
 
-    response = client.post(f"/reservations/{hold['id']}/commit")
+    response = client.post(f"/reservations/{reservation['id']}/commit")
 
     assert response.status_code == 409
     assert _stock(client, shirt["id"]) == (10, 0)
 
 
-def test_committed_hold_cannot_be_released(client, make_item):
+def test_committed_reservation_cannot_be_released(client, make_item):
     shirt = make_item(quantity=10)
-    hold = _hold(client, 1, (shirt["id"], 3)).json
-    client.post(f"/reservations/{hold['id']}/commit")
+    reservation = _reserve(client, 1, (shirt["id"], 3)).json
+    client.post(f"/reservations/{reservation['id']}/commit")
 
-    assert client.post(f"/reservations/{hold['id']}/release").status_code == 409
+    assert client.post(f"/reservations/{reservation['id']}/release").status_code == 409
     assert _stock(client, shirt["id"]) == (7, 0)
 
 
-def test_hold_past_its_expiry_cannot_be_committed_even_before_the_sweep(client, db, make_item):
+def test_reservation_past_its_expiry_cannot_be_committed_even_before_the_sweep(client, db,
+                                                                                 make_item):
     shirt = make_item(quantity=10)
-    hold = _hold(client, 1, (shirt["id"], 3)).json
+    reservation = _reserve(client, 1, (shirt["id"], 3)).json
     _expire_all(db)
 
-    assert client.post(f"/reservations/{hold['id']}/commit").status_code == 409
+    assert client.post(f"/reservations/{reservation['id']}/commit").status_code == 409
 
 
-def test_sweeper_returns_expired_holds_to_stock(client, db, estoque, make_item):
+def test_sweeper_returns_expired_reservations_to_stock(client, db, estoque, make_item):
     shirt = make_item(quantity=10)
-    expired = _hold(client, 1, (shirt["id"], 3)).json
+    expired = _reserve(client, 1, (shirt["id"], 3)).json
     _expire_all(db)
-    live = _hold(client, 2, (shirt["id"], 2)).json
+    live = _reserve(client, 2, (shirt["id"], 2)).json
 
     released = sweep_once(estoque.reservations, batch_size=100)
 
@@ -201,7 +203,7 @@ def test_unknown_reservation_answers_404(client):
     assert client.post("/reservations/12345/commit").status_code == 404
 
 
-def test_single_item_hold_answers_like_the_original_api(client, make_item):
+def test_single_item_reservation_answers_like_the_original_api(client, make_item):
     shirt = make_item(quantity=5)
 
     response = client.patch(f"/items/{shirt['id']}/reserve", json={"quantity": 2})
@@ -213,7 +215,7 @@ def test_single_item_hold_answers_like_the_original_api(client, make_item):
     assert response.json["message"]
 
 
-def test_single_item_hold_beyond_stock_says_what_is_available(client, make_item):
+def test_single_item_reservation_beyond_stock_says_what_is_available(client, make_item):
     shirt = make_item(quantity=5)
 
     response = client.patch(f"/items/{shirt['id']}/reserve", json={"quantity": 6})
@@ -222,12 +224,12 @@ def test_single_item_hold_beyond_stock_says_what_is_available(client, make_item)
     assert response.json["available"] == 5
 
 
-def test_write_off_commits_the_hold_of_that_item(client, make_item):
+def test_write_off_commits_the_reservation_of_that_item(client, make_item):
     shirt = make_item(quantity=5)
-    hold = client.patch(f"/items/{shirt['id']}/reserve", json={"quantity": 2}).json
+    reservation = client.patch(f"/items/{shirt['id']}/reserve", json={"quantity": 2}).json
 
     response = client.patch(f"/items/{shirt['id']}/write-off",
-                            json={"reservation_id": hold["reservation_id"]})
+                            json={"reservation_id": reservation["reservation_id"]})
 
     assert response.status_code == 200
     assert (response.json["quantity"], response.json["reserved"]) == (3, 0)
@@ -235,10 +237,10 @@ def test_write_off_commits_the_hold_of_that_item(client, make_item):
 
 def test_write_off_through_another_item_is_refused(client, make_item):
     shirt, cap = make_item(quantity=5), make_item(quantity=5)
-    hold = client.patch(f"/items/{shirt['id']}/reserve", json={"quantity": 2}).json
+    reservation = client.patch(f"/items/{shirt['id']}/reserve", json={"quantity": 2}).json
 
     response = client.patch(f"/items/{cap['id']}/write-off",
-                            json={"reservation_id": hold["reservation_id"]})
+                            json={"reservation_id": reservation["reservation_id"]})
 
     assert response.status_code == 404
     assert _stock(client, shirt["id"]) == (3, 2)

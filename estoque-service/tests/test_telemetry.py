@@ -15,8 +15,8 @@ def scraped(client, name: str) -> float:
                 if sample.name == name)
 
 
-def test_every_way_a_hold_ends_is_an_outcome_of_its_own():
-    """A hold is granted (then `held`) or refused; every other status is how a held one ends.
+def test_every_way_a_reservation_ends_is_an_outcome_of_its_own():
+    """A reservation is granted (then `held`) or refused; every other status is how a held one ends.
     A status added to ReservationStatus becomes an outcome with it."""
     ended = {status.value for status in ReservationStatus} - {ReservationStatus.HELD}
 
