@@ -3,6 +3,7 @@
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import pytest
 from sqlalchemy import update
 
 from estoque.models import Item, Reservation
@@ -132,56 +133,57 @@ def test_idempotency_key_with_a_different_body_is_refused(client, make_item):
     assert _stock(client, shirt["id"]) == (9, 1)
 
 
-def test_commit_moves_held_units_out_for_good_and_is_idempotent(client, make_item):
+@pytest.fixture
+def three_of_ten(client, make_item):
+    """3 of an item's 10 units reserved: the item's id and the reservation's path."""
     shirt = make_item(quantity=10)
     reservation = _reserve(client, 1, (shirt["id"], 3)).json
+    return shirt["id"], f"/reservations/{reservation['id']}"
 
-    first = client.post(f"/reservations/{reservation['id']}/commit")
-    again = client.post(f"/reservations/{reservation['id']}/commit")
+
+def test_commit_moves_held_units_out_for_good_and_is_idempotent(client, three_of_ten):
+    item_id, reservation = three_of_ten
+
+    first = client.post(f"{reservation}/commit")
+    again = client.post(f"{reservation}/commit")
 
     assert first.json["status"] == again.json["status"] == "committed"
-    assert _stock(client, shirt["id"]) == (7, 0)
+    assert _stock(client, item_id) == (7, 0)
 
 
-def test_release_returns_units_and_is_idempotent(client, make_item):
-    shirt = make_item(quantity=10)
-    reservation = _reserve(client, 1, (shirt["id"], 3)).json
+def test_release_returns_units_and_is_idempotent(client, three_of_ten):
+    item_id, reservation = three_of_ten
 
-    client.post(f"/reservations/{reservation['id']}/release")
-    again = client.post(f"/reservations/{reservation['id']}/release")
+    client.post(f"{reservation}/release")
+    again = client.post(f"{reservation}/release")
 
     assert again.status_code == 200
     assert again.json["status"] == "released"
-    assert _stock(client, shirt["id"]) == (10, 0)
+    assert _stock(client, item_id) == (10, 0)
 
 
-def test_released_reservation_cannot_be_committed(client, make_item):
-    shirt = make_item(quantity=10)
-    reservation = _reserve(client, 1, (shirt["id"], 3)).json
-    client.post(f"/reservations/{reservation['id']}/release")
+def test_released_reservation_cannot_be_committed(client, three_of_ten):
+    item_id, reservation = three_of_ten
+    client.post(f"{reservation}/release")
 
-    response = client.post(f"/reservations/{reservation['id']}/commit")
-
-    assert response.status_code == 409
-    assert _stock(client, shirt["id"]) == (10, 0)
+    assert client.post(f"{reservation}/commit").status_code == 409
+    assert _stock(client, item_id) == (10, 0)
 
 
-def test_committed_reservation_cannot_be_released(client, make_item):
-    shirt = make_item(quantity=10)
-    reservation = _reserve(client, 1, (shirt["id"], 3)).json
-    client.post(f"/reservations/{reservation['id']}/commit")
+def test_committed_reservation_cannot_be_released(client, three_of_ten):
+    item_id, reservation = three_of_ten
+    client.post(f"{reservation}/commit")
 
-    assert client.post(f"/reservations/{reservation['id']}/release").status_code == 409
-    assert _stock(client, shirt["id"]) == (7, 0)
+    assert client.post(f"{reservation}/release").status_code == 409
+    assert _stock(client, item_id) == (7, 0)
 
 
 def test_reservation_past_its_expiry_cannot_be_committed_even_before_the_sweep(client, db,
-                                                                                 make_item):
-    shirt = make_item(quantity=10)
-    reservation = _reserve(client, 1, (shirt["id"], 3)).json
+                                                                                 three_of_ten):
+    _item_id, reservation = three_of_ten
     _expire_all(db)
 
-    assert client.post(f"/reservations/{reservation['id']}/commit").status_code == 409
+    assert client.post(f"{reservation}/commit").status_code == 409
 
 
 def test_sweeper_returns_expired_reservations_to_stock(client, db, estoque, make_item):
