@@ -3,11 +3,11 @@
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, CheckConstraint, DateTime, Index, MetaData, Numeric, String, text
+from sqlalchemy import BigInteger, CheckConstraint, DateTime, Index, Numeric, String, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from pagamentos.domain import PaymentMethod, PaymentStatus
-from veloz.data.db import NAMING_CONVENTION, table_of, utcnow
+from veloz.data.db import service_metadata, table_of, utcnow
 from veloz.data.idempotency import idempotency_table
 
 ONE_APPROVED_PER_ORDER = "uq_payments_order_id_approved"
@@ -18,7 +18,7 @@ def sql_values(enum) -> str:
 
 
 class Base(DeclarativeBase):
-    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    metadata = service_metadata()
 
 
 class Payment(Base):

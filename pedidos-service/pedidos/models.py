@@ -11,7 +11,6 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
-    MetaData,
     Numeric,
     String,
     Text,
@@ -20,7 +19,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from pedidos.domain import OrderStatus
-from veloz.data.db import NAMING_CONVENTION, table_of, utcnow
+from veloz.data.db import service_metadata, table_of, utcnow
 from veloz.data.idempotency import idempotency_table
 
 KNOWN_STATUSES = ", ".join(f"'{status}'" for status in OrderStatus)
@@ -30,7 +29,7 @@ IN_FLIGHT = "status IN ({})".format(", ".join(
 
 
 class Base(DeclarativeBase):
-    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    metadata = service_metadata()
 
 
 class Order(Base):

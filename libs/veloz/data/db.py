@@ -26,7 +26,7 @@ from typing import Any
 
 import psycopg
 from psycopg.rows import namedtuple_row
-from sqlalchemy import ClauseElement, Engine, Table, create_engine, event, text
+from sqlalchemy import ClauseElement, Engine, MetaData, Table, create_engine, event, text
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, SQLAlchemyError
@@ -41,6 +41,11 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+def service_metadata() -> MetaData:
+    """A service's own tables (each service has its own database), named by the convention."""
+    return MetaData(naming_convention=NAMING_CONVENTION)
 
 
 # A pooled connection idle for longer than this is checked with a round trip before use.
