@@ -11,7 +11,6 @@ from pathlib import Path
 
 from gateway.auth import KNOWN_ROLES, TokenAuthority
 from gateway.config import JwtSettings
-from veloz.dev.devstack import JWT_SECRET_FILE
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,10 +25,22 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def jwt_settings(secret_file: Path = JWT_SECRET_FILE) -> JwtSettings:
-    if "JWT_SECRET" not in os.environ and secret_file.exists():
+def jwt_settings(secret_file: Path | None = None) -> JwtSettings:
+    secret_file = secret_file or local_secret_file()
+    if "JWT_SECRET" not in os.environ and secret_file and secret_file.exists():
         return JwtSettings.from_env(jwt_secret=secret_file.read_text().strip())
     return JwtSettings.from_env()
+
+
+def local_secret_file() -> Path | None:
+    """`make up`'s generated secret, where veloz.dev is installed: the images carry no
+    veloz.dev, and there JWT_SECRET is always set (`docker compose exec api-gateway python -m
+    gateway.token ...`, the rollout's smoke token)."""
+    try:
+        from veloz.dev.devstack import JWT_SECRET_FILE
+    except ImportError:
+        return None
+    return JWT_SECRET_FILE
 
 
 def _parser() -> argparse.ArgumentParser:
