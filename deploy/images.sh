@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # `make images`: build the four service images with podman on a machine without a Docker
-# daemon or an image registry. The base is a Debian bookworm root filesystem with Debian's
-# Python, made by mmdebstrap (cached in .local/images/) and imported, in place of the
-# official python:slim image the Dockerfiles default to.
+# daemon or an image registry, each from the one Dockerfile with --build-arg SERVICE=<service>.
+# The base is a Debian bookworm root filesystem with Debian's Python, made by mmdebstrap
+# (cached in .local/images/) and imported, in place of the official python:slim image the
+# Dockerfile defaults to.
 #   IMAGE_TAG=local  BASE_IMAGE=<an image already in podman's storage to use instead>
+#   `deploy/images.sh base`: only the base (deploy/compose.sh builds its stand-ins on it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,7 +23,8 @@ podman() { command podman --runtime runc --storage-driver vfs "$@"; }
 need() { command -v "$1" >/dev/null || { echo "images: '$1' is not installed ($2)" >&2; exit 3; }; }
 need podman "apt-get install podman runc"
 
-if ! podman image exists "$BASE_IMAGE"; then
+ensure_base() {
+    podman image exists "$BASE_IMAGE" && return
     if [ ! -s "$ROOTFS" ]; then
         need mmdebstrap "apt-get install mmdebstrap"
         mkdir -p "$CACHE"
@@ -31,17 +34,20 @@ if ! podman image exists "$BASE_IMAGE"; then
         mv "$ROOTFS.partial" "$ROOTFS"
     fi
     podman import --quiet "$ROOTFS" "$BASE_IMAGE" >/dev/null
-fi
+}
+
+ensure_base
+[ "${1:-}" != base ] || exit 0
 
 # pip inside the build reaches the package index only through this machine's CA bundle; it is
-# an optional input of the build (read-only), never something the Dockerfiles need.
+# an optional input of the build (read-only), never something the Dockerfile needs.
 ca_mount=()
 [ -r "$HOST_CA_BUNDLE" ] && ca_mount=(--volume "$HOST_CA_BUNDLE:$HOST_CA_BUNDLE:ro")
 
 for service in "${SERVICES[@]}"; do
     started=$SECONDS
     podman build --quiet --format docker --layers=false --build-arg "BASE_IMAGE=$BASE_IMAGE" \
-        "${ca_mount[@]}" --file "$service/Dockerfile" \
+        --build-arg "SERVICE=$service" "${ca_mount[@]}" --file Dockerfile \
         --tag "localhost/pedidos-veloz/$service:$IMAGE_TAG" . >/dev/null
     echo "images: localhost/pedidos-veloz/$service:$IMAGE_TAG built in $((SECONDS - started)) s"
 done

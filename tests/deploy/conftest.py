@@ -1,4 +1,5 @@
-"""Shared by the deployment tests: where the repository and the validator tools are."""
+"""Shared by the deployment tests: where the repository and the validator tools are; podman
+as `make images` runs it, and the images it builds (once per session)."""
 
 import os
 import shutil
@@ -34,6 +35,39 @@ def run(command: list[str], **kwargs) -> subprocess.CompletedProcess:
     kwargs.setdefault("timeout", 600)
     return subprocess.run(command, cwd=kwargs.pop("cwd", REPO_ROOT), capture_output=True,
                           text=True, check=False, **kwargs)
+
+
+def podman(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """podman with the flags and settings of `make images` (deploy/images.sh)."""
+    env = {**os.environ, "CONTAINERS_CONF": str(REPO_ROOT / "deploy" / "containers.conf")}
+    return run(["podman", "--runtime", "runc", "--storage-driver", "vfs", *args],
+               timeout=timeout, env=env)
+
+
+IMAGE_TAG = os.environ.get("IMAGE_TAG", "local")  # another tag keeps a session's images apart
+IMAGE_SERVICES = ("api-gateway", "pedidos-service", "pagamentos-service", "estoque-service")
+
+
+@pytest.fixture(scope="session")
+def images() -> dict[str, str]:
+    """`make images`, once per session: the image tests and the compose test share them."""
+    if shutil.which("podman") is None:
+        pytest.skip("podman is not installed (apt-get install podman runc mmdebstrap; "
+                    ".ci/run installs them)")
+    built = run(["make", "--no-print-directory", "images", f"IMAGE_TAG={IMAGE_TAG}"],
+                timeout=1800)
+    assert built.returncode == 0, built.stdout + built.stderr
+    return {service: f"localhost/pedidos-veloz/{service}:{IMAGE_TAG}"
+            for service in IMAGE_SERVICES}
+
+
+def table_rows() -> dict[str, list[str]]:
+    """deploy/image/services as the entrypoint reads it: service -> [package, port, metrics
+    port, *command words]."""
+    table = REPO_ROOT / "deploy" / "image" / "services"
+    rows = [line.split() for line in table.read_text().splitlines()
+            if line.strip() and not line.startswith("#")]
+    return {row[0]: row[1:] for row in rows}
 
 
 def load_all_yaml(text: str) -> list[dict]:

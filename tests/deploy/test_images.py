@@ -1,23 +1,22 @@
-"""The four images really build (`make images`, podman) and start: each answers /livez and
-/readyz with 200 from inside its container, as the non-root user, on a read-only root
-filesystem, against a real PostgreSQL reached through a socket (the containers have no network).
+"""The four images really build (`make images`, podman: the one Dockerfile, once per SERVICE)
+and start: each answers /livez and /readyz with 200 from inside its container, as the non-root
+user, on a read-only root filesystem, against a real PostgreSQL reached through a socket (the
+containers have no network), serving the command of its line in deploy/image/services, with
+only its own package and the shared one without its dev layer.
 """
 
-import os
-import shutil
 import time
 import uuid
 from pathlib import Path
 
 import pytest
 
-from tests.deploy.conftest import REPO_ROOT, run
+from tests.deploy.conftest import REPO_ROOT, podman, table_rows
 from tests.deploy.pgrelay import SOCKET_NAME, SocketRelay
 from veloz.dev.devdb import start_embedded_server
 
 pytestmark = pytest.mark.images
 
-TAG = "local"
 SERVICES = {"api-gateway": 5000, "pedidos-service": 5001, "pagamentos-service": 5002,
             "estoque-service": 5003}
 DATABASES = {"pedidos-service": "pedidos_db", "pagamentos-service": "pagamentos_db",
@@ -30,23 +29,6 @@ STATUS_OF = ("import sys, urllib.request, urllib.error\n"
              "try: print(urllib.request.urlopen(sys.argv[1], timeout=2).status)\n"
              "except urllib.error.HTTPError as e: print(e.code)\n"
              "except OSError as e: print('down', e)")
-
-
-def podman(*args: str, timeout: float = 120):
-    env = {**os.environ, "CONTAINERS_CONF": str(REPO_ROOT / "deploy" / "containers.conf")}
-    return run(["podman", "--runtime", "runc", "--storage-driver", "vfs", *args],
-               timeout=timeout, env=env)
-
-
-@pytest.fixture(scope="session")
-def images() -> dict[str, str]:
-    """`make images`, once per session."""
-    if shutil.which("podman") is None:
-        pytest.skip("podman is not installed (apt-get install podman runc mmdebstrap; "
-                    ".ci/run installs them)")
-    built = run(["make", "--no-print-directory", "images", f"IMAGE_TAG={TAG}"], timeout=1800)
-    assert built.returncode == 0, built.stdout + built.stderr
-    return {service: f"localhost/pedidos-veloz/{service}:{TAG}" for service in SERVICES}
 
 
 @pytest.fixture(scope="session")
@@ -131,7 +113,8 @@ def wait_for_status(name: str, url: str, timeout: float = 60) -> str:
 
 
 @pytest.mark.parametrize("service", SERVICES)
-def test_each_image_answers_live_and_ready_as_non_root_on_a_read_only_root(service, started):
+def test_each_image_answers_live_and_ready_as_non_root_on_a_read_only_root(service, images,
+                                                                             started):
     name = started(service)
     base = f"http://127.0.0.1:{SERVICES[service]}"
 
@@ -145,6 +128,26 @@ def test_each_image_answers_live_and_ready_as_non_root_on_a_read_only_root(servi
                      "! test -e /opt/venv/bin/pip"
     assert podman("exec", name, "sh", "-c", no_build_tools).returncode == 0
     assert podman("healthcheck", "run", name).returncode == 0
+    assert_holds_its_package_without_the_dev_layer_and_serves_its_table_line(
+        service, images[service], name)
+
+
+def assert_holds_its_package_without_the_dev_layer_and_serves_its_table_line(
+        service: str, image: str, name: str) -> None:
+    package, _port, _metrics, *command = table_rows()[service]
+    assert podman("exec", name, "ls", "/app").stdout.split() == sorted([package, "veloz"])
+    assert podman("exec", name, "test", "-e", "/app/veloz/dev").returncode != 0
+    assert podman("exec", name, "python", "-c", "import veloz.dev").returncode != 0
+    assert podman("exec", name, "find", "/app", "-name", "tests").stdout.strip() == ""
+    assert podman("inspect", "--format", "{{json .Config.Cmd}}",
+                  image).stdout.strip() == '["serve"]'
+    # PID 1 is the table's command, which the entrypoint exec'd for `serve` (a script such as
+    # gunicorn shows as its interpreter, then the script's path).
+    cmdline = [word for word in podman("exec", name, "cat", "/proc/1/cmdline").stdout
+               .split("\0") if word]
+    assert cmdline[-len(command) + 1:] == command[1:]
+    assert command[0] in {Path(word).name for word in cmdline[:2]}
+
 
 
 @pytest.mark.parametrize(("service", "worker", "port"),

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from alembic import command, context
 from alembic.config import Config
-from sqlalchemy import create_engine, pool
+from sqlalchemy import create_engine, pool, text
 
 from veloz.data.db import sqlalchemy_url
 
@@ -22,6 +22,19 @@ def alembic_config(package: str, database_url: str) -> Config:
     config.set_main_option("script_location", str(migrations))
     config.attributes["database_url"] = sqlalchemy_url(database_url)
     return config
+
+
+def create_database_if_missing(server_url: str, database: str) -> None:
+    """Create `database` on the server of `server_url` (a URL of another database there, e.g.
+    `postgres`) unless it exists: the first step of every migration, local or in an image."""
+    engine = create_engine(sqlalchemy_url(server_url), isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        exists = connection.execute(
+            text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": database}
+        ).first()
+        if not exists:
+            connection.execute(text(f'CREATE DATABASE "{database}"'))
+    engine.dispose()
 
 
 def upgrade(package: str, database_url: str, revision: str = "head") -> None:

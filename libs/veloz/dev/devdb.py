@@ -11,6 +11,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from veloz.data.db import sqlalchemy_url
+from veloz.data.migrate import create_database_if_missing
 
 MAX_CONNECTIONS = 300
 log = logging.getLogger(__name__)
@@ -46,14 +47,7 @@ def recreate_database(server_url: str, database: str) -> str:
 
 
 def ensure_database(server_url: str, database: str) -> str:
-    engine = create_engine(sqlalchemy_url(server_url), isolation_level="AUTOCOMMIT")
-    with engine.connect() as connection:
-        exists = connection.execute(
-            text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": database}
-        ).first()
-        if not exists:
-            connection.execute(text(f'CREATE DATABASE "{database}"'))
-    engine.dispose()
+    create_database_if_missing(server_url, database)
     return database_url(server_url, database)
 
 
