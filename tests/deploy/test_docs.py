@@ -29,7 +29,10 @@ def deploy_compose_steps() -> str:
 
 
 def published_ports(compose: dict) -> set[str]:
-    return {str(mapping).split(":")[0] for service in compose["services"].values()
+    """The host side of each mapping, its default where a variable moves it
+    (`${GATEWAY_PORT:-5000}:5000` is 5000)."""
+    return {re.sub(r"^\$\{\w+:-(\d+)\}$", r"\1", str(mapping).rsplit(":", 1)[0])
+            for service in compose["services"].values()
             for mapping in service.get("ports", [])}
 
 
