@@ -24,10 +24,10 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from estoque.models import metadata as estoque_tables
 from pagamentos.models import metadata as pagamentos_tables
 from pedidos.models import metadata as pedidos_tables
 from veloz.data.db import sqlalchemy_url
+from veloz.data.migrate import upgrade
 from veloz.dev.devdb import recreate_database
 from veloz.dev.devstack import server_url_from_environment
 
@@ -92,9 +92,12 @@ def pgbench() -> str:
 
 def prepare(server_url: str, items: int) -> str:
     url = recreate_database(server_url, DATABASE)
+    # estoque's tables as its migrations make them (the search indexes' functions included),
+    # the other two services' beside them in the same database, as their models declare them.
+    upgrade("estoque", url)
     engine = create_engine(sqlalchemy_url(url))
     with engine.begin() as connection:
-        for tables in (estoque_tables, pagamentos_tables, pedidos_tables):
+        for tables in (pagamentos_tables, pedidos_tables):
             tables.create_all(connection, tables=[table for name, table in tables.tables.items()
                                                   if name != "idempotency_keys"])
         connection.execute(text(

@@ -4,7 +4,6 @@ from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import (
-    DDL,
     BigInteger,
     CheckConstraint,
     DateTime,
@@ -14,7 +13,6 @@ from sqlalchemy import (
     Numeric,
     String,
     Text,
-    event,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -49,7 +47,7 @@ class Item(Timestamps, Base):
         # `?q=` (name contains, any case) reads this trigram index instead of every row.
         Index("ix_items_name_trgm", "name", postgresql_using="gin",
               postgresql_ops={"name": "gin_trgm_ops"}),
-        # ... and terms trigrams cannot narrow ("lu", "x") read this one (services.py).
+        # ... and terms trigrams cannot narrow ("lu", "x") read this one (store.py).
         Index("ix_items_name_grams", text("item_name_grams(name)"), postgresql_using="gin"),
     )
 
@@ -91,45 +89,6 @@ class ReservationLine(Base):
     quantity: Mapped[int] = mapped_column(Integer)
     unit_price: Mapped[Decimal] = mapped_column(Numeric(12, 2))
 
-
-# Grams of a name, for ix_items_name_grams: every character of the lowercased name and every
-# pair of neighbours. Grams of a term: what a name that contains it (in any case) must hold,
-# its pairs (which imply its characters) or its one character. Each function stands alone:
-# CREATE INDEX and ANALYZE run index expressions with search_path = pg_catalog (PostgreSQL 17).
-ITEM_GRAMS = """
-CREATE OR REPLACE FUNCTION item_name_grams(name text) RETURNS text[]
-LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
-DECLARE
-    folded text := lower(name);
-    grams text[] := string_to_array(folded, NULL);
-BEGIN
-    FOR i IN 1 .. length(folded) - 1 LOOP
-        grams := grams || substr(folded, i, 2);
-    END LOOP;
-    RETURN grams;
-END
-$$;
-CREATE OR REPLACE FUNCTION item_term_grams(term text) RETURNS text[]
-LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
-DECLARE
-    folded text := lower(term);
-    pairs text[] := '{}';
-BEGIN
-    IF length(folded) < 2 THEN
-        RETURN string_to_array(folded, NULL);
-    END IF;
-    FOR i IN 1 .. length(folded) - 1 LOOP
-        pairs := pairs || substr(folded, i, 2);
-    END LOOP;
-    RETURN pairs;
-END
-$$
-"""
-
-# The migrations make what the indexes on items need (0002, 0003); so does
-# `metadata.create_all` (loadtest/floor.py builds its tables that way).
-event.listen(Item.__table__, "before_create", DDL("CREATE EXTENSION IF NOT EXISTS pg_trgm"))
-event.listen(Item.__table__, "before_create", DDL(ITEM_GRAMS))
 
 idempotency_keys = idempotency_table(Base.metadata)
 metadata = Base.metadata

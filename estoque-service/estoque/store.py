@@ -282,7 +282,8 @@ class StockStore:
 # --- items -------------------------------------------------------------------------------
 
 # The trigram index narrows a term with three letters or digits in a row; one without ("lu",
-# "x", "5%") yields no trigram to look up, so the grams index narrows it (models.ITEM_GRAMS).
+# "x", "5%") yields no trigram to look up, so the grams index narrows it (migration 0003 defines
+# item_name_grams and item_term_grams).
 _TRIGRAM_READY = re.compile(r"[^\W_]{3}")
 
 
