@@ -5,29 +5,16 @@ terraform {
   required_version = ">= 1.6.0, < 2.0.0"
 
   required_providers {
-    aws = {
-      source  = "hashicorp/aws"
-      version = "= 5.82.2"
-    }
+    aws = { source = "hashicorp/aws", version = "= 5.82.2" }
   }
 }
 
-variable "region" {
-  description = "Region of the state bucket and lock table."
-  type        = string
-  default     = "us-east-1"
-
-  validation {
-    condition     = can(regex("^[a-z]{2}(-gov)?-[a-z]+-[0-9]$", var.region))
-    error_message = "region must be an AWS region name such as us-east-1."
-  }
-}
-
-provider "aws" {
-  region = var.region
-}
+# The region is the AWS CLI's: AWS_REGION (or the profile's), as for the main stack's backend.
+provider "aws" {}
 
 data "aws_caller_identity" "current" {}
+
+data "aws_region" "current" {}
 
 locals {
   bucket = "pedidos-veloz-terraform-state-${data.aws_caller_identity.current.account_id}"
@@ -124,5 +111,5 @@ resource "aws_dynamodb_table" "locks" {
 
 output "backend_config" {
   description = "Put these into terraform/backend.hcl."
-  value       = "bucket = \"${aws_s3_bucket.state.id}\"\ndynamodb_table = \"${aws_dynamodb_table.locks.name}\"\nregion = \"${var.region}\""
+  value       = "bucket = \"${aws_s3_bucket.state.id}\"\ndynamodb_table = \"${aws_dynamodb_table.locks.name}\"\nregion = \"${data.aws_region.current.name}\""
 }
