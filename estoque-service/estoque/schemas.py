@@ -3,11 +3,11 @@
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from veloz.core.fields import Id
 from veloz.core.money import Money, PositiveMoney
-from veloz.core.schemas import RequestBody
+from veloz.core.schemas import RequestBody, each_item_once
 from veloz.data.paging import PageQuery
 
 Quantity = Annotated[int, Field(ge=1, le=1_000_000)]
@@ -53,15 +53,10 @@ class ReservationLineIn(RequestBody):
 
 class ReservationCreate(RequestBody):
     order_id: Id
-    items: list[ReservationLineIn] = Field(min_length=1, max_length=100)
+    items: Annotated[list[ReservationLineIn], AfterValidator(each_item_once)] = Field(
+        min_length=1, max_length=100)
     ttl_seconds: int | None = Field(default=None, ge=1, le=86400)
 
-    @field_validator("items")
-    @classmethod
-    def item_ids_unique(cls, lines: list[ReservationLineIn]) -> list[ReservationLineIn]:
-        if len({line.item_id for line in lines}) != len(lines):
-            raise ValueError("each item_id may appear once")
-        return lines
 
 
 class ItemQuery(PageQuery):

@@ -1,9 +1,10 @@
 """Request and response bodies. The same models validate requests and document OpenAPI."""
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -15,7 +16,7 @@ from pydantic import (
 from pedidos.domain import OrderStatus
 from veloz.core.fields import Id
 from veloz.core.money import Money, line_subtotal
-from veloz.core.schemas import RequestBody
+from veloz.core.schemas import RequestBody, each_item_once
 from veloz.data.paging import PageQuery
 
 PaymentMethod = Literal["credit_card", "debit_card", "pix", "boleto"]
@@ -43,7 +44,8 @@ class PaymentIn(RequestBody):
 
 class OrderCreate(RequestBody):
     customer: str = Field(min_length=1, max_length=200)
-    items: list[OrderLineIn] = Field(min_length=1, max_length=100)
+    items: Annotated[list[OrderLineIn], AfterValidator(each_item_once)] = Field(
+        min_length=1, max_length=100)
     payment: PaymentIn | None = None
 
     @field_validator("customer")
@@ -53,12 +55,6 @@ class OrderCreate(RequestBody):
             raise ValueError("customer must not be blank")
         return customer
 
-    @field_validator("items")
-    @classmethod
-    def item_ids_unique(cls, lines: list[OrderLineIn]) -> list[OrderLineIn]:
-        if len({line.item_id for line in lines}) != len(lines):
-            raise ValueError("each item_id may appear once")
-        return lines
 
     def redacted(self) -> "OrderCreate":
         """The order without its card number (only the last 4 digits), for fingerprints."""

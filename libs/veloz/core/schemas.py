@@ -4,7 +4,7 @@ PostgreSQL's text types cannot hold the NUL character, so a string carrying one 
 here, once for every field of every service (422 naming the field), before it reaches SQL.
 """
 
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
@@ -42,3 +42,18 @@ class QueryString(ClientInput):
     """Query parameters: unknown ones are refused; values arrive as text and are parsed."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+class _Line(Protocol):
+    item_id: int
+
+
+LineT = TypeVar("LineT", bound=_Line)
+
+
+def each_item_once(lines: list[LineT]) -> list[LineT]:
+    """Lines of one order or reservation name each item once (pydantic's AfterValidator):
+    two lines of one item would be two prices and two quantities for one thing."""
+    if len({line.item_id for line in lines}) != len(lines):
+        raise ValueError("each item_id may appear once")
+    return lines
