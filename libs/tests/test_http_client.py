@@ -163,6 +163,18 @@ class ScriptedServer:
         self.listener.close()
 
 
+def serving(server_class: type[ScriptedServer]):
+    """A fixture: a `server_class` listening for one test, closed after it."""
+
+    @pytest.fixture
+    def server():
+        scripted = server_class()
+        yield scripted
+        scripted.close()
+
+    return server
+
+
 class HangsUpOnTheSecondCall(ScriptedServer):
     """Answers the first call on each connection and keeps it open, then closes it on the next
     call without answering: what a service does when its keep-alive runs out just as a call
@@ -197,11 +209,7 @@ class ResetsTheFirstCall(ScriptedServer):
                 connection.sendall(OK)
 
 
-@pytest.fixture
-def hangs_up():
-    server = HangsUpOnTheSecondCall()
-    yield server
-    server.close()
+hangs_up = serving(HangsUpOnTheSecondCall)
 
 
 def test_safe_call_goes_out_again_when_the_service_closes_its_connection(hangs_up):
@@ -288,11 +296,7 @@ def test_post_to_a_service_that_never_listens_fails_once_the_budget_is_spent(cap
     assert unreachable.attempts > 2
 
 
-@pytest.fixture
-def resets_first():
-    server = ResetsTheFirstCall()
-    yield server
-    server.close()
+resets_first = serving(ResetsTheFirstCall)
 
 
 def test_plain_post_reset_after_it_was_sent_is_not_sent_again(resets_first):
