@@ -23,8 +23,7 @@ from veloz.run.gunicorn_workers import (
     ProblemErrors,
     app_body_limit,
     peer_address,
-    request_timed_out,
-    too_many_connections,
+    refused,
 )
 from veloz.telemetry.logs import server_log_config
 
@@ -253,7 +252,7 @@ def test_without_a_connection_limit_or_an_address_nothing_is_counted():
 
 
 def test_the_worker_refuses_with_a_problem_and_its_headers():
-    head, body = too_many_connections(4).answer().split(b"\r\n\r\n", 1)
+    head, body = refused("too-many-connections", limit=4).answer().split(b"\r\n\r\n", 1)
     lines = head.decode().split("\r\n")
     problem = json.loads(body)
 
@@ -261,8 +260,9 @@ def test_the_worker_refuses_with_a_problem_and_its_headers():
     assert {"Connection: close", "Content-Type: application/problem+json",
             "Retry-After: 1", f"X-Request-ID: {problem['request_id']}"} <= set(lines)
     assert problem["type"] == "urn:pedidos-veloz:problem:too-many-connections"
-    assert request_timed_out("head", 1.5).status == HTTPStatus.REQUEST_TIMEOUT
-    assert str(request_timed_out("head", 1.5)) == "The request head was not complete within 1.5 s."
+    timed_out = refused("request-timeout", part="head", seconds=1.5)
+    assert timed_out.status == HTTPStatus.REQUEST_TIMEOUT
+    assert str(timed_out) == "The request head was not complete within 1.5 s."
 
 
 def test_the_worker_buffers_no_more_of_a_body_than_the_app_accepts():

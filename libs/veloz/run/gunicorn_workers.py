@@ -113,26 +113,24 @@ class RequestRefused(Exception):
         return problem_answer(self.status, self.slug, self.detail, self.headers)
 
 
-def request_timed_out(part: str, seconds: float) -> RequestRefused:
-    return RequestRefused(HTTPStatus.REQUEST_TIMEOUT, "request-timeout",
-                          f"The request {part} was not complete within {seconds:g} s.")
+# The answers a worker gives by itself: status, problem slug, the detail (filled in with the
+# figures `refused` is given), and whether the client may try again in a second.
+REFUSALS = {
+    "request-timeout": (HTTPStatus.REQUEST_TIMEOUT,
+                        "The request {part} was not complete within {seconds:g} s.", False),
+    "too-many-connections": (HTTPStatus.TOO_MANY_REQUESTS,
+                             "At most {limit} connections at once from one address.", True),
+    "content-too-large": (HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                          "The body is larger than {limit} bytes.", False),
+    "busy": (HTTPStatus.SERVICE_UNAVAILABLE,
+             "This worker holds {budget} bytes of request bodies already.", True),
+}
 
 
-def too_many_connections(limit: int) -> RequestRefused:
-    return RequestRefused(HTTPStatus.TOO_MANY_REQUESTS, "too-many-connections",
-                          f"At most {limit} connections at once from one address.",
-                          {"Retry-After": "1"})
-
-
-def body_too_large(limit: int) -> RequestRefused:
-    return RequestRefused(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "content-too-large",
-                          f"The body is larger than {limit} bytes.")
-
-
-def bodies_over_budget(budget: int) -> RequestRefused:
-    return RequestRefused(HTTPStatus.SERVICE_UNAVAILABLE, "busy",
-                          f"This worker holds {budget} bytes of request bodies already.",
-                          {"Retry-After": "1"})
+def refused(slug: str, **figures: object) -> RequestRefused:
+    status, detail, retry_soon = REFUSALS[slug]
+    return RequestRefused(status, slug, detail.format(**figures),
+                          {"Retry-After": "1"} if retry_soon else None)
 
 
 class BodyBudget:
@@ -274,7 +272,7 @@ class Deadline:
     def __exit__(self, kind, error, traceback) -> None:
         self.timeout.close()
         if error is self.timeout:
-            raise request_timed_out(self.part, self.seconds) from None
+            raise refused("request-timeout", part=self.part, seconds=self.seconds) from None
 
 
 class ProblemGeventWorker(ProblemErrors, GeventWorker):
@@ -322,7 +320,8 @@ class ProblemGeventWorker(ProblemErrors, GeventWorker):
         peer = peer_address(addr)
         try:
             if not self.per_peer.admit(peer):
-                self.refuse(client, addr, too_many_connections(self.per_peer.limit))
+                self.refuse(client, addr,
+                            refused("too-many-connections", limit=self.per_peer.limit))
                 return
             try:
                 self.serve_connection(listener.getsockname(), client, addr)
@@ -368,7 +367,7 @@ class ProblemGeventWorker(ProblemErrors, GeventWorker):
         declared = declared_length(req)
         size = self.body_limit + 1 if declared is None else min(declared, self.body_limit)
         if not self.bodies.take(size):
-            raise bodies_over_budget(self.bodies.budget)
+            raise refused("busy", budget=self.bodies.budget)
         return size
 
     def next_request_begins(self, parser, client) -> bool:
@@ -413,7 +412,7 @@ class ProblemGeventWorker(ProblemErrors, GeventWorker):
         """A body over the limit is the app's to refuse, with its own 413 problem as it always
         has; an app that sets no limit gets no such body: the worker refuses it."""
         if not self.app_limits_body:
-            raise body_too_large(self.body_limit)
+            raise refused("content-too-large", limit=self.body_limit)
         req._expected_100_continue = False  # no body is wanted
         req.force_close()
         return False
