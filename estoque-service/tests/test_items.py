@@ -90,9 +90,11 @@ def test_restock_adds_to_available_stock(client, make_item):
     item = make_item(quantity=3)
 
     response = client.post(f"/items/{item['id']}/restock", json={"quantity": 7})
+    all_of_it = client.patch(f"/items/{item['id']}/reserve", json={"quantity": 10})
 
     assert response.status_code == 200
     assert response.json["quantity"] == 10
+    assert all_of_it.status_code == 200, "the restocked units can be reserved"
 
 
 def test_restock_of_zero_units_is_refused(client, make_item):
