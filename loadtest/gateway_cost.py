@@ -95,7 +95,7 @@ def rounds(targets: list[Target], path: str, headers: dict, args) -> list[dict]:
         figures = {target.name: measure(target, path, headers, args.clients, args.seconds)
                    for target in order}
         bare = figures[BARE]
-        for name, figure in figures.items():
+        for figure in figures.values():
             figure["cpu_ratio"] = round(figure["cpu_ms"] / bare["cpu_ms"], 3)
             figure["rate_ratio"] = round(figure["requests_per_second"]
                                          / bare["requests_per_second"], 3)
@@ -195,7 +195,7 @@ LAYERS = (
     ("gunicorn worker (parse, write, connection)", ("gunicorn/", "veloz/run/gunicorn_workers")),
     ("gevent (hub, sockets, greenlets)", ("gevent/",)),
 )
-FEATURES = tuple(name for name, _ in CLAIMS + LAYERS) + ("other",)
+FEATURES = (*(name for name, _ in (*CLAIMS, *LAYERS)), "other")
 
 
 def feature_of(stack: str) -> str:

@@ -18,7 +18,7 @@ from limits.errors import StorageError
 from limits.storage import MemoryStorage, Storage, storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 
-from gateway.auth import caller
+from gateway.auth import Identity, caller
 from gateway.config import GatewaySettings
 from veloz.core.errors import Problem
 
@@ -55,6 +55,16 @@ class CallerBudgets:
         self._shared_down_until = 0.0
         self._switching = threading.Lock()
 
+    def charge(self, path: str, identity: Identity | None,
+               address: str | None) -> tuple[bool, Budget] | None:
+        """Count one call of `path` by `identity` (anonymous: by client `address`) against its
+        caller's budget: (allowed, the tightest budget), or None for an unlimited call."""
+        if is_unlimited_for(path, identity):
+            return None
+        if identity is not None:
+            return self.spend(f"sub:{identity.subject}", self.signed_in)
+        return self.spend(f"ip:{address}", self.anonymous)
+
     def spend(self, key: str, limits: list[RateLimitItem]) -> tuple[bool, Budget]:
         """Count one call of `key` against every limit: (allowed, the tightest budget)."""
         try:
@@ -63,14 +73,23 @@ class CallerBudgets:
             self._fall_back(error)
             return self._spend(self._local, key, limits)
 
-    def _spend(self, limiter: FixedWindowRateLimiter, key: str,
+    @staticmethod
+    def _spend(limiter: FixedWindowRateLimiter, key: str,
                limits: list[RateLimitItem]) -> tuple[bool, Budget]:
-        allowed, budgets = True, []
+        """FixedWindowRateLimiter.hit, then its get_window_stats, asked of the storage in two
+        calls instead of four: the count `incr` answers is what `get` would read back (and
+        with Redis, one round trip fewer per limit)."""
+        storage, allowed, tightest = limiter.storage, True, None
         for limit in limits:
-            allowed = limiter.hit(limit, key) and allowed
-            stats = limiter.get_window_stats(limit, key)
-            budgets.append(Budget(limit, max(0, stats.remaining), stats.reset_time))
-        return allowed, min(budgets, key=lambda budget: (budget.remaining, -budget.reset_at))
+            window = limit.key_for(key)
+            count = storage.incr(window, limit.get_expiry())
+            allowed = count <= limit.amount and allowed
+            budget = Budget(limit, max(0, limit.amount - count), storage.get_expiry(window))
+            if tightest is None or (budget.remaining, -budget.reset_at) < (
+                    tightest.remaining, -tightest.reset_at):
+                tightest = budget
+        assert tightest is not None, "every caller has at least one limit"
+        return allowed, tightest
 
     def _limiter(self) -> FixedWindowRateLimiter:
         return self._local if time.monotonic() < self._shared_down_until else self._shared
@@ -103,41 +122,52 @@ def install_rate_limits(app: Flask, settings: GatewaySettings) -> CallerBudgets:
 
     @app.before_request
     def spend_budget() -> None:
-        if request.url_rule is None or is_unlimited():
+        if request.url_rule is None or exempt_path(request.path):
+            return  # (before caller(): no token is decoded for a probe)
+        spent = budgets.charge(request.path, caller(), request.remote_addr)
+        if spent is None:
             return
-        identity = caller()
-        key = f"sub:{identity.subject}" if identity else f"ip:{request.remote_addr}"
-        allowed, g.budget = budgets.spend(
-            key, budgets.signed_in if identity else budgets.anonymous)
+        allowed, g.budget = spent
         if not allowed:
-            raise _too_many(g.budget)
+            raise too_many(g.budget)
 
     app.after_request(_budget_headers)
     return budgets
 
 
 def _budget_headers(response: Response) -> Response:
-    """Tell every limited caller its budget: the IETF draft's RateLimit-* (reset in seconds)
-    and the customary X-RateLimit-* (reset as a Unix time)."""
     budget: Budget | None = g.get("budget")
-    if budget is None:
-        return response
-    reset_in = max(0, math.ceil(budget.reset_at - time.time()))
-    for prefix, reset in (("RateLimit", reset_in), ("X-RateLimit", math.ceil(budget.reset_at))):
-        response.headers[f"{prefix}-Limit"] = str(budget.limit.amount)
-        response.headers[f"{prefix}-Remaining"] = str(budget.remaining)
-        response.headers[f"{prefix}-Reset"] = str(reset)
+    if budget is not None:
+        for name, value in budget_headers(budget):
+            response.headers[name] = value
     return response
 
 
-def _too_many(budget: Budget) -> TooManyRequests:
+def budget_headers(budget: Budget) -> list[tuple[str, str]]:
+    """Tell every limited caller its budget: the IETF draft's RateLimit-* (reset in seconds)
+    and the customary X-RateLimit-* (reset as a Unix time)."""
+    reset_in = max(0, math.ceil(budget.reset_at - time.time()))
+    limit, remaining = str(budget.limit.amount), str(budget.remaining)
+    return [("RateLimit-Limit", limit), ("RateLimit-Remaining", remaining),
+            ("RateLimit-Reset", str(reset_in)), ("X-RateLimit-Limit", limit),
+            ("X-RateLimit-Remaining", remaining),
+            ("X-RateLimit-Reset", str(math.ceil(budget.reset_at)))]
+
+
+def too_many(budget: Budget) -> TooManyRequests:
     wait = max(1, math.ceil(budget.reset_at - time.time()))
     return TooManyRequests(f"Rate limit of {budget.limit} exceeded; try again later.",
                            headers={"Retry-After": str(wait)})
 
 
 def is_unlimited() -> bool:
-    if request.path in UNLIMITED_PATHS or request.path.startswith("/docs"):
-        return True
-    identity = caller()
-    return identity is not None and identity.is_admin
+    return is_unlimited_for(request.path, caller())
+
+
+def is_unlimited_for(path: str, identity: Identity | None) -> bool:
+    """The probes, the scrape and the docs are not counted, nor are an admin's calls."""
+    return exempt_path(path) or (identity is not None and identity.is_admin)
+
+
+def exempt_path(path: str) -> bool:
+    return path in UNLIMITED_PATHS or path.startswith("/docs")

@@ -79,12 +79,25 @@ HTTP_EXCEPTIONS = Counter(
     ["method", "status", "service"])
 
 
+# (service, method, route template, status) -> the two series one answer is recorded in.
+# `labels()` checks and converts its values and takes a lock on every call; the label values
+# of a request are bounded (route templates, methods, statuses), so each pair is looked up
+# once per process and kept.
+_red_series: dict[tuple[str, str, str, int], tuple[Any, Any]] = {}
+
+
 def record_request(service: str, method: str, route_template: str, status: int,
                    seconds: float) -> None:
     """One answered request: its duration per route template, and the count per status."""
-    code = str(status)
-    HTTP_DURATION.labels(method, route_template, code, service).observe(seconds)
-    HTTP_REQUESTS.labels(method, code, service).inc()
+    key = (service, method, route_template, status)
+    series = _red_series.get(key)
+    if series is None:
+        code = str(status)
+        series = _red_series[key] = (HTTP_DURATION.labels(method, route_template, code, service),
+                                     HTTP_REQUESTS.labels(method, code, service))
+    duration, count = series
+    duration.observe(seconds)
+    count.inc()
 
 
 def record_unhandled(service: str, method: str) -> None:
