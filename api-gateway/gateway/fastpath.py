@@ -153,9 +153,9 @@ class ProxyFastPath:
 
 
 def _problem_answer(problem: Problem, path: str) -> tuple[int, Headers, bytes]:
-    """veloz.web.problems.problem_response's answer: the document as Flask's JSON provider
-    writes it (a newline after it), the problem media type, the problem's own headers."""
-    body = json_bytes(problem_document(problem, path)) + b"\n"
+    """veloz.web.problems.problem_response's answer: the document as the app's JSON provider
+    (veloz.web.codec) writes it, the problem media type, the problem's own headers."""
+    body = json_bytes(problem_document(problem, path))
     answer = [("Content-Type", PROBLEM_MEDIA_TYPE), ("Content-Length", str(len(body)))]
     _set_all(answer, list(problem.headers.items()))
     return problem.status, answer, body
