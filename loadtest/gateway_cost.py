@@ -176,19 +176,23 @@ CLAIMS = (
     ("rate limit", ("gateway/ratelimit.py", "limits/")),
     ("tracing hooks", ("veloz/web/tracing.py", "veloz/telemetry/tracing.py", "opentelemetry/")),
     ("request id", ("start (veloz/web/app.py", "finish (veloz/web/app.py",
-                    "forget (veloz/web/app.py", "incoming_request_id", "uuid.py")),
+                    "forget (veloz/web/app.py", "incoming_request_id", "request_id_from",
+                    "new_request_id", "uuid.py")),
     ("drain watch", ("close_when_draining", "DrainWatch", "server_settings.py")),
     ("other hooks: empty segments, metrics port, rejections",
      ("exact_path (veloz/web/app.py", "metrics_on_their_own_port", "names_metrics",
-      "arrival_port", "count (gateway/app.py")),
+      "arrival_port", "count (gateway/app.py", "record_gateway_rejection",
+      "ProxyFastPath.ordinary")),
     ("problem handlers", ("veloz/web/problems.py",)),
     ("request headers out (filter, copy)", ("_outgoing_headers",)),
-    ("answer relayed (filter headers, build Response)", ("_relayed", "_gateway_links")),
+    ("answer relayed (filter headers, build Response)",
+     ("_relayed", "_gateway_links", "_set_all", "_finished", "status_line")),
 )
 LAYERS = (
     ("breaker", ("gateway/breaker.py",)),
     ("pooled client: our wrapper (retries, timeouts, budget)", ("veloz/net/client.py",)),
     ("pooled client: urllib3, http.client", ("urllib3/", "http/client.py", "email/")),
+    ("fast path (the Flask hooks' work, in their order)", ("gateway/fastpath.py",)),
     ("proxy view (access path, target, body)", ("gateway/proxy.py", "gateway/backends.py")),
     ("Flask (dispatch, hooks, context)", ("flask/",)),
     ("Werkzeug (environ, routing, Response)", ("werkzeug/",)),
@@ -251,8 +255,17 @@ def profile(targets: list[Target], path: str, headers: dict, args) -> None:
             spying.wait(timeout=args.seconds + 60)
             if fmt == "raw":
                 counts[target.name], cpu_ms[target.name] = charge(out), figure["cpu_ms"]
+    (args.profile / "cpu.json").write_text(json.dumps(cpu_ms) + "\n")
+    charge_folder(args.profile)
+
+
+def charge_folder(folder: Path) -> None:
+    """features.txt of a --profile folder, from its stacks and cpu.json (again, after the
+    features changed)."""
+    cpu_ms = json.loads((folder / "cpu.json").read_text())
+    counts = {name: charge(folder / f"{name}.stacks") for name in cpu_ms}
     table = feature_table(counts, cpu_ms)
-    (args.profile / "features.txt").write_text(table)
+    (folder / "features.txt").write_text(table)
     print(table, end="")
 
 
@@ -268,7 +281,11 @@ def main() -> None:
                         help="another source tree whose gateway is read through too")
     parser.add_argument("--profile", type=Path, help="folder for py-spy profiles")
     parser.add_argument("--json", type=Path, help="write every round's figures here")
+    parser.add_argument("--charge", type=Path, help="only redo a --profile folder's table")
     args = parser.parse_args()
+    if args.charge:
+        charge_folder(args.charge)
+        return
     headers = bearer(args.token)
     with (fresh_platform(Path(tempfile.mkdtemp(prefix="veloz-gwcost-")), "_gwcost", ENV)
           as platform, contextlib.ExitStack() as stack):

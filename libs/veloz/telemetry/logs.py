@@ -3,6 +3,7 @@
 import contextvars
 import json
 import logging
+import math
 import sys
 import time
 from datetime import UTC, datetime
@@ -36,7 +37,7 @@ class JsonFormatter(logging.Formatter):
     def entry(self, created: float, level: str, logger: str, message: str) -> dict:
         """The fields every line has, in their order; context fields follow them."""
         return {
-            "ts": datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds"),
+            "ts": timestamp(created),
             "level": level,
             "service": self.service,
             "request_id": request_id_var.get(),
@@ -44,6 +45,24 @@ class JsonFormatter(logging.Formatter):
             "logger": logger,
             "msg": message,
         }
+
+
+def timestamp(created: float) -> str:
+    """`datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")`, with the
+    text up to the second made once per second: a line a request."""
+    fraction, whole = math.modf(created)
+    micros = round(fraction * 1_000_000)  # as fromtimestamp rounds: half to even
+    if micros >= 1_000_000:
+        whole, micros = whole + 1, micros - 1_000_000
+    global _second
+    second, text = _second  # one tuple: threads each read a whole pair
+    if second != whole:
+        text = datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        _second = whole, text
+    return f"{text}.{micros // 1000:03d}+00:00"
+
+
+_second: tuple[float, str] = (-1.0, "")  # the second last written, and its text
 
 
 def _line(entry: dict) -> str:

@@ -91,19 +91,30 @@ def close_server_span(span: trace.Span, token: contextvars.Token) -> None:
 def outgoing_call(method: str, target: str, headers: dict[str, str]) -> Iterator[RecordStatus]:
     """Around one call to the service `target`: its `traceparent` written into `headers`
     (replacing any copy of the caller's); yields a function that records the answer's status."""
-    for name in [name for name in headers if name.lower() in PROPAGATED_HEADERS]:
-        del headers[name]
     if not _exporting:
-        incoming = _incoming.get()
-        if incoming is not None:
-            headers["traceparent"] = incoming
+        pass_on_incoming(headers)
         yield _ignore_status
         return
+    _drop_trace_headers(headers)
     with trace.get_tracer("veloz.net.client").start_as_current_span(
             f"{method} {target}", kind=SpanKind.CLIENT,
             attributes={"http.request.method": method, "peer.service": target}) as span:
         propagate.inject(headers)
         yield lambda status: record_status(span, status)
+
+
+def pass_on_incoming(headers: dict[str, str]) -> None:
+    """What outgoing_call does while no span is recorded, without its context manager: the
+    caller's `traceparent`, kept as it came, in place of any trace header in `headers`."""
+    _drop_trace_headers(headers)
+    incoming = _incoming.get()
+    if incoming is not None:
+        headers["traceparent"] = incoming
+
+
+def _drop_trace_headers(headers: dict[str, str]) -> None:
+    for name in [name for name in headers if name.lower() in PROPAGATED_HEADERS]:
+        del headers[name]
 
 
 def current_trace_id() -> str | None:
