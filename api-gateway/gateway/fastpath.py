@@ -19,7 +19,6 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 
-from werkzeug.datastructures import EnvironHeaders
 from werkzeug.http import remove_entity_headers
 from werkzeug.urls import iri_to_uri
 from werkzeug.wrappers import Response
@@ -27,7 +26,7 @@ from werkzeug.wrappers import Response
 from gateway import telemetry
 from gateway.auth import TokenAuthority, check_access, identify
 from gateway.backends import ROUTES, Backend
-from gateway.proxy import METHODS, clean_path, proxied_template, relay
+from gateway.proxy import METHODS, Incoming, clean_path, proxied_template, relay
 from gateway.ratelimit import Budget, CallerBudgets, budget_headers, too_many
 from veloz.core.codec import json_bytes
 from veloz.core.errors import Problem
@@ -91,13 +90,12 @@ class ProxyFastPath:
         method: str = environ["REQUEST_METHOD"]
         # PATH_INFO is latin-1 text of the request's bytes; werkzeug's request.path decodes it.
         path = environ["PATH_INFO"].encode("latin-1").decode("utf-8", "replace")
-        headers = EnvironHeaders(environ)
         request_id = request_id_from(environ.get("HTTP_X_REQUEST_ID"))
         request_id_var.set(request_id)
         self.in_flight.inc()
         traceparent = tracing.keep_incoming(environ.get("HTTP_TRACEPARENT", ""))
         try:
-            status, answer, body, relayed, budget = self.answer(environ, method, path, headers,
+            status, answer, body, relayed, budget = self.answer(environ, method, path,
                                                                 collection)
             if budget is not None:
                 _set_all(answer, budget_headers(budget))
@@ -115,13 +113,13 @@ class ProxyFastPath:
             tracing.forget_incoming(traceparent)
             request_id_var.set(None)
 
-    def answer(self, environ: dict, method: str, path: str, headers: EnvironHeaders,
+    def answer(self, environ: dict, method: str, path: str,
                collection: str) -> tuple[int, Headers, bytes, bool, Budget | None]:
         """(status, headers, body, relayed, budget) of the call: the backend's answer, or
         the problem the gateway answers instead (as veloz.web.problems writes it)."""
         budget = None
         try:
-            authorization = headers.get("Authorization")
+            authorization = environ.get("HTTP_AUTHORIZATION")
             identity, token_error = identify(self.authority, authorization)
             spent = self.budgets.charge(path, identity, environ.get("REMOTE_ADDR"))
             if spent is not None:
@@ -129,9 +127,11 @@ class ProxyFastPath:
                 if not allowed:
                     raise too_many(budget)
             identity = check_access(method, path, identity, token_error, authorization)
+            incoming = Incoming(header_list(environ), environ.get("HTTP_CONNECTION"),
+                                environ.get("HTTP_X_FORWARDED_FOR"), environ.get("REMOTE_ADDR"))
             upstream, answer = relay(self.backends[collection], method, path,
                                      environ.get("QUERY_STRING", "").encode("latin-1"),
-                                     headers, environ.get("REMOTE_ADDR"), identity, body=None,
+                                     incoming, identity, body=None,
                                      keyed="HTTP_IDEMPOTENCY_KEY" in environ)
         except Problem as problem:
             return (*_problem_answer(problem, path), False, budget)
@@ -150,6 +150,32 @@ class ProxyFastPath:
         if line is None:
             line = self._status_lines[status] = Response(status=status).status
         return line
+
+
+def header_list(environ: dict) -> Headers:
+    """The request's headers as werkzeug's EnvironHeaders lists them (`HTTP_USER_AGENT` is
+    `User-Agent`; Content-Type and Content-Length from their own keys), each name converted
+    once per process for the first MAX_HEADER_NAMES names seen."""
+    found = []
+    for key, value in environ.items():
+        if key.startswith("HTTP_"):
+            if key in _NOT_HEADERS:
+                continue
+            name = _header_names.get(key)
+            if name is None:
+                name = key[5:].replace("_", "-").title()
+                if len(_header_names) < MAX_HEADER_NAMES:
+                    _header_names[key] = name
+            found.append((name, value))
+        elif key in _CONTENT_KEYS and value:
+            found.append((_CONTENT_KEYS[key], value))
+    return found
+
+
+MAX_HEADER_NAMES = 512
+_header_names: dict[str, str] = {}
+_NOT_HEADERS = frozenset({"HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"})
+_CONTENT_KEYS = {"CONTENT_TYPE": "Content-Type", "CONTENT_LENGTH": "Content-Length"}
 
 
 def _problem_answer(problem: Problem, path: str) -> tuple[int, Headers, bytes]:

@@ -1,11 +1,12 @@
 """Routes each call to the service that owns its path, unchanged but for hop-by-hop headers
 and the caller's identity, which only the gateway may assert."""
 
+from collections.abc import Iterable
+from typing import NamedTuple
 from urllib.parse import quote
 
 from flask import Blueprint, Response, current_app, g, request
 from urllib3 import BaseHTTPResponse
-from werkzeug.datastructures import Headers
 
 from gateway.auth import Identity, authorize
 from gateway.backends import ROUTES, Backend
@@ -42,9 +43,10 @@ def forward(collection: str, rest: str = "") -> Response:
         raise NotFound("No such path.")
     identity = authorize(request.method, request.path)
     backend: Backend = current_app.extensions["backends"][ROUTES[collection]]
+    incoming = Incoming(request.headers.items(), request.headers.get("Connection"),
+                        request.headers.get("X-Forwarded-For"), request.remote_addr)
     upstream, headers = relay(backend, request.method, request.path, request.query_string,
-                              request.headers, request.remote_addr, identity,
-                              body=request.get_data() or None,
+                              incoming, identity, body=request.get_data() or None,
                               keyed="Idempotency-Key" in request.headers)
     g.relayed = True  # the backend's answer, not one the gateway made
     return Response(upstream.data, status=upstream.status, headers=headers)
@@ -55,13 +57,22 @@ def clean_path(path: str) -> bool:
     return not any(segment in ("", ".", "..") for segment in path.split("/")[1:])
 
 
-def relay(backend: Backend, method: str, path: str, query_string: bytes,
-          incoming: Headers, client: str | None, identity: Identity | None, *,
-          body: bytes | None, keyed: bool) -> tuple[BaseHTTPResponse, list[tuple[str, str]]]:
+class Incoming(NamedTuple):
+    """What the gateway passes on of a request's headers, and who sent it."""
+
+    headers: Iterable[tuple[str, str]]  # as werkzeug names them: `User-Agent`
+    connection: str | None  # the Connection header
+    forwarded_for: str | None  # the X-Forwarded-For header
+    client: str | None  # the client's address
+
+
+def relay(backend: Backend, method: str, path: str, query_string: bytes, incoming: Incoming,
+          identity: Identity | None, *, body: bytes | None,
+          keyed: bool) -> tuple[BaseHTTPResponse, list[tuple[str, str]]]:
     """One call passed on to `backend` (`keyed`: it carries an Idempotency-Key): its answer,
     and the headers of that answer the gateway returns."""
     upstream = backend.send(method, _target(path, query_string),
-                            headers=_outgoing_headers(incoming, client, identity), body=body,
+                            headers=_outgoing_headers(incoming, identity), body=body,
                             idempotent=method in ("GET", "HEAD") or (method == "POST" and keyed))
     return upstream, _relayed_headers(upstream, backend)
 
@@ -92,14 +103,12 @@ def _target(path: str, query_string: bytes) -> str:
     return quote(path) + (f"?{query}" if query else "")
 
 
-def _outgoing_headers(incoming: Headers, client: str | None,
-                      identity: Identity | None) -> dict[str, str]:
-    connection = incoming.get("Connection")
+def _outgoing_headers(incoming: Incoming, identity: Identity | None) -> dict[str, str]:
+    connection, forwarded_for = incoming.connection, incoming.forwarded_for
     dropped = NOT_FORWARDED | _connection_listed(connection) if connection else NOT_FORWARDED
-    headers = {name: value for name, value in incoming.items()
+    headers = {name: value for name, value in incoming.headers
                if not _is_dropped(name, dropped)}
-    client = client or "unknown"
-    forwarded_for = incoming.get("X-Forwarded-For")
+    client = incoming.client or "unknown"
     headers["X-Forwarded-For"] = f"{forwarded_for}, {client}" if forwarded_for else client
     headers["Accept-Encoding"] = "identity"
     if identity is not None:
