@@ -70,7 +70,7 @@ class ProxyFastPath:
         """The collection of an ordinary proxied call (see the module's docstring), else None."""
         path: str = environ.get("PATH_INFO") or ""
         collection = path[1:].partition("/")[0]
-        if (collection not in self.backends or path[0] != "/"
+        if (collection not in self.backends or not path.startswith("/")
                 or environ.get("REQUEST_METHOD") not in _METHODS
                 or environ.get("CONTENT_LENGTH", "0") not in ("", "0")
                 or "HTTP_TRANSFER_ENCODING" in environ or tracing.recording()
@@ -88,8 +88,9 @@ class ProxyFastPath:
         line, the request id."""
         started = time.perf_counter()
         method: str = environ["REQUEST_METHOD"]
-        # PATH_INFO is latin-1 text of the request's bytes; werkzeug's request.path decodes it.
-        path = environ["PATH_INFO"].encode("latin-1").decode("utf-8", "replace")
+        path: str = environ["PATH_INFO"]
+        if not path.isascii():  # latin-1 text of the request's bytes, as request.path decodes
+            path = path.encode("latin-1").decode("utf-8", "replace")
         request_id = request_id_from(environ.get("HTTP_X_REQUEST_ID"))
         request_id_var.set(request_id)
         self.in_flight.inc()
@@ -97,15 +98,15 @@ class ProxyFastPath:
         try:
             status, answer, body, relayed, budget = self.answer(environ, method, path,
                                                                 collection)
-            if budget is not None:
-                _set_all(answer, budget_headers(budget))
+            added = budget_headers(budget) if budget is not None else []
             if not relayed:
                 telemetry.record_gateway_rejection(status)
             if self.told_to_stop():
-                _set_all(answer, [("Connection", "close")])
+                added.append(("Connection", "close"))
             record_answer(self.service, method, proxied_template(collection, path[2 + len(
                 collection):]), path, status, time.perf_counter() - started)
-            _set_all(answer, [(REQUEST_ID_HEADER, request_id)])
+            added.append((REQUEST_ID_HEADER, request_id))
+            _set_all(answer, added)
             start_response(self.status_line(status), _finished(status, answer))
             return () if method == "HEAD" or _bodiless(status) else (body,)
         finally:

@@ -29,6 +29,7 @@ STORAGE_RETRY_SECONDS = 5.0
 # Every request waits on the storage: a slower answer than this counts as an outage.
 STORAGE_TIMEOUT_SECONDS = 0.25
 log = logging.getLogger(__name__)
+_CALLER = "\x00caller\x00"  # stands for the caller in a limit's key: no caller key has one
 
 
 class TooManyRequests(Problem):
@@ -55,6 +56,7 @@ class CallerBudgets:
         self._local = FixedWindowRateLimiter(SweptMemoryStorage())
         self._shared_down_until = 0.0
         self._switching = threading.Lock()
+        self._windows: dict[RateLimitItem, tuple[str, str, int]] = {}
 
     def charge(self, path: str, identity: Identity | None,
                address: str | None) -> tuple[bool, Budget] | None:
@@ -74,16 +76,16 @@ class CallerBudgets:
             self._fall_back(error)
             return self._spend(self._local, key, limits)
 
-    @staticmethod
-    def _spend(limiter: FixedWindowRateLimiter, key: str,
+    def _spend(self, limiter: FixedWindowRateLimiter, key: str,
                limits: list[RateLimitItem]) -> tuple[bool, Budget]:
         """FixedWindowRateLimiter.hit, then its get_window_stats, asked of the storage in two
         calls instead of four: the count `incr` answers is what `get` would read back (and
         with Redis, one round trip fewer per limit)."""
         storage, allowed, tightest = limiter.storage, True, None
         for limit in limits:
-            window = limit.key_for(key)
-            count = storage.incr(window, limit.get_expiry())
+            prefix, suffix, expiry = self._windows.get(limit) or self._window_of(limit)
+            window = f"{prefix}{key}{suffix}"
+            count = storage.incr(window, expiry)
             allowed = count <= limit.amount and allowed
             budget = Budget(limit, max(0, limit.amount - count), storage.get_expiry(window))
             if tightest is None or (budget.remaining, -budget.reset_at) < (
@@ -91,6 +93,13 @@ class CallerBudgets:
                 tightest = budget
         assert tightest is not None, "every caller has at least one limit"
         return allowed, tightest
+
+    def _window_of(self, limit: RateLimitItem) -> tuple[str, str, int]:
+        """What `limit.key_for(caller)` puts around the caller, and the window's length:
+        worked out once per limit, not on every request."""
+        prefix, _, suffix = limit.key_for(_CALLER).partition(_CALLER)
+        window = self._windows[limit] = prefix, suffix, limit.get_expiry()
+        return window
 
     def _limiter(self) -> FixedWindowRateLimiter:
         return self._local if time.monotonic() < self._shared_down_until else self._shared

@@ -24,6 +24,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 ENDPOINT_VARIABLE = "OTEL_EXPORTER_OTLP_ENDPOINT"
 PROPAGATED_HEADERS = frozenset({"traceparent", "tracestate"})
+_PROPAGATED_LENGTHS = frozenset(len(name) for name in PROPAGATED_HEADERS)
 _TRACEPARENT = re.compile(r"[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}")
 _incoming: contextvars.ContextVar[str | None] = contextvars.ContextVar("traceparent",
                                                                       default=None)
@@ -64,7 +65,8 @@ def recording() -> bool:
 def keep_incoming(traceparent: str) -> contextvars.Token:
     """Keep the caller's `traceparent` for the request being served, if it is a valid one; the
     calls it makes send it on, and its log lines carry its trace id (forget_incoming undoes)."""
-    return _incoming.set(traceparent if _TRACEPARENT.fullmatch(traceparent) else None)
+    return _incoming.set(traceparent if traceparent and _TRACEPARENT.fullmatch(traceparent)
+                         else None)
 
 
 def forget_incoming(token: contextvars.Token) -> None:
@@ -113,7 +115,9 @@ def pass_on_incoming(headers: dict[str, str]) -> None:
 
 
 def _drop_trace_headers(headers: dict[str, str]) -> None:
-    for name in [name for name in headers if name.lower() in PROPAGATED_HEADERS]:
+    # Only a name of the length of one is lowercased: this runs on every call out.
+    for name in [name for name in headers
+                 if len(name) in _PROPAGATED_LENGTHS and name.lower() in PROPAGATED_HEADERS]:
         del headers[name]
 
 
