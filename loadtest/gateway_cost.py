@@ -4,9 +4,10 @@ Starts the platform on free ports (loadtest/cpu_per_order.py's platform), puts o
 catalog, starts the bare Flask proxy (loadtest/bare_proxy.py: same gunicorn settings, nothing
 but the relay) in front of estoque, and reads `GET /items/{id}` through each target in turn,
 CLIENTS keep-alive threads for SECONDS each, ROUNDS times, the order rotating every round so
-no target always goes first. Per read and target: req/s and CPU ms (utime+stime, from /proc,
-of the target's whole process group), and both as ratios to the bare proxy's in the same
-round: the machine is shared and noisy, so only figures of one round are compared.
+no target always goes first, and each target's seconds cut into SLICES windows taken in
+turns. Per read and target: req/s and CPU ms (utime+stime, from /proc, of the target's whole
+process group), and both as ratios to the bare proxy's in the same round: the machine is
+shared and noisy, so only figures of one round are compared.
 
 Targets: the platform's gateway (this tree), the bare proxy, and with `--compare DIR` the
 gateway of another source tree (say `git archive <commit> | tar -x -C DIR`), started beside
@@ -17,7 +18,8 @@ customer` sends a customer's bearer token with every read (anonymous otherwise).
 the same load: a speedscope profile and collapsed stacks per target, and `features.txt`, the
 CPU per read charged to the gateway's features (`FEATURES`), in µs.
 
-    .venv/bin/python loadtest/gateway_cost.py [--rounds 3] [--seconds 8] [--clients 16]
+    .venv/bin/python loadtest/gateway_cost.py [--rounds 3] [--seconds 8] [--slices 4]
+        [--clients 16]
         [--token customer] [--compare /tmp/before] [--profile bench/profiles/<name>]
 
 Traffic goes to 127.0.0.1 only, bounded in rounds and seconds.
@@ -78,30 +80,46 @@ def read_rate(url: str, headers: dict, clients: int, seconds: float) -> int:
 
 def measure(target: Target, path: str, headers: dict, clients: int, seconds: float) -> dict:
     """req/s and CPU ms per read of one target, over one window."""
+    return figures(window(target, path, headers, clients, seconds))
+
+
+def window(target: Target, path: str, headers: dict, clients: int,
+           seconds: float) -> tuple[int, float, float]:
+    """(reads, CPU seconds of the target, seconds) of one window of reads."""
     before, started = cpu_seconds(target.group), time.perf_counter()
     reads = read_rate(target.url + path, headers, clients, seconds)
-    elapsed, spent = time.perf_counter() - started, cpu_seconds(target.group) - before
+    return reads, cpu_seconds(target.group) - before, time.perf_counter() - started
+
+
+def figures(totals: tuple[int, float, float]) -> dict:
+    reads, spent, elapsed = totals
     return {"requests_per_second": round(reads / elapsed, 1),
             "cpu_ms": round(1000 * spent / max(reads, 1), 3), "reads": reads}
 
 
 def rounds(targets: list[Target], path: str, headers: dict, args) -> list[dict]:
-    """Every target once per round, the order rotated each round; ratios to the bare proxy's
-    figures of the same round."""
+    """Every target once per round, the order rotated each round, each target's SECONDS cut
+    into SLICES windows taken in turns (a burst of load from elsewhere on the machine then
+    falls on every target alike); ratios to the bare proxy's figures of the same round."""
     results = []
     for number in range(args.rounds):
         shift = number % len(targets)
         order = targets[shift:] + targets[:shift]
-        figures = {target.name: measure(target, path, headers, args.clients, args.seconds)
-                   for target in order}
-        bare = figures[BARE]
-        for figure in figures.values():
+        totals = {target.name: (0, 0.0, 0.0) for target in order}
+        for _ in range(args.slices):
+            for target in order:
+                taken = window(target, path, headers, args.clients, args.seconds / args.slices)
+                totals[target.name] = tuple(  # type: ignore[assignment]
+                    a + b for a, b in zip(totals[target.name], taken, strict=True))
+        round_figures = {name: figures(total) for name, total in totals.items()}
+        bare = round_figures[BARE]
+        for figure in round_figures.values():
             figure["cpu_ratio"] = round(figure["cpu_ms"] / bare["cpu_ms"], 3)
             figure["rate_ratio"] = round(figure["requests_per_second"]
                                          / bare["requests_per_second"], 3)
-        results.append(figures)
+        results.append(round_figures)
         print(f"round {number + 1} ({', '.join(t.name for t in order)}):", flush=True)
-        for name, figure in figures.items():
+        for name, figure in round_figures.items():
             print(f"  {name:<10} {figure['cpu_ms']:6.3f} ms/read  "
                   f"{figure['requests_per_second']:7.1f} req/s  cpu x{figure['cpu_ratio']:.3f}"
                   f"  rate x{figure['rate_ratio']:.3f}", flush=True)
@@ -273,7 +291,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--seconds", type=float, default=8)
+    parser.add_argument("--seconds", type=float, default=8, help="per target and round")
+    parser.add_argument("--slices", type=int, default=4,
+                        help="windows each target's seconds are cut into, taken in turns")
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--token", choices=["customer", "admin"],
                         help="read with this role's bearer token (default: anonymous)")
