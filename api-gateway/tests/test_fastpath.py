@@ -3,6 +3,7 @@ each request here is sent to two gateways built alike, once through the fast pat
 straight to the Flask app under it, and the answers and what the service received compared."""
 
 import pytest
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from gateway import fastpath
 from gateway.app import create_app
@@ -42,8 +43,11 @@ def both(settings_for, monkeypatch):
 
 
 def flask_only(app):
-    """A test client of `app` with its fast path taken out."""
-    app.wsgi_app = app.wsgi_app.flask_wsgi
+    """A test client of `app` with its fast path taken out (from under ProxyFix, if any)."""
+    if isinstance(app.wsgi_app, ProxyFix):
+        app.wsgi_app.app = app.wsgi_app.app.flask_wsgi
+    else:
+        app.wsgi_app = app.wsgi_app.flask_wsgi
     return app.test_client()
 
 
@@ -180,3 +184,12 @@ def test_the_fast_path_counts_its_answers_under_the_route_template(client):
     client.head("/items/5/restock")
 
     assert count() == before + 1
+
+
+def test_behind_a_trusted_proxy_the_forwarded_client_is_the_caller_alike(both):
+    settings = {"trusted_proxy_hops": 1}
+    fast, slow = both("GET", "/items/1", settings=settings,
+                      headers={"X-Forwarded-For": "203.0.113.7"})
+
+    same(fast, slow)
+    assert fast.json["headers"]["X-Forwarded-For"].endswith(", 203.0.113.7")
