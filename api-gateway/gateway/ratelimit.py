@@ -11,7 +11,7 @@ import logging
 import math
 import threading
 import time
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from flask import Flask, Response, g, request
 from limits import RateLimitItem, parse_many
@@ -36,9 +36,9 @@ class TooManyRequests(Problem):
     status, title, slug = 429, "Too Many Requests", "rate-limited"
 
 
-@dataclass(frozen=True)
-class Budget:
-    """What is left of one limit for the caller of this request."""
+class Budget(NamedTuple):
+    """What is left of one limit for the caller of this request (a tuple: one is made per
+    limit and request)."""
 
     limit: RateLimitItem
     remaining: int
@@ -85,9 +85,13 @@ class CallerBudgets:
         for limit in limits:
             prefix, suffix, expiry = self._windows.get(limit) or self._window_of(limit)
             window = f"{prefix}{key}{suffix}"
-            count = storage.incr(window, expiry)
+            if isinstance(storage, SweptMemoryStorage):
+                count, ends = storage.count(window, expiry)
+            else:
+                count = storage.incr(window, expiry)
+                ends = storage.get_expiry(window)
             allowed = count <= limit.amount and allowed
-            budget = Budget(limit, max(0, limit.amount - count), storage.get_expiry(window))
+            budget = Budget(limit, max(0, limit.amount - count), ends)
             if tightest is None or (budget.remaining, -budget.reset_at) < (
                     tightest.remaining, -tightest.reset_at):
                 tightest = budget
@@ -118,10 +122,10 @@ class SweptMemoryStorage(MemoryStorage):
     """limits' MemoryStorage without a thread per 10 ms. Its `incr` makes sure a timer thread
     is alive that drops the windows that ended, and starts a new one when the last has run:
     under load, a thread (a greenlet, in the gateway's gevent worker) every 10 ms and a check
-    on every count. Here `incr` sweeps the ended windows itself, at most every
-    SWEEP_SECONDS; `get` already forgets the ended window of the key it reads, so no count
-    outlives its window either way, and memory holds the windows of at most the last second
-    more."""
+    on every count. Here counting sweeps the ended windows itself, at most every
+    SWEEP_SECONDS, and a count in a window that ended starts a new one (as `get` has it), so
+    no count outlives its window either way, and memory holds the windows of at most the last
+    second more. One lock serves every key: counting is a few dictionary operations."""
 
     SWEEP_SECONDS = 1.0
 
@@ -129,20 +133,29 @@ class SweptMemoryStorage(MemoryStorage):
         super().__init__(*args, **kwargs)
         self.timer.cancel()  # the one the constructor started
         self._next_sweep = time.monotonic() + self.SWEEP_SECONDS
+        self._counting = threading.Lock()
 
     def incr(self, key: str, expiry: float, amount: int = 1) -> int:
-        if time.monotonic() >= self._next_sweep:
-            self._next_sweep = time.monotonic() + self.SWEEP_SECONDS
-            self._sweep()
-        self.get(key)  # a window that ended starts again from nothing
-        with self.locks[key]:
-            count = self.storage[key] = self.storage[key] + amount
-            if count == amount:
-                self.expirations[key] = time.time() + expiry
-        return count
+        return self.count(key, expiry, amount)[0]
 
-    def _sweep(self) -> None:
+    def count(self, key: str, expiry: float, amount: int = 1) -> tuple[int, float]:
+        """`incr`, and when the key's window ends (`get_expiry`), in one call: what the
+        gateway asks of its storage on every request. A window that ended starts again
+        from nothing, as `get` would have it."""
         now = time.time()
+        with self._counting:
+            if time.monotonic() >= self._next_sweep:
+                self._next_sweep = time.monotonic() + self.SWEEP_SECONDS
+                self._sweep(now)
+            ends = self.expirations.get(key)
+            if ends is None or ends <= now:
+                ends = self.expirations[key] = now + expiry
+                count = self.storage[key] = amount
+            else:
+                count = self.storage[key] = self.storage[key] + amount
+        return count, ends
+
+    def _sweep(self, now: float) -> None:
         for key in [key for key, ends in self.expirations.items() if ends <= now]:
             self.storage.pop(key, None)
             self.expirations.pop(key, None)
