@@ -53,8 +53,10 @@ def forward(collection: str, rest: str = "") -> Response:
 
 
 def clean_path(path: str) -> bool:
-    """No empty, `.` or `..` segment: one resource, one spelling."""
-    return not any(segment in ("", ".", "..") for segment in path.split("/")[1:])
+    """No empty, `.` or `..` segment after the leading slash: one resource, one spelling.
+    (With a slash put after it, each such segment is `//`, `/./` or `/../` in the path.)"""
+    ended = path + "/"
+    return "//" not in ended and "/./" not in ended and "/../" not in ended
 
 
 class Incoming(NamedTuple):

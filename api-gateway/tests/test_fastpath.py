@@ -193,3 +193,12 @@ def test_behind_a_trusted_proxy_the_forwarded_client_is_the_caller_alike(both):
 
     same(fast, slow)
     assert fast.json["headers"]["X-Forwarded-For"].endswith(", 203.0.113.7")
+
+
+def test_a_clean_path_has_no_empty_dot_or_dot_dot_segment():
+    from gateway.proxy import clean_path
+
+    assert [path for path in ("/items", "/items/1", "/items/..x", "/items/.x/a", "/a.b/c..")
+            if not clean_path(path)] == []
+    assert [path for path in ("/", "/items/", "//items", "/items//1", "/items/.", "/items/./1",
+                              "/items/..", "/items/../orders") if clean_path(path)] == []
