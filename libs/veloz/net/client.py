@@ -10,7 +10,6 @@ the CPU of the services that call out. The answer is urllib3's response, body re
 
 import errno
 import logging
-import os
 import random
 import threading
 import time
@@ -31,6 +30,7 @@ from urllib3.util import parse_url
 from urllib3.util.retry import Retry
 
 from veloz.core.errors import GatewayTimeout, ServiceUnavailable
+from veloz.core.process import current_pid
 from veloz.telemetry.logs import request_id_var
 from veloz.telemetry.tracing import outgoing_call, pass_on_incoming, recording
 
@@ -182,11 +182,11 @@ class ServiceClient:
         return headers
 
     def _connections(self) -> HTTPConnectionPool:
-        if self._owner_pid != os.getpid() or self._pool is None:
+        if self._owner_pid != current_pid() or self._pool is None:  # built, and not by a parent
             with self._lock:
-                if self._owner_pid != os.getpid() or self._pool is None:
+                if self._owner_pid != current_pid() or self._pool is None:
                     self._pool = _pool_for(self.base_url, self.policy)
-                    self._owner_pid = os.getpid()
+                    self._owner_pid = current_pid()
         return self._pool
 
     def _retry(self, retry_safe: bool) -> Retry:

@@ -92,8 +92,9 @@ def log_info(logger: logging.Logger, message: str, fields: dict) -> None:
     line = _line(entry) + handler.terminator
     with handler.lock:  # type: ignore[union-attr]  # as Handler.handle, around emit
         try:
-            handler.stream.write(line)
-            handler.flush()
+            stream = handler.stream
+            stream.write(line)
+            stream.flush()  # StreamHandler.flush, whose lock is held already
         except Exception:  # noqa: BLE001 - as StreamHandler.emit: report, never raise
             handler.handleError(logging.makeLogRecord({"name": logger.name, "msg": message}))
 

@@ -42,6 +42,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import choose_encoder, start_http_server
 from prometheus_client.registry import Collector
 
+from veloz.core.process import current_pid
+
 log = logging.getLogger(__name__)
 # Every metric has a label, so none shows up (as a zero) in a process that never records it.
 disable_created_metrics()  # the *_created series only double the series count
@@ -50,25 +52,12 @@ disable_created_metrics()  # the *_created series only double the series count
 # --- multi-process values without a system call per write -----------------------------------
 # Under a multi-process server each write of a value first asks whether this process is a
 # fork of the one that opened its file (os.getpid(), a system call: seven per request at the
-# gateway, 3 % of its CPU per proxied read). Python's os.fork (gunicorn's workers, granian's
-# through multiprocessing) says so itself: the pid is kept here and renewed in every child, and
-# prometheus_client asks this instead (MultiProcessValue's `process_identifier`, which must
-# differ between processes running at once: it is the real pid of each).
-_pid = os.getpid()
-
-
-def _this_process() -> int:
-    return _pid
-
-
-def _renew_pid() -> None:
-    global _pid
-    _pid = os.getpid()
-
-
-os.register_at_fork(after_in_child=_renew_pid)
+# gateway, 3 % of its CPU per proxied read). prometheus_client asks veloz.core.process instead
+# (MultiProcessValue's `process_identifier`, which must differ between processes running at
+# once: it is the real pid of each, renewed by os.fork in every child).
 if getattr(values.ValueClass, "_multiprocess", False):  # PROMETHEUS_MULTIPROC_DIR at import
-    values.ValueClass = values.MultiProcessValue(_this_process)
+    values.ValueClass = values.MultiProcessValue(current_pid)
+
 OTHER = "other"
 _warned_labels: set[str] = set()
 
