@@ -9,7 +9,7 @@ turns. Per read and target: req/s and CPU ms (utime+stime, from /proc, of the ta
 process group), and both as ratios to the bare proxy's in the same round: the machine is
 shared and noisy, so only figures of one round are compared.
 
-Targets: the platform's gateway (this tree), the bare proxy, and with `--compare DIR` the
+Targets: the platform's gateway (this tree), the bare proxy, and with `--compare [NAME=]DIR` the
 gateway of another source tree (say `git archive <commit> | tar -x -C DIR`), started beside
 the platform's against the same services: before and after in one session. `--token
 customer` sends a customer's bearer token with every read (anonymous otherwise).
@@ -20,7 +20,7 @@ CPU per read charged to the gateway's features (`FEATURES`), in µs.
 
     .venv/bin/python loadtest/gateway_cost.py [--rounds 3] [--seconds 8] [--slices 4]
         [--clients 16]
-        [--token customer] [--compare /tmp/before] [--profile bench/profiles/<name>]
+        [--token customer] [--compare before=/tmp/before] [--profile bench/profiles/<name>]
 
 Traffic goes to 127.0.0.1 only, bounded in rounds and seconds.
 """
@@ -297,8 +297,9 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--token", choices=["customer", "admin"],
                         help="read with this role's bearer token (default: anonymous)")
-    parser.add_argument("--compare", type=Path, action="append", default=[],
-                        help="another source tree whose gateway is read through too")
+    parser.add_argument("--compare", action="append", default=[],
+                        help="[NAME=]DIR: another source tree whose gateway is read through "
+                             "too (named NAME, else compare1, compare2...)")
     parser.add_argument("--profile", type=Path, help="folder for py-spy profiles")
     parser.add_argument("--json", type=Path, help="write every round's figures here")
     parser.add_argument("--charge", type=Path, help="only redo a --profile folder's table")
@@ -315,16 +316,17 @@ def main() -> None:
         path = f"/items/{item['id']}"
         targets = [Target("gateway", platform.url("api-gateway"),
                           platform.processes["api-gateway"].pid)]
-        for number, source in enumerate(args.compare):
-            targets.append(stack.enter_context(
-                gateway_from(platform, f"compare{number + 1}", source.resolve())))
+        for number, compared in enumerate(args.compare):
+            name, _, source = compared.rpartition("=")
+            targets.append(stack.enter_context(gateway_from(
+                platform, name or f"compare{number + 1}", Path(source).resolve())))
         bare = stack.enter_context(bare_flask_proxy(platform.url("estoque-service")))
         targets.append(Target(BARE, bare.url, bare.pid))
         for target in targets:  # warm up: pools, caches, first imports
             measure(target, path, headers, args.clients, 1)
         results = rounds(targets, path, headers, args)
         if args.json:
-            args.json.write_text(json.dumps({"compare": [str(s) for s in args.compare],
+            args.json.write_text(json.dumps({"compare": args.compare,
                                              "token": args.token, "rounds": results},
                                             indent=2) + "\n")
         if args.profile:
