@@ -15,7 +15,6 @@ other request, and every request while tracing records spans, goes to Flask unch
 answers it as it always has (404 and 405 problems, 413, bodies, the gateway's own routes).
 """
 
-import logging
 import time
 from collections.abc import Callable, Iterable
 
@@ -34,7 +33,7 @@ from veloz.run.server_settings import DrainWatch, metrics_port
 from veloz.telemetry import metrics, tracing
 from veloz.telemetry.logs import request_id_var
 from veloz.web.app import REQUEST_ID_HEADER, arrival_port, request_id_from
-from veloz.web.problems import PROBLEM_MEDIA_TYPE, problem_document
+from veloz.web.problems import PROBLEM_MEDIA_TYPE, problem_document, unexpected_problem
 from veloz.web.request_metrics import record_answer
 
 StartResponse = Callable[..., object]
@@ -42,9 +41,7 @@ WsgiApp = Callable[[dict, StartResponse], Iterable[bytes]]
 Headers = list[tuple[str, str]]
 # What Flask's Response gives an answer that names no type of its own.
 DEFAULT_CONTENT_TYPE = "text/html; charset=utf-8"
-UNEXPECTED = "An unexpected error occurred; quote the request_id when reporting it."
 _METHODS = frozenset(METHODS)
-log = logging.getLogger("veloz.web.problems")  # the line Flask's handler of the unexpected writes
 
 
 class ProxyFastPath:
@@ -136,9 +133,8 @@ class ProxyFastPath:
                                      keyed="HTTP_IDEMPOTENCY_KEY" in environ)
         except Problem as problem:
             return (*_problem_answer(problem, path), False, budget)
-        except Exception:  # as Flask's handler of the unexpected: a 500 problem, logged
-            log.exception("unhandled error")
-            return (*_problem_answer(Problem(UNEXPECTED), path), False, budget)
+        except Exception:  # noqa: BLE001 - as Flask's handler of the unexpected: 500, logged
+            return (*_problem_answer(unexpected_problem(), path), False, budget)
         body = upstream.data
         if not any(name.lower() == "content-type" for name, _ in answer):
             answer.append(("Content-Type", DEFAULT_CONTENT_TYPE))

@@ -88,10 +88,14 @@ def _from_database_outage(error: Exception) -> Response:
 
 
 def _from_unexpected(error: Exception) -> Response:
+    return problem_response(unexpected_problem())
+
+
+def unexpected_problem() -> Problem:
+    """The 500 answered for an error nothing else handles, once the error being handled is
+    logged with its traceback."""
     log.exception("unhandled error")
-    return problem_response(
-        Problem("An unexpected error occurred; quote the request_id when reporting it.")
-    )
+    return Problem("An unexpected error occurred; quote the request_id when reporting it.")
 
 
 def _from_db_error(error: DBAPIError) -> Response:
