@@ -179,38 +179,57 @@ def roles_allowed(method: str, path: str) -> frozenset[str]:
     return ADMIN_ONLY
 
 
-def bearer_token() -> str | None:
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+def bearer_token_of(authorization: str | None) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header's value, else None."""
+    scheme, _, token = (authorization or "").partition(" ")
     return (token.strip() or None) if scheme.lower() == "bearer" else None
 
 
-def caller() -> Identity | None:
-    """The identity of a valid bearer token on this request (decoded once), else None."""
-    if "caller" not in g:
-        g.caller, g.token_error = None, None
-        token = bearer_token()
-        try:
-            g.caller = current_app.extensions["token_authority"].verify(token) if token else None
-        except InvalidToken as error:
-            g.token_error = str(error)
-    return g.caller
+def identify(authority: TokenAuthority,
+             authorization: str | None) -> tuple[Identity | None, str | None]:
+    """(the caller's identity, why its token is not valid) from an Authorization header's
+    value: (None, None) without a bearer token."""
+    token = bearer_token_of(authorization)
+    if token is None:
+        return None, None
+    try:
+        return authority.verify(token), None
+    except InvalidToken as error:
+        return None, str(error)
 
 
-def authorize(method: str, path: str) -> Identity | None:
-    """The caller allowed to make this call, or a 401/403 problem."""
-    allowed, identity = roles_allowed(method, path), caller()
+def check_access(method: str, path: str, identity: Identity | None, token_error: str | None,
+                 authorization: str | None) -> Identity | None:
+    """The caller allowed to make this call, or a 401/403 problem (`token_error` and the
+    Authorization header's value say why a caller is not identified)."""
+    allowed = roles_allowed(method, path)
     if allowed is ANYONE:
         return identity
     if identity is None:
-        raise Unauthorized(_why_unauthenticated())
+        raise Unauthorized(why_unauthenticated(token_error, authorization))
     if not allowed & identity.roles:
         raise Forbidden(f"This call needs the role {' or '.join(sorted(allowed))}.")
     return identity
 
 
-def _why_unauthenticated() -> str:
-    if g.token_error:
-        return f"The bearer token is not valid: {g.token_error}."
-    if request.headers.get("Authorization"):
+def why_unauthenticated(token_error: str | None, authorization: str | None) -> str:
+    if token_error:
+        return f"The bearer token is not valid: {token_error}."
+    if authorization:
         return "Use the Authorization scheme Bearer."
     return "This call needs a bearer token (Authorization: Bearer <token>)."
+
+
+def caller() -> Identity | None:
+    """The identity of a valid bearer token on this request (decoded once), else None."""
+    if "caller" not in g:
+        g.caller, g.token_error = identify(current_app.extensions["token_authority"],
+                                           request.headers.get("Authorization"))
+    return g.caller
+
+
+def authorize(method: str, path: str) -> Identity | None:
+    """The caller allowed to make this call, or a 401/403 problem."""
+    identity = caller()
+    return check_access(method, path, identity, g.token_error,
+                        request.headers.get("Authorization"))

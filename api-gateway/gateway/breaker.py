@@ -85,6 +85,8 @@ class SlidingWindow:
     def _advance_to(self, now: float) -> int:
         """Forget the slices that slid out of the window; the ring slot `now` falls in."""
         current = math.floor(now / self._slice_seconds)
+        if current == self._newest:  # most calls: still in the newest slice
+            return current % len(self._calls)
         newest = current if self._newest is None else self._newest
         for number in range(newest + 1, min(current, newest + len(self._calls)) + 1):
             self._clear(number % len(self._calls))

@@ -1,6 +1,8 @@
 """Routes each call to the service that owns its path, unchanged but for hop-by-hop headers
 and the caller's identity, which only the gateway may assert."""
 
+from collections.abc import Iterable
+from typing import NamedTuple
 from urllib.parse import quote
 
 from flask import Blueprint, Response, current_app, g, request
@@ -37,14 +39,44 @@ def proxy_blueprint() -> Blueprint:
 
 
 def forward(collection: str, rest: str = "") -> Response:
-    if any(segment in ("", ".", "..") for segment in request.path.split("/")[1:]):
+    if not clean_path(request.path):
         raise NotFound("No such path.")
     identity = authorize(request.method, request.path)
     backend: Backend = current_app.extensions["backends"][ROUTES[collection]]
-    upstream = backend.send(request.method, _target(), headers=_outgoing_headers(identity),
-                            body=request.get_data() or None, idempotent=_retry_safe())
+    incoming = Incoming(request.headers.items(), request.headers.get("Connection"),
+                        request.headers.get("X-Forwarded-For"), request.remote_addr)
+    upstream, headers = relay(backend, request.method, request.path, request.query_string,
+                              incoming, identity, body=request.get_data() or None,
+                              keyed="Idempotency-Key" in request.headers)
     g.relayed = True  # the backend's answer, not one the gateway made
-    return _relayed(upstream, backend)
+    return Response(upstream.data, status=upstream.status, headers=headers)
+
+
+def clean_path(path: str) -> bool:
+    """No empty, `.` or `..` segment after the leading slash: one resource, one spelling.
+    (With a slash put after it, each such segment is `//`, `/./` or `/../` in the path.)"""
+    ended = path + "/"
+    return "//" not in ended and "/./" not in ended and "/../" not in ended
+
+
+class Incoming(NamedTuple):
+    """What the gateway passes on of a request's headers, and who sent it."""
+
+    headers: Iterable[tuple[str, str]]  # as werkzeug names them: `User-Agent`
+    connection: str | None  # the Connection header
+    forwarded_for: str | None  # the X-Forwarded-For header
+    client: str | None  # the client's address
+
+
+def relay(backend: Backend, method: str, path: str, query_string: bytes, incoming: Incoming,
+          identity: Identity | None, *, body: bytes | None,
+          keyed: bool) -> tuple[BaseHTTPResponse, list[tuple[str, str]]]:
+    """One call passed on to `backend` (`keyed`: it carries an Idempotency-Key): its answer,
+    and the headers of that answer the gateway returns."""
+    upstream = backend.send(method, _target(path, query_string),
+                            headers=_outgoing_headers(incoming, identity), body=body,
+                            idempotent=method in ("GET", "HEAD") or (method == "POST" and keyed))
+    return upstream, _relayed_headers(upstream, backend)
 
 
 def route_template(req) -> str:
@@ -53,31 +85,32 @@ def route_template(req) -> str:
     if req.url_rule is None or req.endpoint != "proxy.forward":
         return req.url_rule.rule if req.url_rule is not None else "<unmatched>"
     args = req.view_args or {}
-    rest = [segment for segment in args.get("rest", "").split("/") if segment]
-    if len(rest) > MAX_ROUTE_DEPTH:
-        rest = ["<other>"]
+    return proxied_template(args.get("collection", ""), args.get("rest", ""))
+
+
+def proxied_template(collection: str, rest: str) -> str:
+    """`/orders/<id>/cancel` for /orders/12/cancel: numbers become <id>, words other than
+    SUBRESOURCES <other>, and a path deeper than MAX_ROUTE_DEPTH below its collection
+    `/<collection>/<other>`."""
+    segments = [segment for segment in rest.split("/") if segment]
+    if len(segments) > MAX_ROUTE_DEPTH:
+        segments = ["<other>"]
     words = ["<id>" if part.isdigit() else part if part in SUBRESOURCES else "<other>"
-             for part in rest]
-    return "/" + "/".join([args.get("collection", ""), *words])
+             for part in segments]
+    return "/" + "/".join([collection, *words])
 
 
-def _target() -> str:
-    query = request.query_string.decode("utf-8", "replace")
-    return quote(request.path) + (f"?{query}" if query else "")
+def _target(path: str, query_string: bytes) -> str:
+    query = query_string.decode("utf-8", "replace")
+    return quote(path) + (f"?{query}" if query else "")
 
 
-def _retry_safe() -> bool:
-    """Repeating is harmless for reads and for a POST the service deduplicates by key."""
-    return request.method in ("GET", "HEAD") or (
-        request.method == "POST" and "Idempotency-Key" in request.headers)
-
-
-def _outgoing_headers(identity: Identity | None) -> dict[str, str]:
-    dropped = NOT_FORWARDED | _connection_listed(request.headers.get("Connection", ""))
-    headers = {name: value for name, value in request.headers.items()
+def _outgoing_headers(incoming: Incoming, identity: Identity | None) -> dict[str, str]:
+    connection, forwarded_for = incoming.connection, incoming.forwarded_for
+    dropped = NOT_FORWARDED | _connection_listed(connection) if connection else NOT_FORWARDED
+    headers = {name: value for name, value in incoming.headers
                if not _is_dropped(name, dropped)}
-    client = request.remote_addr or "unknown"
-    forwarded_for = request.headers.get("X-Forwarded-For")
+    client = incoming.client or "unknown"
     headers["X-Forwarded-For"] = f"{forwarded_for}, {client}" if forwarded_for else client
     headers["Accept-Encoding"] = "identity"
     if identity is not None:
@@ -86,12 +119,12 @@ def _outgoing_headers(identity: Identity | None) -> dict[str, str]:
     return headers
 
 
-def _relayed(upstream: BaseHTTPResponse, backend: Backend) -> Response:
-    dropped = NOT_RETURNED | _connection_listed(upstream.headers.get("Connection", ""))
-    headers = [(name, _gateway_links(value, backend) if name.lower() == "link" else value)
-               for name, value in upstream.headers.items()
-               if not _is_dropped(name, dropped)]
-    return Response(upstream.data, status=upstream.status, headers=headers)
+def _relayed_headers(upstream: BaseHTTPResponse, backend: Backend) -> list[tuple[str, str]]:
+    connection = upstream.headers.get("Connection")
+    dropped = NOT_RETURNED | _connection_listed(connection) if connection else NOT_RETURNED
+    return [(name, _gateway_links(value, backend) if name.lower() == "link" else value)
+            for name, value in upstream.headers.items()
+            if not _is_dropped(name, dropped)]
 
 
 def _gateway_links(value: str, backend: Backend) -> str:

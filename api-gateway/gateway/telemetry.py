@@ -49,9 +49,15 @@ def declare_backend(backend: str) -> None:
         BACKEND_ERRORS.labels(backend, kind)
 
 
+# backend name -> its latency series, looked up once (labels() checks and locks every call).
+_latency: dict[str, Histogram] = {}
+
+
 def record_backend_call(backend: str, seconds: float, error_kind: str | None = None) -> None:
-    backend = _backend(backend)
-    BACKEND_LATENCY.labels(backend).observe(seconds)
+    series = _latency.get(backend)
+    if series is None:
+        series = _latency[backend] = BACKEND_LATENCY.labels(_backend(backend))
+    series.observe(seconds)
     if error_kind is not None:
         record_backend_error(backend, error_kind)
 

@@ -127,3 +127,51 @@ def test_a_storage_that_never_answers_costs_one_short_wait_then_counts_per_proce
 
     assert answers == [200, 200, 200, 429]
     assert time.monotonic() - started < 2
+
+
+def test_a_callers_window_is_named_as_limits_names_it():
+    """Replicas of two versions share Redis during a rollout: they must count in the same
+    keys, the ones limits' own strategies use."""
+    from limits import parse_many
+
+    from gateway.ratelimit import CallerBudgets
+
+    budgets = CallerBudgets("5/second;300/minute", "120/minute", "memory://")
+    limiter = budgets._limiter()
+    for limit in budgets.signed_in:
+        prefix, suffix, expiry = budgets._window_of(limit)
+        assert f"{prefix}sub:u-1{suffix}" == limit.key_for("sub:u-1")
+        assert expiry == limit.get_expiry()
+    budgets.spend("ip:10.0.0.1", parse_many("120/minute"))
+    assert limiter.get_window_stats(parse_many("120/minute")[0], "ip:10.0.0.1").remaining == 119
+
+
+class FakeTime:
+    def __init__(self):
+        self.now = time.time()  # limits' own reads (get, get_expiry) keep the real clock
+
+    def time(self) -> float:
+        return self.now
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+def test_the_memory_storage_counts_in_windows_that_end_and_are_swept(monkeypatch):
+    from gateway import ratelimit
+
+    clock = FakeTime()
+    monkeypatch.setattr(ratelimit, "time", clock)
+    storage = ratelimit.SweptMemoryStorage()
+
+    assert storage.count("k", 60) == (1, clock.now + 60)
+    assert storage.incr("k", 60) == 2
+    assert storage.get("k") == 2
+    assert storage.get_expiry("k") == clock.now + 60
+    clock.now += 60  # the window ends: the next count starts a new one
+    assert storage.count("k", 60) == (1, clock.now + 60)
+    storage.count("other", 1)
+    clock.now += 5  # past a sweep: the window of a second ended and is forgotten
+    storage.count("k2", 60)
+    assert set(storage.expirations) == {"k", "k2"}
+    assert set(storage.storage) == {"k", "k2"}

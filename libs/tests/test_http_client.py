@@ -1,6 +1,7 @@
 """The shared HTTP client against a real local server: timeouts, retries, request ids."""
 
 import logging
+import os
 import re
 import socket
 import struct
@@ -13,6 +14,7 @@ import pytest
 from flask import Flask, request
 from werkzeug.serving import make_server
 
+from veloz.core.process import current_pid
 from veloz.dev.devstack import free_port
 from veloz.net.client import ClientPolicy, ServiceClient, UpstreamTimeout, UpstreamUnavailable
 from veloz.telemetry.logs import request_id_var
@@ -340,3 +342,19 @@ def test_connect_timeouts_are_retried_but_never_past_the_budget(full_accept_queu
     [unreachable] = _client_lines(caplog)
     assert unreachable.error_type == "ConnectTimeoutError"
     assert unreachable.attempts == 2
+
+
+def test_a_forked_process_builds_a_pool_of_its_own():
+    """No connection is shared across a fork: the client learns of it from os.fork itself."""
+    client = _client("http://127.0.0.1:1")
+    parent_pool = client._connections()
+    reader, writer = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the child
+        same = client._connections() is parent_pool
+        os.write(writer, f"{int(same)} {int(current_pid() == os.getpid())}".encode())
+        os._exit(0)
+    os.waitpid(child, 0)
+    os.close(writer)
+    assert os.read(reader, 16).decode() == "0 1"
+    assert client._connections() is parent_pool

@@ -2,6 +2,9 @@
 scrape, and label values outside a set become `other`, said once in the log."""
 
 import logging
+import os
+import subprocess
+import sys
 from contextlib import contextmanager
 
 from sqlalchemy.exc import OperationalError
@@ -81,3 +84,34 @@ def test_a_value_outside_its_set_is_other_and_logged_once_without_the_value(capl
     assert "4000" not in caplog.text
     assert metrics.bounded("card_declined", {"card_declined"}, label="test_reason") == (
         "card_declined")
+
+
+FORKED_WRITER = """
+import os
+from veloz.telemetry import metrics
+
+metrics.record_request("forked", "GET", "/x", 200, 0.01)
+child = os.fork()
+if child == 0:
+    metrics.record_request("forked", "GET", "/x", 200, 0.01)
+    os._exit(0)
+os.waitpid(child, 0)
+metrics.record_request("forked", "GET", "/x", 200, 0.01)
+print(child, os.getpid())
+print(metrics.exposition([])[0].decode())
+"""
+
+
+def test_a_forked_worker_records_in_files_of_its_own(tmp_path):
+    """Multi-process values learn of a fork from os.fork itself, not from a pid asked for on
+    every write: the child still writes its own files, and nothing is lost or doubled."""
+    run = subprocess.run([sys.executable, "-c", FORKED_WRITER], capture_output=True, text=True,
+                         env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)},
+                         check=True, timeout=60)
+
+    pids, exposition = run.stdout.split("\n", 1)
+    child, parent = pids.split()
+    assert {path.name for path in tmp_path.iterdir()} == {
+        f"{kind}_{pid}.db" for kind in ("counter", "histogram") for pid in (child, parent)}
+    assert ('flask_http_request_total{method="GET",service="forked",status="200"} 3.0'
+            in exposition)

@@ -10,11 +10,9 @@ the CPU of the services that call out. The answer is urllib3's response, body re
 
 import errno
 import logging
-import os
 import random
 import threading
 import time
-import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Self
 from urllib.parse import urlencode, urlsplit
@@ -32,8 +30,9 @@ from urllib3.util import parse_url
 from urllib3.util.retry import Retry
 
 from veloz.core.errors import GatewayTimeout, ServiceUnavailable
+from veloz.core.process import current_pid
 from veloz.telemetry.logs import request_id_var
-from veloz.telemetry.tracing import outgoing_call
+from veloz.telemetry.tracing import outgoing_call, pass_on_incoming, recording
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -125,11 +124,15 @@ class ServiceClient:
         connect, read = timeout or (self.policy.connect_timeout, self.policy.read_timeout)
         budget = _ConnectBudget(self.policy.connect_budget_seconds if connect_budget is None
                                 else connect_budget, connect, read)
+        timeouts = Timeout(connect=connect, read=read) if timeout else self._timeout
         try:
+            if not recording():  # no span: the caller's traceparent goes on as it came
+                pass_on_incoming(sent)
+                return self._send(method, target, body, sent, self._retries[retry_safe],
+                                  budget, timeouts)
             with outgoing_call(method, self.name, sent) as record_status:
-                response = self._send(
-                    method, target, body, sent, self._retries[retry_safe], budget,
-                    Timeout(connect=connect, read=read) if timeout else self._timeout)
+                response = self._send(method, target, body, sent, self._retries[retry_safe],
+                                      budget, timeouts)
                 record_status(response.status)
                 return response
         except _NeverSent as failed:  # and the budget is spent
@@ -179,11 +182,11 @@ class ServiceClient:
         return headers
 
     def _connections(self) -> HTTPConnectionPool:
-        if self._owner_pid != os.getpid() or self._pool is None:
+        if self._owner_pid != current_pid() or self._pool is None:  # built, and not by a parent
             with self._lock:
-                if self._owner_pid != os.getpid() or self._pool is None:
+                if self._owner_pid != current_pid() or self._pool is None:
                     self._pool = _pool_for(self.base_url, self.policy)
-                    self._owner_pid = os.getpid()
+                    self._owner_pid = current_pid()
         return self._pool
 
     def _retry(self, retry_safe: bool) -> Retry:
@@ -297,25 +300,29 @@ def _never_sent(error: Exception) -> bool:
 
 class _ReopensIdleConnections(HTTPConnectionPool):
     """Closes a pooled connection that sat idle for longer than `idle_seconds` before lending
-    it, as urllib3 does for one it finds dropped; the next call opens it again."""
+    it, as urllib3 does for one it finds dropped; the next call opens it again. When it went
+    back to the pool is written on the connection itself (IDLE_SINCE)."""
 
     def __init__(self, *args, idle_seconds: float, **kwargs):
         super().__init__(*args, **kwargs)
         self.idle_seconds = idle_seconds
-        self._idle_since: weakref.WeakKeyDictionary[BaseHTTPConnection, float] = (
-            weakref.WeakKeyDictionary())
 
     def _get_conn(self, timeout: float | None = None) -> "BaseHTTPConnection":
         connection = super()._get_conn(timeout)
-        idle_since = self._idle_since.pop(connection, None)
-        if idle_since is not None and time.monotonic() - idle_since > self.idle_seconds:
-            connection.close()
+        idle_since = getattr(connection, IDLE_SINCE, None)
+        if idle_since is not None:
+            setattr(connection, IDLE_SINCE, None)
+            if time.monotonic() - idle_since > self.idle_seconds:
+                connection.close()
         return connection
 
     def _put_conn(self, conn: "BaseHTTPConnection | None") -> None:
         if conn is not None:
-            self._idle_since[conn] = time.monotonic()
+            setattr(conn, IDLE_SINCE, time.monotonic())
         super()._put_conn(conn)
+
+
+IDLE_SINCE = "_veloz_idle_since"
 
 
 class _ReopensIdleTlsConnections(_ReopensIdleConnections, HTTPSConnectionPool):

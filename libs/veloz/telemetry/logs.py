@@ -3,7 +3,9 @@
 import contextvars
 import json
 import logging
+import math
 import sys
+import time
 from datetime import UTC, datetime
 
 import orjson
@@ -24,21 +26,43 @@ class JsonFormatter(logging.Formatter):
         self.service = service
 
     def format(self, record: logging.LogRecord) -> str:
-        entry = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname,
-            "service": self.service,
-            "request_id": request_id_var.get(),
-            "trace_id": current_trace_id(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
+        entry = self.entry(record.created, record.levelname, record.name, record.getMessage())
         entry.update(
             (key, value) for key, value in vars(record).items() if key not in _STANDARD_ATTRS
         )
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return _line(entry)
+
+    def entry(self, created: float, level: str, logger: str, message: str) -> dict:
+        """The fields every line has, in their order; context fields follow them."""
+        return {
+            "ts": timestamp(created),
+            "level": level,
+            "service": self.service,
+            "request_id": request_id_var.get(),
+            "trace_id": current_trace_id(),
+            "logger": logger,
+            "msg": message,
+        }
+
+
+def timestamp(created: float) -> str:
+    """`datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")`, with the
+    text up to the second made once per second: a line a request."""
+    fraction, whole = math.modf(created)
+    micros = round(fraction * 1_000_000)  # as fromtimestamp rounds: half to even
+    if micros >= 1_000_000:
+        whole, micros = whole + 1, micros - 1_000_000
+    global _second
+    second, text = _second  # one tuple: threads each read a whole pair
+    if second != whole:
+        text = datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        _second = whole, text
+    return f"{text}.{micros // 1000:03d}+00:00"
+
+
+_second: tuple[float, str] = (-1.0, "")  # the second last written, and its text
 
 
 def _line(entry: dict) -> str:
@@ -48,6 +72,52 @@ def _line(entry: dict) -> str:
         return orjson.dumps(entry, default=str).decode()
     except TypeError:
         return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+def log_info(logger: logging.Logger, message: str, fields: dict) -> None:
+    """`logger.info(message, extra=fields)`, for a line written on every request (the access
+    line): when the record would reach nothing but a StdoutHandler with a JsonFormatter (the
+    configuration of configure_logging), the same line is written without making a LogRecord
+    and walking it through logging, a third of the cost. Anything else (a filter, another
+    handler, pytest's capture) gets the record through logging as usual."""
+    if not logger.isEnabledFor(logging.INFO):
+        return
+    handler = _sole_json_handler(logger)
+    if handler is None or not _STANDARD_ATTRS.isdisjoint(fields):
+        logger.info(message, extra=fields)
+        return
+    formatter: JsonFormatter = handler.formatter  # type: ignore[assignment]
+    entry = formatter.entry(time.time(), "INFO", logger.name, message)
+    entry.update(fields)
+    line = _line(entry) + handler.terminator
+    with handler.lock:  # type: ignore[union-attr]  # as Handler.handle, around emit
+        try:
+            stream = handler.stream
+            stream.write(line)
+            stream.flush()  # StreamHandler.flush, whose lock is held already
+        except Exception:  # noqa: BLE001 - as StreamHandler.emit: report, never raise
+            handler.handleError(logging.makeLogRecord({"name": logger.name, "msg": message}))
+
+
+def _sole_json_handler(logger: logging.Logger) -> "StdoutHandler | None":
+    """The one handler a record of `logger` at INFO would reach, when that is a StdoutHandler
+    formatting with a JsonFormatter and nothing filters the record; else None."""
+    if logger.filters or logger.disabled:
+        return None
+    found: list[logging.Handler] = []
+    current: logging.Logger | None = logger
+    while current is not None:  # the walk of Logger.callHandlers
+        found.extend(current.handlers)
+        if len(found) > 1 or not current.propagate:
+            break
+        current = current.parent
+    if len(found) != 1:
+        return None
+    handler = found[0]
+    if (type(handler) is not StdoutHandler or handler.filters or handler.level > logging.INFO
+            or type(handler.formatter) is not JsonFormatter):
+        return None
+    return handler
 
 
 class StdoutHandler(logging.StreamHandler):

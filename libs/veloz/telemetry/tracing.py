@@ -24,6 +24,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 ENDPOINT_VARIABLE = "OTEL_EXPORTER_OTLP_ENDPOINT"
 PROPAGATED_HEADERS = frozenset({"traceparent", "tracestate"})
+_PROPAGATED_LENGTHS = frozenset(len(name) for name in PROPAGATED_HEADERS)
 _TRACEPARENT = re.compile(r"[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}")
 _incoming: contextvars.ContextVar[str | None] = contextvars.ContextVar("traceparent",
                                                                       default=None)
@@ -64,7 +65,8 @@ def recording() -> bool:
 def keep_incoming(traceparent: str) -> contextvars.Token:
     """Keep the caller's `traceparent` for the request being served, if it is a valid one; the
     calls it makes send it on, and its log lines carry its trace id (forget_incoming undoes)."""
-    return _incoming.set(traceparent if _TRACEPARENT.fullmatch(traceparent) else None)
+    return _incoming.set(traceparent if traceparent and _TRACEPARENT.fullmatch(traceparent)
+                         else None)
 
 
 def forget_incoming(token: contextvars.Token) -> None:
@@ -91,19 +93,32 @@ def close_server_span(span: trace.Span, token: contextvars.Token) -> None:
 def outgoing_call(method: str, target: str, headers: dict[str, str]) -> Iterator[RecordStatus]:
     """Around one call to the service `target`: its `traceparent` written into `headers`
     (replacing any copy of the caller's); yields a function that records the answer's status."""
-    for name in [name for name in headers if name.lower() in PROPAGATED_HEADERS]:
-        del headers[name]
     if not _exporting:
-        incoming = _incoming.get()
-        if incoming is not None:
-            headers["traceparent"] = incoming
+        pass_on_incoming(headers)
         yield _ignore_status
         return
+    _drop_trace_headers(headers)
     with trace.get_tracer("veloz.net.client").start_as_current_span(
             f"{method} {target}", kind=SpanKind.CLIENT,
             attributes={"http.request.method": method, "peer.service": target}) as span:
         propagate.inject(headers)
         yield lambda status: record_status(span, status)
+
+
+def pass_on_incoming(headers: dict[str, str]) -> None:
+    """What outgoing_call does while no span is recorded, without its context manager: the
+    caller's `traceparent`, kept as it came, in place of any trace header in `headers`."""
+    _drop_trace_headers(headers)
+    incoming = _incoming.get()
+    if incoming is not None:
+        headers["traceparent"] = incoming
+
+
+def _drop_trace_headers(headers: dict[str, str]) -> None:
+    # Only a name of the length of one is lowercased: this runs on every call out.
+    for name in [name for name in headers
+                 if len(name) in _PROPAGATED_LENGTHS and name.lower() in PROPAGATED_HEADERS]:
+        del headers[name]
 
 
 def current_trace_id() -> str | None:

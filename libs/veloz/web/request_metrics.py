@@ -8,6 +8,7 @@ import time
 from flask import Flask, Request, current_app, g, request
 
 from veloz.telemetry import metrics
+from veloz.telemetry.logs import log_info
 
 UNMATCHED_ROUTE = "<unmatched>"
 # Not in the RED metrics: the probes and the scrape itself.
@@ -47,12 +48,19 @@ def measure_requests(app: Flask) -> None:
 def _record(service: str, status: int) -> None:
     """The RED metrics of the request being answered, and its access log line."""
     seconds = time.perf_counter() - g.get("started", time.perf_counter())
-    template = route(request)
-    metrics.record_request(service, request.method, template, status, seconds)
-    if request.path not in QUIET_PATHS:
-        access_log.info("request", extra={
-            "method": request.method, "route": template, "path": request.path,
-            "status": status, "duration_ms": round(seconds * 1000, 2)})
+    record_answer(service, request.method, route(request), request.path, status, seconds)
+
+
+def record_answer(service: str, method: str, template: str, path: str, status: int,
+                  seconds: float) -> None:
+    """One answered request (not of UNMEASURED_PATHS): its RED metrics, and its access log
+    line unless its path is quiet. The gateway's relay (gateway.relay) records its answers
+    here too."""
+    metrics.record_request(service, method, template, status, seconds)
+    if path not in QUIET_PATHS:
+        log_info(access_log, "request", {
+            "method": method, "route": template, "path": path, "status": status,
+            "duration_ms": round(seconds * 1000, 2)})
 
 
 def route(request: Request) -> str:
