@@ -7,7 +7,6 @@ from gateway import telemetry
 from gateway.auth import TokenAuthority
 from gateway.backends import build_backends
 from gateway.config import GatewaySettings
-from gateway.fastpath import ProxyFastPath
 from gateway.openapi import PlatformDocument
 from gateway.proxy import proxy_blueprint, route_template
 from gateway.ratelimit import install_rate_limits
@@ -31,10 +30,7 @@ def create_app(settings: GatewaySettings | None = None) -> Flask:
     app.extensions.update(settings=settings, backends=backends,
                           token_authority=TokenAuthority(settings), route_namer=route_template)
     _count_rejections(app)
-    budgets = install_rate_limits(app, settings)
-    app.wsgi_app = ProxyFastPath(  # type: ignore[method-assign]
-        app.wsgi_app, service=NAME, backends=backends,
-        authority=app.extensions["token_authority"], budgets=budgets)
+    install_rate_limits(app, settings)
     if settings.trusted_proxy_hops:
         hops = settings.trusted_proxy_hops
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
