@@ -174,7 +174,7 @@ def _storage(uri: str) -> Storage:
     return storage
 
 
-def install_rate_limits(app: Flask, settings: GatewaySettings) -> CallerBudgets:
+def install_rate_limits(app: Flask, settings: GatewaySettings) -> None:
     """One budget per caller across all routes; over it -> 429 problem with Retry-After.
     Every limited answer carries the caller's budget."""
     budgets = CallerBudgets(settings.rate_limit_default, settings.rate_limit_anonymous,
@@ -192,7 +192,6 @@ def install_rate_limits(app: Flask, settings: GatewaySettings) -> CallerBudgets:
             raise too_many(g.budget)
 
     app.after_request(_budget_headers)
-    return budgets
 
 
 def _budget_headers(response: Response) -> Response:

@@ -9,8 +9,6 @@ import pytest
 from veloz.core.settings import DatabaseSettings
 from veloz.telemetry.logs import (
     JsonFormatter,
-    configure_logging,
-    log_info,
     request_id_var,
     timestamp,
 )
@@ -49,55 +47,6 @@ def test_log_line_is_json_with_request_id_and_context_fields():
     assert line["service"] == "estoque-service"
     assert line["order_id"] == 9
     assert line["ts"].endswith("+00:00")
-
-
-@pytest.fixture
-def json_logging():
-    """Our logging configuration (made in the test itself: pytest adds a handler of its own
-    to the root logger for each phase of a test), put back as it was afterwards."""
-    root = logging.getLogger()
-    saved = root.handlers[:], root.level
-
-    def configured() -> logging.Logger:
-        configure_logging("test-service", "INFO")
-        return logging.getLogger("veloz.access")
-
-    yield configured
-    root.handlers[:], root.level = saved
-
-
-def test_a_line_written_straight_is_the_line_logging_writes(json_logging, capsys, monkeypatch):
-    access = json_logging()
-    made = []
-    make_record = logging.Logger.makeRecord
-    monkeypatch.setattr(logging.Logger, "makeRecord",
-                        lambda *args, **kwargs: made.append(1) or make_record(*args, **kwargs))
-    fields = {"method": "GET", "route": "/items/<id>", "path": "/items/1", "status": 200,
-              "duration_ms": 1.25}
-    token = request_id_var.set("req-7")
-    try:
-        access.info("request", extra=fields)
-        log_info(access, "request", fields)
-    finally:
-        request_id_var.reset(token)
-
-    through_logging, straight = (json.loads(line) for line in
-                                 capsys.readouterr().out.splitlines())
-    assert len(made) == 1, "the second line was written without a LogRecord"
-    assert list(straight) == list(through_logging)  # the same fields, in the same order
-    assert {**straight, "ts": None} == {**through_logging, "ts": None}
-
-
-def test_a_filtered_logger_gets_its_record_through_logging(json_logging, capsys):
-    access = json_logging()
-    access.addFilter(lambda record: record.status != 404)
-    try:
-        log_info(access, "request", {"status": 404})
-        log_info(access, "request", {"status": 200})
-    finally:
-        access.filters.clear()
-
-    assert [json.loads(line)["status"] for line in capsys.readouterr().out.splitlines()] == [200]
 
 
 def test_a_timestamp_is_what_datetime_writes():

@@ -5,7 +5,6 @@ import json
 import logging
 import math
 import sys
-import time
 from datetime import UTC, datetime
 
 import orjson
@@ -72,52 +71,6 @@ def _line(entry: dict) -> str:
         return orjson.dumps(entry, default=str).decode()
     except TypeError:
         return json.dumps(entry, default=str, ensure_ascii=False)
-
-
-def log_info(logger: logging.Logger, message: str, fields: dict) -> None:
-    """`logger.info(message, extra=fields)`, for a line written on every request (the access
-    line): when the record would reach nothing but a StdoutHandler with a JsonFormatter (the
-    configuration of configure_logging), the same line is written without making a LogRecord
-    and walking it through logging, a third of the cost. Anything else (a filter, another
-    handler, pytest's capture) gets the record through logging as usual."""
-    if not logger.isEnabledFor(logging.INFO):
-        return
-    handler = _sole_json_handler(logger)
-    if handler is None or not _STANDARD_ATTRS.isdisjoint(fields):
-        logger.info(message, extra=fields)
-        return
-    formatter: JsonFormatter = handler.formatter  # type: ignore[assignment]
-    entry = formatter.entry(time.time(), "INFO", logger.name, message)
-    entry.update(fields)
-    line = _line(entry) + handler.terminator
-    with handler.lock:  # type: ignore[union-attr]  # as Handler.handle, around emit
-        try:
-            stream = handler.stream
-            stream.write(line)
-            stream.flush()  # StreamHandler.flush, whose lock is held already
-        except Exception:  # noqa: BLE001 - as StreamHandler.emit: report, never raise
-            handler.handleError(logging.makeLogRecord({"name": logger.name, "msg": message}))
-
-
-def _sole_json_handler(logger: logging.Logger) -> "StdoutHandler | None":
-    """The one handler a record of `logger` at INFO would reach, when that is a StdoutHandler
-    formatting with a JsonFormatter and nothing filters the record; else None."""
-    if logger.filters or logger.disabled:
-        return None
-    found: list[logging.Handler] = []
-    current: logging.Logger | None = logger
-    while current is not None:  # the walk of Logger.callHandlers
-        found.extend(current.handlers)
-        if len(found) > 1 or not current.propagate:
-            break
-        current = current.parent
-    if len(found) != 1:
-        return None
-    handler = found[0]
-    if (type(handler) is not StdoutHandler or handler.filters or handler.level > logging.INFO
-            or type(handler.formatter) is not JsonFormatter):
-        return None
-    return handler
 
 
 class StdoutHandler(logging.StreamHandler):

@@ -8,7 +8,6 @@ import time
 from flask import Flask, Request, current_app, g, request
 
 from veloz.telemetry import metrics
-from veloz.telemetry.logs import log_info
 
 UNMATCHED_ROUTE = "<unmatched>"
 # Not in the RED metrics: the probes and the scrape itself.
@@ -54,11 +53,10 @@ def _record(service: str, status: int) -> None:
 def record_answer(service: str, method: str, template: str, path: str, status: int,
                   seconds: float) -> None:
     """One answered request (not of UNMEASURED_PATHS): its RED metrics, and its access log
-    line unless its path is quiet. The gateway's relay (gateway.relay) records its answers
-    here too."""
+    line unless its path is quiet."""
     metrics.record_request(service, method, template, status, seconds)
     if path not in QUIET_PATHS:
-        log_info(access_log, "request", {
+        access_log.info("request", extra={
             "method": method, "route": template, "path": path, "status": status,
             "duration_ms": round(seconds * 1000, 2)})
 
