@@ -9,8 +9,9 @@ then runs one scenario and prints its figures as JSON:
             6 s; both estoque workers SIGKILLed at 2 s: how long each path failed
   slow      /livez and orders from one client, before and while 64 slow clients hold
             connections to the gateway (32 trickle a head, 32 a POST body)
-  restart   16 buyers for 16 s; at 2 s every service and worker is replaced as
-            `make restart` does (new server ready before the old one drains)
+  restart   16 buyers from 0 s until the restart is over (at least 16 s); at 2 s every
+            service and worker is replaced as `make restart` does (new server ready
+            before the old one drains)
   pg-pause  16 buyers for 12 s; every PostgreSQL process SIGSTOPped from 3 to 8 s
 
 Traffic goes to 127.0.0.1 only; every run is bounded in time.

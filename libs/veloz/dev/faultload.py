@@ -65,7 +65,9 @@ class LoadResult:
 
 class Buyers:
     """`count` threads posting one-unit orders of `item_id` on keep-alive sessions of their
-    own, until `seconds` have passed. `at(seconds, what, action)` schedules a fault."""
+    own, until `seconds` have passed and every scheduled fault has run to its end (a fault
+    that takes long, such as a restart, is under load the whole time).
+    `at(seconds, what, action)` schedules a fault."""
 
     def __init__(self, gateway: str, token: str, item_id: int, count: int = 16,
                  seconds: float = 12.0, timeout: float = 20.0):
@@ -75,6 +77,7 @@ class Buyers:
         self._answers: list[Answer] = []
         self._events: list[tuple[float, str]] = []
         self._lock = threading.Lock()
+        self._faults_done = threading.Event()
 
     def at(self, seconds: float, what: str, action: Callable[[], None]) -> "Buyers":
         self._schedule.append((seconds, what, action))
@@ -85,11 +88,13 @@ class Buyers:
         threads = [threading.Thread(target=self._buy, daemon=True) for _ in range(self.count)]
         for thread in threads:
             thread.start()
-        self._run_schedule()
+        try:
+            self._run_schedule()
+        finally:
+            self._faults_done.set()
         for thread in threads:
             thread.join(self.seconds + self.timeout + 5)
-        elapsed = time.monotonic() - self._started
-        return LoadResult(self._answers, max(elapsed, self.seconds), self._events)
+        return LoadResult(self._answers, self._now(), self._events)
 
     def _now(self) -> float:
         return time.monotonic() - self._started
@@ -105,7 +110,7 @@ class Buyers:
                 "payment": {"method": "credit_card", "card_number": APPROVING_CARD}}
         headers = {"Authorization": f"Bearer {self.token}"}
         with requests.Session() as session:
-            while self._now() < self.seconds:
+            while self._now() < self.seconds or not self._faults_done.is_set():
                 try:
                     status = session.post(f"{self.gateway}/orders", json=body, headers=headers,
                                           timeout=self.timeout).status_code
