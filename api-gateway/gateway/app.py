@@ -1,6 +1,6 @@
 """api-gateway application factory."""
 
-from flask import Flask, g
+from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from gateway import telemetry
@@ -12,6 +12,7 @@ from gateway.proxy import proxy_blueprint, route_template
 from gateway.ratelimit import install_rate_limits
 from gateway.status import status_blueprint
 from veloz.web.app import create_service_app
+from veloz.web.context import request_state
 
 NAME, VERSION = "api-gateway", "1.0.0"
 DESCRIPTION = "Pedidos Veloz: orders, payments and stock, behind one authenticated entry point"
@@ -41,6 +42,6 @@ def _count_rejections(app: Flask) -> None:
     """401/403/429 the gateway answered itself (a relayed backend answer is not counted)."""
     @app.after_request
     def count(response):
-        if not g.get("relayed"):
+        if not request_state().get("relayed"):
             telemetry.record_gateway_rejection(response.status_code)
         return response

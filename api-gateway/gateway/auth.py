@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass
 
 import jwt
-from flask import current_app, g, request
+from flask import current_app
 from jwt import PyJWK
 
 from gateway.config import JwtSettings
@@ -14,6 +14,7 @@ from gateway.jwks import ProviderKeys, UnknownSigningKey
 from veloz.core import errors
 from veloz.core.errors import Problem
 from veloz.core.identity import KNOWN_ROLES, valid_subject
+from veloz.web.context import current_request, request_state
 
 ADMIN, CUSTOMER = "admin", "customer"
 ANYONE: frozenset[str] = frozenset()
@@ -222,14 +223,15 @@ def why_unauthenticated(token_error: str | None, authorization: str | None) -> s
 
 def caller() -> Identity | None:
     """The identity of a valid bearer token on this request (decoded once), else None."""
-    if "caller" not in g:
-        g.caller, g.token_error = identify(current_app.extensions["token_authority"],
-                                           request.headers.get("Authorization"))
-    return g.caller
+    state = request_state()
+    if "caller" not in state:
+        state.caller, state.token_error = identify(current_app.extensions["token_authority"],
+                                                   current_request().headers.get("Authorization"))
+    return state.caller
 
 
 def authorize(method: str, path: str) -> Identity | None:
     """The caller allowed to make this call, or a 401/403 problem."""
     identity = caller()
-    return check_access(method, path, identity, g.token_error,
-                        request.headers.get("Authorization"))
+    return check_access(method, path, identity, request_state().token_error,
+                        current_request().headers.get("Authorization"))

@@ -5,13 +5,14 @@ from collections.abc import Iterable
 from typing import NamedTuple
 from urllib.parse import quote
 
-from flask import Blueprint, Response, current_app, g, request
+from flask import Blueprint, Response, current_app
 from urllib3 import BaseHTTPResponse
 
 from gateway.auth import Identity, authorize
 from gateway.backends import ROUTES, Backend
 from veloz.core.errors import NotFound
 from veloz.core.identity import ROLES_HEADER, USER_ID_HEADER
+from veloz.web.context import current_request, request_state
 
 # OPTIONS goes on to the service like any method: its 405 lists what the path really takes.
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
@@ -39,16 +40,17 @@ def proxy_blueprint() -> Blueprint:
 
 
 def forward(collection: str, rest: str = "") -> Response:
-    if not clean_path(request.path):
+    served = current_request()
+    method, path, sent = served.method, served.path, served.headers
+    if not clean_path(path):
         raise NotFound("No such path.")
-    identity = authorize(request.method, request.path)
+    identity = authorize(method, path)
     backend: Backend = current_app.extensions["backends"][ROUTES[collection]]
-    incoming = Incoming(request.headers.items(), request.headers.get("Connection"),
-                        request.headers.get("X-Forwarded-For"), request.remote_addr)
-    upstream, headers = relay(backend, request.method, request.path, request.query_string,
-                              incoming, identity, body=request.get_data() or None,
-                              keyed="Idempotency-Key" in request.headers)
-    g.relayed = True  # the backend's answer, not one the gateway made
+    incoming = Incoming(sent.items(), sent.get("Connection"), sent.get("X-Forwarded-For"),
+                        served.remote_addr)
+    upstream, headers = relay(backend, method, path, served.query_string, incoming, identity,
+                              body=served.get_data() or None, keyed="Idempotency-Key" in sent)
+    request_state().relayed = True  # the backend's answer, not one the gateway made
     return Response(upstream.data, status=upstream.status, headers=headers)
 
 

@@ -13,7 +13,7 @@ import threading
 import time
 from typing import NamedTuple
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response
 from limits import RateLimitItem, parse_many
 from limits.errors import StorageError
 from limits.storage import MemoryStorage, Storage, storage_from_string
@@ -22,6 +22,7 @@ from limits.strategies import FixedWindowRateLimiter
 from gateway.auth import Identity, caller
 from gateway.config import GatewaySettings
 from veloz.core.errors import Problem
+from veloz.web.context import current_request, request_state
 
 UNLIMITED_PATHS = frozenset({"/health", "/livez", "/readyz", "/metrics", "/openapi.json"})
 # After the shared storage failed, counts stay per process for this long before it is tried again.
@@ -182,20 +183,22 @@ def install_rate_limits(app: Flask, settings: GatewaySettings) -> None:
 
     @app.before_request
     def spend_budget() -> None:
-        if request.url_rule is None or exempt_path(request.path):
+        served = current_request()
+        if served.url_rule is None or exempt_path(served.path):
             return  # (before caller(): no token is decoded for a probe)
-        spent = budgets.charge(request.path, caller(), request.remote_addr)
+        spent = budgets.charge(served.path, caller(), served.remote_addr)
         if spent is None:
             return
-        allowed, g.budget = spent
+        allowed, budget = spent
+        request_state().budget = budget
         if not allowed:
-            raise too_many(g.budget)
+            raise too_many(budget)
 
     app.after_request(_budget_headers)
 
 
 def _budget_headers(response: Response) -> Response:
-    budget: Budget | None = g.get("budget")
+    budget: Budget | None = request_state().get("budget")
     if budget is not None:
         for name, value in budget_headers(budget):
             response.headers[name] = value
@@ -220,7 +223,7 @@ def too_many(budget: Budget) -> TooManyRequests:
 
 
 def is_unlimited() -> bool:
-    return is_unlimited_for(request.path, caller())
+    return is_unlimited_for(current_request().path, caller())
 
 
 def is_unlimited_for(path: str, identity: Identity | None) -> bool:

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from urllib.parse import unquote
 
-from flask import Blueprint, Flask, Response, g, request
+from flask import Blueprint, Flask, Response, request
 from werkzeug import exceptions as werkzeug_exceptions
 from werkzeug.routing import IntegerConverter, Map
 
@@ -19,6 +19,7 @@ from veloz.telemetry.logs import configure_logging, request_id_var
 from veloz.telemetry.tracing import configure_tracing
 from veloz.web.api import OpenApiDocument, docs_blueprint
 from veloz.web.codec import DecimalJSONProvider
+from veloz.web.context import current_request, request_state
 from veloz.web.problems import register_problem_handlers
 from veloz.web.request_metrics import measure_requests, route
 from veloz.web.tracing import trace_requests
@@ -119,7 +120,7 @@ def create_database_app(*, name: str, version: str, description: str, settings,
 
 
 def incoming_request_id() -> str:
-    return request_id_from(request.headers.get(REQUEST_ID_HEADER))
+    return request_id_from(current_request().headers.get(REQUEST_ID_HEADER))
 
 
 def request_id_from(candidate: str | None) -> str:
@@ -163,7 +164,8 @@ def serve_metrics_only_on(app: Flask, port: int) -> None:
 
     @app.before_request
     def metrics_on_their_own_port():
-        if (arrival_port(request.environ) == port) != names_metrics(request.path):
+        served = current_request()
+        if (arrival_port(served.environ) == port) != names_metrics(served.path):
             raise werkzeug_exceptions.NotFound()
 
 
@@ -194,12 +196,12 @@ def _track_requests(app: Flask) -> None:
 
     @app.before_request
     def start():
-        g.request_id = incoming_request_id()
-        request_id_var.set(g.request_id)
+        request_id = request_state().request_id = incoming_request_id()
+        request_id_var.set(request_id)
 
     @app.after_request
     def finish(response):
-        response.headers[REQUEST_ID_HEADER] = g.get("request_id", "")
+        response.headers[REQUEST_ID_HEADER] = request_state().get("request_id", "")
         return response
 
     @app.teardown_request
@@ -229,7 +231,7 @@ def _refuse_empty_segments(app: Flask) -> None:
 
     @app.before_request
     def exact_path():
-        if "//" in request.environ.get("PATH_INFO", ""):
+        if "//" in current_request().environ.get("PATH_INFO", ""):
             raise werkzeug_exceptions.NotFound("No such path: it has an empty segment.")
 
 

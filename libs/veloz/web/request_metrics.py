@@ -5,9 +5,10 @@ which knows no Flask."""
 import logging
 import time
 
-from flask import Flask, Request, current_app, g, request
+from flask import Flask, Request, current_app
 
 from veloz.telemetry import metrics
+from veloz.web.context import current_request, request_state
 
 UNMATCHED_ROUTE = "<unmatched>"
 # Not in the RED metrics: the probes and the scrape itself.
@@ -25,29 +26,32 @@ def measure_requests(app: Flask) -> None:
 
     @app.before_request
     def start_measuring():
-        g.started = time.perf_counter()
-        if request.path not in QUIET_PATHS:
+        state = request_state()
+        state.started = time.perf_counter()
+        if current_request().path not in QUIET_PATHS:
             in_flight.inc()
-            g.in_flight = True
+            state.in_flight = True
 
     @app.after_request
     def measure(response):
-        if request.path not in UNMEASURED_PATHS:
-            _record(service, response.status_code)
+        served = current_request()
+        if served.path not in UNMEASURED_PATHS:
+            _record(service, served, response.status_code)
         return response
 
     @app.teardown_request
     def stop_measuring(error):
-        if error is not None and request.path not in UNMEASURED_PATHS:
-            metrics.record_unhandled(service, request.method)
-        if g.pop("in_flight", False):
+        served = current_request()
+        if error is not None and served.path not in UNMEASURED_PATHS:
+            metrics.record_unhandled(service, served.method)
+        if request_state().pop("in_flight", False):
             in_flight.dec()
 
 
-def _record(service: str, status: int) -> None:
+def _record(service: str, served: Request, status: int) -> None:
     """The RED metrics of the request being answered, and its access log line."""
-    seconds = time.perf_counter() - g.get("started", time.perf_counter())
-    record_answer(service, request.method, route(request), request.path, status, seconds)
+    seconds = time.perf_counter() - request_state().get("started", time.perf_counter())
+    record_answer(service, served.method, route(served), served.path, status, seconds)
 
 
 def record_answer(service: str, method: str, template: str, path: str, status: int,

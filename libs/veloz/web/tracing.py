@@ -3,10 +3,11 @@ when spans are recorded, a SERVER span around it (veloz.telemetry.tracing holds 
 
 from collections.abc import Callable
 
-from flask import Flask, g, request
+from flask import Flask
 from opentelemetry import trace
 
 from veloz.telemetry import tracing
+from veloz.web.context import current_request, request_state
 
 
 def trace_requests(app: Flask, service: str, route_of: Callable) -> None:
@@ -16,24 +17,25 @@ def trace_requests(app: Flask, service: str, route_of: Callable) -> None:
 
     @app.before_request
     def open_span():
-        g.traceparent_token = tracing.keep_incoming(request.headers.get("traceparent", ""))
+        served, state = current_request(), request_state()
+        state.traceparent_token = tracing.keep_incoming(served.headers.get("traceparent", ""))
         if tracing.recording():
-            g.trace_span, g.trace_token = tracing.open_server_span(
-                tracer, f"{request.method} {route_of(request)}", request.method,
-                request.headers)
+            state.trace_span, state.trace_token = tracing.open_server_span(
+                tracer, f"{served.method} {route_of(served)}", served.method, served.headers)
 
     @app.after_request
     def record_status(response):
-        span = g.get("trace_span")
+        span = request_state().get("trace_span")
         if span is not None:
             tracing.record_status(span, response.status_code)
         return response
 
     @app.teardown_request
     def close_span(_error):
-        span = g.pop("trace_span", None)
+        state = request_state()
+        span = state.pop("trace_span", None)
         if span is not None:
-            tracing.close_server_span(span, g.pop("trace_token"))
-        token = g.pop("traceparent_token", None)
+            tracing.close_server_span(span, state.pop("trace_token"))
+        token = state.pop("traceparent_token", None)
         if token is not None:
             tracing.forget_incoming(token)
