@@ -2,9 +2,10 @@
 measures it, and writes bench/results/<date>-<commit>.json and a PNG chart beside it.
 
 Phases, all from this machine to 127.0.0.1, bounded in requests and seconds:
-1. reads: `GET /items/{id}` straight to estoque, then through the gateway, then through two
+1. reads: `GET /items/{id}` straight to estoque, through the gateway, and through two
    references: nginx (loadtest/nginx_reference.py) and the least a Flask proxy under gunicorn
-   can do (loadtest/bare_proxy.py): req/s, and the proxies' CPU per request;
+   can do (loadtest/bare_proxy.py), in windows taken in turns: req/s, and the proxies' CPU
+   per request;
 2. orders for one hot item (a flash sale: every buyer on one row), then spread over 1,000
    items: orders/s, p50/p95/p99, failures, CPU ms per paid order per service, and a check
    that the stock adds up (sold = paid orders, nothing left held);
@@ -18,6 +19,7 @@ Figures only: nothing here fails on timing. The table shows them beside those of
 """
 
 import argparse
+import contextlib
 import json
 import os
 import platform as host
@@ -29,6 +31,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -49,52 +52,67 @@ RESULTS = REPO / "bench" / "results"
 BASELINE = RESULTS / "2026-11-26-df15fa5.json"  # df15fa5: before the performance work
 
 
-def read_rate(url: str, clients: int, seconds: float) -> dict:
-    """Requests per second of GET `url` from `clients` threads with keep-alive sessions."""
-    local, stop = threading.local(), time.monotonic() + seconds
-    latencies: list[float] = []
-    lock = threading.Lock()
-
-    def run(_n: int) -> int:
-        session = getattr(local, "session", None) or requests.Session()
-        local.session, done = session, 0
-        while time.monotonic() < stop:
-            started = time.perf_counter()
-            session.get(url, timeout=10).raise_for_status()
-            with lock:
-                latencies.append(time.perf_counter() - started)
-            done += 1
-        return done
-
-    started = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=clients) as pool:
-        total = sum(pool.map(run, range(clients)))
-    return {"requests_per_second": round(total / (time.perf_counter() - started), 1),
-            "p50_ms": round(1000 * statistics.median(latencies), 2), "requests": total}
+READ_SLICES = 5  # each target's reading time, cut into windows taken in turns
 
 
-def proxied_rate(url: str, group: int, clients: int, seconds: float) -> dict:
-    """read_rate through a proxy, plus the CPU ms its processes (process group `group`)
-    spent per request."""
-    before = cpu_seconds(group)
-    figures = read_rate(url, clients, seconds)
-    spent = cpu_seconds(group) - before
-    return {**figures, "cpu_ms_per_request": round(1000 * spent / max(figures["requests"], 1),
-                                                   3)}
+@dataclass
+class ReadTarget:
+    """One way to read the item: its URL, the process group whose CPU it costs (None
+    straight to estoque: no proxy), and what its windows of reads added up to."""
+
+    name: str
+    url: str
+    group: int | None
+    reads: int = 0
+    cpu_seconds: float = 0.0
+    seconds: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+
+    def read_for(self, clients: int, seconds: float) -> None:
+        """One window: GET the URL from `clients` threads on keep-alive sessions."""
+        stop, lock = time.monotonic() + seconds, threading.Lock()
+
+        def run(_n: int) -> int:
+            done = 0
+            with requests.Session() as session:
+                while time.monotonic() < stop:
+                    started = time.perf_counter()
+                    session.get(self.url, timeout=10).raise_for_status()
+                    with lock:
+                        self.latencies.append(time.perf_counter() - started)
+                    done += 1
+            return done
+
+        cpu_before = cpu_seconds(self.group) if self.group is not None else 0.0
+        started = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=clients) as pool:
+            self.reads += sum(pool.map(run, range(clients)))
+        self.seconds += time.perf_counter() - started
+        if self.group is not None:
+            self.cpu_seconds += cpu_seconds(self.group) - cpu_before
+
+    def figures(self) -> dict:
+        figures = {"requests_per_second": round(self.reads / self.seconds, 1),
+                   "p50_ms": round(1000 * statistics.median(self.latencies), 2),
+                   "requests": self.reads}
+        if self.group is not None:
+            figures["cpu_ms_per_request"] = round(1000 * self.cpu_seconds / max(self.reads, 1),
+                                                  3)
+        return figures
 
 
-def through(name: str, reference: Callable, estoque: str, path: str, clients: int,
-            seconds: float) -> dict:
-    """The same reads through a reference proxy (`reference(upstream)`, a context manager
-    yielding the proxy, or None when it is not installed): {name: figures}, or None with
-    the reason there is no figure."""
+def reference_target(stack: contextlib.ExitStack, name: str, reference: Callable,
+                     url_of: Callable[[str], str], estoque: str) -> ReadTarget | str:
+    """A reference proxy (`reference(upstream)`, a context manager yielding the proxy, or
+    None when it is not installed) started in front of estoque for the whole read phase,
+    or the reason there is none."""
     try:
-        with reference(estoque) as proxy:
-            if proxy is None:
-                return {name: None, f"{name}_reason": f"{name} is not installed"}
-            return {name: proxied_rate(proxy.url + path, proxy.pid, clients, seconds)}
+        proxy = stack.enter_context(reference(estoque))
     except ReferenceFailed as error:
-        return {name: None, f"{name}_reason": str(error)}
+        return str(error)
+    if proxy is None:
+        return f"{name} is not installed"
+    return ReadTarget(name, url_of(proxy.url), proxy.pid)
 
 
 def per_direct(figures: dict | None, direct: dict) -> float | None:
@@ -103,16 +121,31 @@ def per_direct(figures: dict | None, direct: dict) -> float | None:
 
 
 def reads(platform: Platform, item_id: int, clients: int, seconds: float) -> dict:
-    """Straight to estoque, through the gateway, through nginx: same clients, same time."""
+    """Straight to estoque, through the gateway, through nginx and through the bare Flask
+    proxy: same clients, same time, each target's seconds cut into READ_SLICES windows
+    taken in turns, so a burst of load from elsewhere on the machine falls on all alike."""
     path, estoque = f"/items/{item_id}", platform.url("estoque-service")
-    direct = read_rate(estoque + path, clients, seconds)
-    gateway = proxied_rate(platform.url("api-gateway") + path,
-                           platform.processes["api-gateway"].pid, clients, seconds)
-    nginx = through("nginx", nginx_proxy, estoque, path, clients, seconds)
-    bare = through("bare_flask", bare_flask_proxy, estoque, path, clients, seconds)
-    return {"direct": direct, "through_gateway": gateway, "ratio": per_direct(gateway, direct),
-            **nginx, "nginx_ratio": per_direct(nginx["nginx"], direct),
-            **bare, "bare_flask_ratio": per_direct(bare["bare_flask"], direct)}
+    with contextlib.ExitStack() as stack:
+        targets = [ReadTarget("direct", estoque + path, None),
+                   ReadTarget("through_gateway", platform.url("api-gateway") + path,
+                              platform.processes["api-gateway"].pid)]
+        missing: dict[str, str] = {}
+        for name, reference in (("nginx", nginx_proxy), ("bare_flask", bare_flask_proxy)):
+            started = reference_target(stack, name, reference, lambda url: url + path, estoque)
+            if isinstance(started, str):
+                missing[name] = started
+            else:
+                targets.append(started)
+        for _slice in range(READ_SLICES):
+            for target in targets:
+                target.read_for(clients, seconds / READ_SLICES)
+    figures: dict[str, Any] = {target.name: target.figures() for target in targets}
+    for name, reason in missing.items():
+        figures.update({name: None, f"{name}_reason": reason})
+    direct = figures["direct"]
+    return {**figures, "ratio": per_direct(figures["through_gateway"], direct),
+            "nginx_ratio": per_direct(figures["nginx"], direct),
+            "bare_flask_ratio": per_direct(figures["bare_flask"], direct)}
 
 
 def stock_adds_up(platform: Platform, items: list[dict], paid: int) -> bool:
