@@ -136,6 +136,8 @@ def reads(platform: Platform, item_id: int, clients: int, seconds: float) -> dic
                 missing[name] = started
             else:
                 targets.append(started)
+        for target in targets:  # warm up: pools, caches; then measure
+            ReadTarget(target.name, target.url, target.group).read_for(clients, 1.0)
         for _slice in range(READ_SLICES):
             for target in targets:
                 target.read_for(clients, seconds / READ_SLICES)
