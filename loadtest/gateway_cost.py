@@ -326,6 +326,7 @@ def main() -> None:
             measure(target, path, headers, args.clients, 1)
         results = rounds(targets, path, headers, args)
         if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
             args.json.write_text(json.dumps({"compare": args.compare,
                                              "token": args.token, "rounds": results},
                                             indent=2) + "\n")
