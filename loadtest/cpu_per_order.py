@@ -24,7 +24,7 @@ from pathlib import Path
 
 import requests
 
-from veloz.dev.devstack import SERVICES, Platform, free_port, server_url_from_environment
+from veloz.dev.devstack import Platform, free_service_ports, server_url_from_environment
 
 SECRET = "cpu-bench-" + "k" * 40
 APPROVING_CARD = "4242424242424242"
@@ -113,7 +113,7 @@ def fresh_platform(run_dir: Path, suffix: str, env: dict[str, str]) -> Iterator[
     """The whole platform on free ports with freshly made `*{suffix}` databases; stopped on
     the way out, whatever happens."""
     platform = Platform(server_url=server_url_from_environment(),
-                        ports={s.name: free_port() for s in SERVICES}, database_suffix=suffix,
+                        ports=free_service_ports(), database_suffix=suffix,
                         env=env, log_dir=run_dir / "logs", run_dir=run_dir)
     platform.migrate(fresh=True)
     platform.clear_metrics()

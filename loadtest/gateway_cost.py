@@ -46,7 +46,7 @@ from bare_proxy import bare_flask_proxy
 from cpu_per_order import SECRET, cpu_seconds, fresh_platform
 from nginx_reference import stop
 
-from veloz.dev.devstack import Platform, free_port
+from veloz.dev.devstack import Platform, free_ports
 
 ENV = {"JWT_SECRET": SECRET, "PAYMENT_DECLINE_RATE": "0",
        "RATE_LIMIT_DEFAULT": "100000/minute", "RATE_LIMIT_ANONYMOUS": "1000000/minute"}
@@ -126,13 +126,14 @@ def rounds(targets: list[Target], path: str, headers: dict, args) -> list[dict]:
     return results
 
 
-def gateway_environment(platform: Platform, source: Path, run_dir: Path, port: int) -> dict:
+def gateway_environment(platform: Platform, source: Path, run_dir: Path, port: int,
+                        metrics_port: int) -> dict:
     """The platform gateway's environment for a gateway built from another source tree."""
     metrics = run_dir / "metrics"
     metrics.mkdir(parents=True, exist_ok=True)
     backends = {f"{name.upper()}_URL": platform.url(f"{name}-service")
                 for name in ("estoque", "pedidos", "pagamentos")}
-    return {**os.environ, "BIND": f"127.0.0.1:{port}", "METRICS_BIND": f"127.0.0.1:{free_port()}",
+    return {**os.environ, "BIND": f"127.0.0.1:{port}", "METRICS_BIND": f"127.0.0.1:{metrics_port}",
             "PROMETHEUS_MULTIPROC_DIR": str(metrics), "PYTHONUNBUFFERED": "1",
             "SERVICE_NAME": "api-gateway", "DRAIN_FILE": str(run_dir / "draining"),
             "PYTHONPATH": f"{source / 'libs'}:{source / 'api-gateway'}", **backends, **ENV}
@@ -142,12 +143,12 @@ def gateway_environment(platform: Platform, source: Path, run_dir: Path, port: i
 def gateway_from(platform: Platform, name: str, source: Path) -> Iterator[Target]:
     """The gateway of the tree `source`, as the platform runs its own (gunicorn with
     veloz.run.gunicorn_conf), against the platform's services."""
-    run_dir, port = Path(tempfile.mkdtemp(prefix=f"veloz-{name}-")), free_port()
+    run_dir, (port, metrics_port) = Path(tempfile.mkdtemp(prefix=f"veloz-{name}-")), free_ports(2)
     with (run_dir / "out.log").open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-c", "python:veloz.run.gunicorn_conf",
              "gateway.app:create_app()"], cwd=source,
-            env=gateway_environment(platform, source, run_dir, port),
+            env=gateway_environment(platform, source, run_dir, port, metrics_port),
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True)
     try:

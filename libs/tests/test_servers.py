@@ -14,7 +14,7 @@ from flask import Flask
 from gunicorn import util
 from gunicorn.workers.ggevent import GeventWorker
 
-from veloz.dev.devstack import SERVICES
+from veloz.dev.devstack import SERVICES, Platform, free_ports, free_service_ports
 from veloz.dev.testing import migrated_test_database
 from veloz.run import granian, gunicorn_conf, server_settings
 from veloz.run.gunicorn_workers import (
@@ -281,3 +281,22 @@ def test_a_body_budget_lends_what_it_has_and_takes_back_what_was_answered():
     bodies.give_back(60)
     assert bodies.take(60)
     assert bodies.held == 100
+
+
+def test_ports_for_a_platform_are_all_different_and_avoid_the_ones_taken():
+    taken = set(free_ports(20))
+
+    ports = free_ports(40, avoid=taken)
+
+    assert len(set(ports)) == 40
+    assert not taken & set(ports)
+    assert len(set(free_service_ports().values())) == len(SERVICES)
+
+
+def test_a_platforms_metrics_listeners_take_none_of_its_service_ports(tmp_path):
+    ports = free_service_ports()
+
+    platform = Platform(server_url="postgresql://unused", ports=ports, run_dir=tmp_path)
+
+    assert not set(platform.metrics_ports.values()) & set(ports.values())
+    assert len(set(platform.metrics_ports.values())) == len(platform.metrics_ports)

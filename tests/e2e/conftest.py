@@ -3,7 +3,7 @@
 import pytest
 import requests
 
-from veloz.dev.devstack import SERVICES, Platform, free_port
+from veloz.dev.devstack import Platform, free_service_ports
 
 FAST_WORKERS = {
     "WEB_CONCURRENCY": "2", "GUNICORN_THREADS": "4", "LOG_LEVEL": "INFO",
@@ -14,7 +14,7 @@ FAST_WORKERS = {
 def start_platform(server_url, tmp_path_factory, only, database_suffix="_e2e",
                    **env) -> Platform:
     run_dir = tmp_path_factory.mktemp("platform")
-    platform = Platform(server_url=server_url, ports={s.name: free_port() for s in SERVICES},
+    platform = Platform(server_url=server_url, ports=free_service_ports(),
                         env={**FAST_WORKERS, **env}, database_suffix=database_suffix,
                         log_dir=run_dir / "logs", run_dir=run_dir, only=only)
     platform.migrate(fresh=True)

@@ -32,7 +32,7 @@ from estoque import telemetry as estoque_telemetry
 from pagamentos import telemetry as pagamentos_telemetry
 from pedidos import telemetry as pedidos_telemetry
 from veloz.data.db import sqlalchemy_url
-from veloz.dev.devstack import SERVICES, Platform, free_port, start_prometheus
+from veloz.dev.devstack import Platform, free_ports, free_service_ports, start_prometheus
 
 pytestmark = pytest.mark.e2e
 SECRET = "monitoring-" + "m" * 40
@@ -61,11 +61,12 @@ def watched(postgres_server_url, tmp_path_factory):
         pytest.skip("prometheus is not installed (make test-tools installs it)")
     run_dir = tmp_path_factory.mktemp("watched")
     platform = Platform(server_url=postgres_server_url,
-                        ports={spec.name: free_port() for spec in SERVICES}, env=PLATFORM_ENV,
+                        ports=free_service_ports(), env=PLATFORM_ENV,
                         database_suffix="_mon", log_dir=run_dir / "logs", run_dir=run_dir)
     platform.migrate(fresh=True)
     platform.clear_metrics()
-    port, prometheus = free_port(), None
+    taken = {*platform.ports.values(), *platform.metrics_ports.values()}
+    port, prometheus = free_ports(1, avoid=taken)[0], None
     try:  # a service that fails to start must not leave the others running
         platform.start()
         prometheus = start_prometheus(platform, port=port, data_dir=run_dir / "prometheus",

@@ -19,6 +19,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -76,9 +77,30 @@ SERVICES = (
 
 
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    return free_ports(1)[0]
+
+
+def free_ports(count: int, avoid: Collection[int] = ()) -> list[int]:
+    """`count` different ports free right now, none of them in `avoid`. Every probe stays
+    bound until all are chosen, so the kernel cannot hand out one port twice: the servers
+    here listen with SO_REUSEPORT, so two of them given one port would both start and split
+    its connections between them."""
+    with contextlib.ExitStack() as probes:
+        chosen: list[int] = []
+        while len(chosen) < count:
+            probe = probes.enter_context(socket.socket())
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+            if port not in avoid:
+                chosen.append(port)
+        return chosen
+
+
+def free_service_ports(specs: Iterable[ServiceSpec] = SERVICES) -> dict[str, int]:
+    """A different free port for each service (a platform beside `make up`'s, for tests and
+    benchmarks)."""
+    names = [spec.name for spec in specs]
+    return dict(zip(names, free_ports(len(names)), strict=True))
 
 
 def jwt_secret() -> str:
@@ -120,11 +142,13 @@ class Platform:
         self.processes: dict[str, subprocess.Popen] = {}
         self._generation = 0  # servers started so far: names each one's ready folder
         self._drain_markers: dict[str, Path] = {}  # each server's DRAIN_FILE
-        # Background workers serve /metrics on ports of their own.
-        self.metrics_ports = {worker: free_port() for spec in self.specs
-                              for worker in spec.workers}
-        # So does the gateway: its public port answers no /metrics (METRICS_BIND).
-        self.metrics_ports.update((spec.name, free_port()) for spec in self.specs if spec.edge)
+        # Background workers serve /metrics on ports of their own, and so does the gateway
+        # (its public port answers no /metrics: METRICS_BIND); none is a service's port.
+        listeners = [worker for spec in self.specs for worker in spec.workers]
+        listeners += [spec.name for spec in self.specs if spec.edge]
+        self.metrics_ports = dict(zip(listeners, free_ports(len(listeners),
+                                                            avoid=set(self.ports.values())),
+                                      strict=True))
 
     def url(self, service: str) -> str:
         return f"http://127.0.0.1:{self.ports[service]}"
