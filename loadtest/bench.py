@@ -102,7 +102,7 @@ class ReadTarget:
 
 
 def reference_target(stack: contextlib.ExitStack, name: str, reference: Callable,
-                     url_of: Callable[[str], str], estoque: str) -> ReadTarget | str:
+                     estoque: str, path: str) -> ReadTarget | str:
     """A reference proxy (`reference(upstream)`, a context manager yielding the proxy, or
     None when it is not installed) started in front of estoque for the whole read phase,
     or the reason there is none."""
@@ -112,7 +112,7 @@ def reference_target(stack: contextlib.ExitStack, name: str, reference: Callable
         return str(error)
     if proxy is None:
         return f"{name} is not installed"
-    return ReadTarget(name, url_of(proxy.url), proxy.pid)
+    return ReadTarget(name, proxy.url + path, proxy.pid)
 
 
 def per_direct(figures: dict | None, direct: dict) -> float | None:
@@ -131,7 +131,7 @@ def reads(platform: Platform, item_id: int, clients: int, seconds: float) -> dic
                               platform.processes["api-gateway"].pid)]
         missing: dict[str, str] = {}
         for name, reference in (("nginx", nginx_proxy), ("bare_flask", bare_flask_proxy)):
-            started = reference_target(stack, name, reference, lambda url: url + path, estoque)
+            started = reference_target(stack, name, reference, estoque, path)
             if isinstance(started, str):
                 missing[name] = started
             else:

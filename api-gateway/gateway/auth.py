@@ -199,28 +199,6 @@ def identify(authority: TokenAuthority,
         return None, str(error)
 
 
-def check_access(method: str, path: str, identity: Identity | None, token_error: str | None,
-                 authorization: str | None) -> Identity | None:
-    """The caller allowed to make this call, or a 401/403 problem (`token_error` and the
-    Authorization header's value say why a caller is not identified)."""
-    allowed = roles_allowed(method, path)
-    if allowed is ANYONE:
-        return identity
-    if identity is None:
-        raise Unauthorized(why_unauthenticated(token_error, authorization))
-    if not allowed & identity.roles:
-        raise Forbidden(f"This call needs the role {' or '.join(sorted(allowed))}.")
-    return identity
-
-
-def why_unauthenticated(token_error: str | None, authorization: str | None) -> str:
-    if token_error:
-        return f"The bearer token is not valid: {token_error}."
-    if authorization:
-        return "Use the Authorization scheme Bearer."
-    return "This call needs a bearer token (Authorization: Bearer <token>)."
-
-
 def caller() -> Identity | None:
     """The identity of a valid bearer token on this request (decoded once), else None."""
     state = request_state()
@@ -232,6 +210,20 @@ def caller() -> Identity | None:
 
 def authorize(method: str, path: str) -> Identity | None:
     """The caller allowed to make this call, or a 401/403 problem."""
-    identity = caller()
-    return check_access(method, path, identity, request_state().token_error,
-                        current_request().headers.get("Authorization"))
+    allowed, identity = roles_allowed(method, path), caller()
+    if allowed is ANYONE:
+        return identity
+    if identity is None:
+        raise Unauthorized(_why_unauthenticated())
+    if not allowed & identity.roles:
+        raise Forbidden(f"This call needs the role {' or '.join(sorted(allowed))}.")
+    return identity
+
+
+def _why_unauthenticated() -> str:
+    token_error = request_state().token_error
+    if token_error:
+        return f"The bearer token is not valid: {token_error}."
+    if current_request().headers.get("Authorization"):
+        return "Use the Authorization scheme Bearer."
+    return "This call needs a bearer token (Authorization: Bearer <token>)."

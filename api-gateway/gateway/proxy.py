@@ -1,11 +1,9 @@
 """Routes each call to the service that owns its path, unchanged but for hop-by-hop headers
 and the caller's identity, which only the gateway may assert."""
 
-from collections.abc import Iterable
-from typing import NamedTuple
 from urllib.parse import quote
 
-from flask import Blueprint, Response, current_app
+from flask import Blueprint, Request, Response, current_app
 from urllib3 import BaseHTTPResponse
 
 from gateway.auth import Identity, authorize
@@ -46,12 +44,13 @@ def forward(collection: str, rest: str = "") -> Response:
         raise NotFound("No such path.")
     identity = authorize(method, path)
     backend: Backend = current_app.extensions["backends"][ROUTES[collection]]
-    incoming = Incoming(sent.items(), sent.get("Connection"), sent.get("X-Forwarded-For"),
-                        served.remote_addr)
-    upstream, headers = relay(backend, method, path, served.query_string, incoming, identity,
-                              body=served.get_data() or None, keyed="Idempotency-Key" in sent)
+    upstream = backend.send(method, _target(path, served.query_string),
+                            headers=_outgoing_headers(served, identity),
+                            body=served.get_data() or None,
+                            idempotent=_retry_safe(method, "Idempotency-Key" in sent))
     request_state().relayed = True  # the backend's answer, not one the gateway made
-    return Response(upstream.data, status=upstream.status, headers=headers)
+    return Response(upstream.data, status=upstream.status,
+                    headers=_relayed_headers(upstream, backend))
 
 
 def clean_path(path: str) -> bool:
@@ -59,26 +58,6 @@ def clean_path(path: str) -> bool:
     (With a slash put after it, each such segment is `//`, `/./` or `/../` in the path.)"""
     ended = path + "/"
     return "//" not in ended and "/./" not in ended and "/../" not in ended
-
-
-class Incoming(NamedTuple):
-    """What the gateway passes on of a request's headers, and who sent it."""
-
-    headers: Iterable[tuple[str, str]]  # as werkzeug names them: `User-Agent`
-    connection: str | None  # the Connection header
-    forwarded_for: str | None  # the X-Forwarded-For header
-    client: str | None  # the client's address
-
-
-def relay(backend: Backend, method: str, path: str, query_string: bytes, incoming: Incoming,
-          identity: Identity | None, *, body: bytes | None,
-          keyed: bool) -> tuple[BaseHTTPResponse, list[tuple[str, str]]]:
-    """One call passed on to `backend` (`keyed`: it carries an Idempotency-Key): its answer,
-    and the headers of that answer the gateway returns."""
-    upstream = backend.send(method, _target(path, query_string),
-                            headers=_outgoing_headers(incoming, identity), body=body,
-                            idempotent=method in ("GET", "HEAD") or (method == "POST" and keyed))
-    return upstream, _relayed_headers(upstream, backend)
 
 
 def route_template(req) -> str:
@@ -107,12 +86,17 @@ def _target(path: str, query_string: bytes) -> str:
     return quote(path) + (f"?{query}" if query else "")
 
 
-def _outgoing_headers(incoming: Incoming, identity: Identity | None) -> dict[str, str]:
-    connection, forwarded_for = incoming.connection, incoming.forwarded_for
+def _retry_safe(method: str, keyed: bool) -> bool:
+    """Repeating is harmless for reads and for a POST the service deduplicates by key."""
+    return method in ("GET", "HEAD") or (method == "POST" and keyed)
+
+
+def _outgoing_headers(served: Request, identity: Identity | None) -> dict[str, str]:
+    sent = served.headers
+    connection, forwarded_for = sent.get("Connection"), sent.get("X-Forwarded-For")
     dropped = NOT_FORWARDED | _connection_listed(connection) if connection else NOT_FORWARDED
-    headers = {name: value for name, value in incoming.headers
-               if not _is_dropped(name, dropped)}
-    client = incoming.client or "unknown"
+    headers = {name: value for name, value in sent.items() if not _is_dropped(name, dropped)}
+    client = served.remote_addr or "unknown"
     headers["X-Forwarded-For"] = f"{forwarded_for}, {client}" if forwarded_for else client
     headers["Accept-Encoding"] = "identity"
     if identity is not None:

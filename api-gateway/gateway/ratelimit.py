@@ -59,12 +59,9 @@ class CallerBudgets:
         self._switching = threading.Lock()
         self._windows: dict[RateLimitItem, tuple[str, str, int]] = {}
 
-    def charge(self, path: str, identity: Identity | None,
-               address: str | None) -> tuple[bool, Budget] | None:
-        """Count one call of `path` by `identity` (anonymous: by client `address`) against its
-        caller's budget: (allowed, the tightest budget), or None for an unlimited call."""
-        if is_unlimited_for(path, identity):
-            return None
+    def charge(self, identity: Identity | None, address: str | None) -> tuple[bool, Budget]:
+        """Count one call by `identity` (anonymous: by client `address`) against its caller's
+        budget: (allowed, the tightest budget)."""
         if identity is not None:
             return self.spend(f"sub:{identity.subject}", self.signed_in)
         return self.spend(f"ip:{address}", self.anonymous)
@@ -186,50 +183,38 @@ def install_rate_limits(app: Flask, settings: GatewaySettings) -> None:
         served = current_request()
         if served.url_rule is None or exempt_path(served.path):
             return  # (before caller(): no token is decoded for a probe)
-        spent = budgets.charge(served.path, caller(), served.remote_addr)
-        if spent is None:
-            return
-        allowed, budget = spent
+        identity = caller()
+        if identity is not None and identity.is_admin:
+            return  # an admin's calls are not counted
+        allowed, budget = budgets.charge(identity, served.remote_addr)
         request_state().budget = budget
         if not allowed:
-            raise too_many(budget)
+            raise _too_many(budget)
 
     app.after_request(_budget_headers)
 
 
 def _budget_headers(response: Response) -> Response:
+    """Tell every limited caller its budget: the IETF draft's RateLimit-* (reset in seconds)
+    and the customary X-RateLimit-* (reset as a Unix time)."""
     budget: Budget | None = request_state().get("budget")
-    if budget is not None:
-        for name, value in budget_headers(budget):
-            response.headers[name] = value
+    if budget is None:
+        return response
+    reset_in = max(0, math.ceil(budget.reset_at - time.time()))
+    limit, remaining = str(budget.limit.amount), str(budget.remaining)
+    for prefix, reset in (("RateLimit", reset_in), ("X-RateLimit", math.ceil(budget.reset_at))):
+        response.headers[f"{prefix}-Limit"] = limit
+        response.headers[f"{prefix}-Remaining"] = remaining
+        response.headers[f"{prefix}-Reset"] = str(reset)
     return response
 
 
-def budget_headers(budget: Budget) -> list[tuple[str, str]]:
-    """Tell every limited caller its budget: the IETF draft's RateLimit-* (reset in seconds)
-    and the customary X-RateLimit-* (reset as a Unix time)."""
-    reset_in = max(0, math.ceil(budget.reset_at - time.time()))
-    limit, remaining = str(budget.limit.amount), str(budget.remaining)
-    return [("RateLimit-Limit", limit), ("RateLimit-Remaining", remaining),
-            ("RateLimit-Reset", str(reset_in)), ("X-RateLimit-Limit", limit),
-            ("X-RateLimit-Remaining", remaining),
-            ("X-RateLimit-Reset", str(math.ceil(budget.reset_at)))]
-
-
-def too_many(budget: Budget) -> TooManyRequests:
+def _too_many(budget: Budget) -> TooManyRequests:
     wait = max(1, math.ceil(budget.reset_at - time.time()))
     return TooManyRequests(f"Rate limit of {budget.limit} exceeded; try again later.",
                            headers={"Retry-After": str(wait)})
 
 
-def is_unlimited() -> bool:
-    return is_unlimited_for(current_request().path, caller())
-
-
-def is_unlimited_for(path: str, identity: Identity | None) -> bool:
-    """The probes, the scrape and the docs are not counted, nor are an admin's calls."""
-    return exempt_path(path) or (identity is not None and identity.is_admin)
-
-
 def exempt_path(path: str) -> bool:
+    """The probes, the scrape and the docs are not counted (nor are an admin's calls)."""
     return path in UNLIMITED_PATHS or path.startswith("/docs")

@@ -25,25 +25,21 @@ class JsonFormatter(logging.Formatter):
         self.service = service
 
     def format(self, record: logging.LogRecord) -> str:
-        entry = self.entry(record.created, record.levelname, record.name, record.getMessage())
+        entry = {
+            "ts": timestamp(record.created),
+            "level": record.levelname,
+            "service": self.service,
+            "request_id": request_id_var.get(),
+            "trace_id": current_trace_id(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
         entry.update(
             (key, value) for key, value in vars(record).items() if key not in _STANDARD_ATTRS
         )
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return _line(entry)
-
-    def entry(self, created: float, level: str, logger: str, message: str) -> dict:
-        """The fields every line has, in their order; context fields follow them."""
-        return {
-            "ts": timestamp(created),
-            "level": level,
-            "service": self.service,
-            "request_id": request_id_var.get(),
-            "trace_id": current_trace_id(),
-            "logger": logger,
-            "msg": message,
-        }
 
 
 def timestamp(created: float) -> str:

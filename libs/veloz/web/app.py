@@ -120,11 +120,8 @@ def create_database_app(*, name: str, version: str, description: str, settings,
 
 
 def incoming_request_id() -> str:
-    return request_id_from(current_request().headers.get(REQUEST_ID_HEADER))
-
-
-def request_id_from(candidate: str | None) -> str:
     """The caller's X-Request-ID when it is a sane one, else a new one."""
+    candidate = current_request().headers.get(REQUEST_ID_HEADER)
     return candidate if candidate and _VALID_REQUEST_ID.match(candidate) else new_request_id()
 
 

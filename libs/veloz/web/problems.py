@@ -46,25 +46,19 @@ class ProblemDetails(BaseModel):
         default=None, description="PATCH /items/{id}/reserve: units that could be held")
 
 
-def problem_document(problem: Problem, instance: str) -> dict[str, Any]:
-    """The body of the answer to `problem` on the path `instance`, under the request id in
-    force."""
+def problem_response(problem: Problem) -> Response:
     body = {
         "type": problem.type,
         "title": problem.title,
         "status": problem.status,
         "detail": problem.detail,
-        "instance": instance,
+        "instance": request.path,
         "request_id": request_id_var.get(),
     }
     if problem.errors is not None:
         body["errors"] = problem.errors
     body.update(problem.extensions)
-    return body
-
-
-def problem_response(problem: Problem) -> Response:
-    response = cast(Response, current_app.json.response(problem_document(problem, request.path)))
+    response = cast(Response, current_app.json.response(body))
     response.status_code = problem.status
     response.content_type = PROBLEM_MEDIA_TYPE
     response.headers.update(problem.headers)
@@ -88,14 +82,10 @@ def _from_database_outage(error: Exception) -> Response:
 
 
 def _from_unexpected(error: Exception) -> Response:
-    return problem_response(unexpected_problem())
-
-
-def unexpected_problem() -> Problem:
-    """The 500 answered for an error nothing else handles, once the error being handled is
-    logged with its traceback."""
     log.exception("unhandled error")
-    return Problem("An unexpected error occurred; quote the request_id when reporting it.")
+    return problem_response(
+        Problem("An unexpected error occurred; quote the request_id when reporting it.")
+    )
 
 
 def _from_db_error(error: DBAPIError) -> Response:

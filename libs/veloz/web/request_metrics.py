@@ -51,18 +51,12 @@ def measure_requests(app: Flask) -> None:
 def _record(service: str, served: Request, status: int) -> None:
     """The RED metrics of the request being answered, and its access log line."""
     seconds = time.perf_counter() - request_state().get("started", time.perf_counter())
-    record_answer(service, served.method, route(served), served.path, status, seconds)
-
-
-def record_answer(service: str, method: str, template: str, path: str, status: int,
-                  seconds: float) -> None:
-    """One answered request (not of UNMEASURED_PATHS): its RED metrics, and its access log
-    line unless its path is quiet."""
-    metrics.record_request(service, method, template, status, seconds)
-    if path not in QUIET_PATHS:
+    template = route(served)
+    metrics.record_request(service, served.method, template, status, seconds)
+    if served.path not in QUIET_PATHS:
         access_log.info("request", extra={
-            "method": method, "route": template, "path": path, "status": status,
-            "duration_ms": round(seconds * 1000, 2)})
+            "method": served.method, "route": template, "path": served.path,
+            "status": status, "duration_ms": round(seconds * 1000, 2)})
 
 
 def route(request: Request) -> str:
