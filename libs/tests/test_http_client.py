@@ -14,7 +14,7 @@ import pytest
 from flask import Flask, request
 from werkzeug.serving import make_server
 
-from veloz.core.process import current_pid
+from veloz.core.process import current_pid, readable_now
 from veloz.dev.devstack import free_port
 from veloz.net.client import ClientPolicy, ServiceClient, UpstreamTimeout, UpstreamUnavailable
 from veloz.telemetry.logs import request_id_var
@@ -211,7 +211,45 @@ class ResetsTheFirstCall(ScriptedServer):
                 connection.sendall(OK)
 
 
+class ClosesAfterEachAnswer(ScriptedServer):
+    """Answers one call per connection, then closes it (FIN): a service whose keep-alive ran
+    out between two calls, or a worker that stopped while the connection sat in a pool."""
+
+    def __init__(self):
+        super().__init__()
+        self.closed = threading.Event()
+
+    def _serve(self, connection, number):
+        with connection:
+            if self._read_call(connection, number):
+                connection.sendall(OK)
+        self.closed.set()
+
+
 hangs_up = serving(HangsUpOnTheSecondCall)
+closes_after_each_answer = serving(ClosesAfterEachAnswer)
+
+
+def test_plain_post_on_a_connection_the_service_closed_goes_out_on_a_new_one(
+        closes_after_each_answer):
+    """The pool asks the kernel whether a connection it lends was closed meanwhile, so a call
+    that may not be sent twice is not lost on it."""
+    server = closes_after_each_answer
+    client = _client(server.url, retries=0)
+    client.request("GET", "/items/1")
+    assert server.closed.wait(5)
+
+    assert client.request("POST", "/orders", body=b"{}").status == 200
+    assert server.calls == [(1, "GET"), (2, "POST")]
+
+
+def test_readable_now_tells_an_idle_socket_from_one_with_data_or_closed():
+    for last_act in (lambda peer: peer.sendall(b"x"), lambda peer: peer.close()):
+        ours, peer = socket.socketpair()
+        with ours, peer:
+            assert not readable_now(ours.fileno())
+            last_act(peer)
+            assert readable_now(ours.fileno())
 
 
 def test_safe_call_goes_out_again_when_the_service_closes_its_connection(hangs_up):

@@ -15,7 +15,6 @@ a service's work takes which):
 """
 
 import os
-import select
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -32,6 +31,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql.compiler import SQLCompiler
+
+from veloz.core.process import readable_now
 
 # Constraint names every service's tables share, so migrations name things predictably.
 NAMING_CONVENTION = {
@@ -290,8 +291,4 @@ def check_connections_left_idle(engine: Engine, idle_seconds: float = IDLE_CHECK
 def _server_spoke_unasked(connection: psycopg.Connection) -> bool:
     """Whether an idle connection has something to read: nothing is owed to it, so the server
     sent a message of its own (most often the FATAL of a terminated backend) or hung up."""
-    if connection.closed:
-        return True
-    poller = select.poll()
-    poller.register(connection.fileno(), select.POLLIN)
-    return bool(poller.poll(0))
+    return connection.closed or readable_now(connection.fileno())
