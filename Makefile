@@ -28,10 +28,11 @@ test: $(STAMP) lint test-tools deploy-tools
 	$(BIN)/python -m pytest --cov --cov-report=term
 
 # Debian packages the tests start: a real Redis for the gateway's shared rate limits;
-# Prometheus (with promtool) and Alertmanager (amtool) for tests/monitoring. command:package
-# pairs; one apt-get update, and only when something is missing.
+# Prometheus (with promtool) and Alertmanager (amtool) for tests/monitoring; curl for README's
+# "Try it", run as written (tests/e2e/test_readme_examples.py). command:package pairs; one
+# apt-get update, and only when something is missing.
 TEST_TOOLS := redis-server:redis-server prometheus:prometheus promtool:prometheus \
-	amtool:prometheus-alertmanager
+	amtool:prometheus-alertmanager curl:curl
 test-tools:
 	@missing="$$(for pair in $(TEST_TOOLS); do command -v $${pair%%:*} >/dev/null \
 		|| echo $${pair#*:}; done | sort -u | tr '\n' ' ')"; \
