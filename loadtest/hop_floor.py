@@ -36,7 +36,7 @@ from pathlib import Path
 
 from cpu_per_order import cpu_seconds
 from flask import Flask
-from nginx_reference import wait_until_ready
+from nginx_reference import stop, wait_until_ready
 from urllib3 import Timeout
 from urllib3.connectionpool import connection_from_url
 
@@ -94,12 +94,7 @@ def serving(command: Callable[[str, int], list[str]], app: str):
                          ready=lambda: answers(port))
         yield process, port
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop(process, graceful=signal.SIGTERM)
 
 
 def answers(port: int) -> bool:

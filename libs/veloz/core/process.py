@@ -28,6 +28,13 @@ def _renew() -> None:
 os.register_at_fork(after_in_child=_renew)
 
 
+# The kernel's poll: the module's own when gevent has not patched it (yet: a gevent worker
+# patches after its server imported this), else the original gevent kept.
+_kernel_poll: Callable[[], select.poll] = select.poll
+if (_monkey := sys.modules.get("gevent.monkey")) and _monkey.is_module_patched("select"):
+    _kernel_poll = _monkey.get_original("select", "poll")
+
+
 def readable_now(fileno: int) -> bool:
     """Whether the kernel holds something to read on `fileno` (data, or the peer's end of
     stream) at this moment: one zero-timeout poll(2), which never blocks. Under gevent the
@@ -37,10 +44,3 @@ def readable_now(fileno: int) -> bool:
     poller = _kernel_poll()
     poller.register(fileno, select.POLLIN)
     return bool(poller.poll(0))
-
-
-# The kernel's poll: the module's own when gevent has not patched it (yet: a gevent worker
-# patches after its server imported this), else the original gevent kept.
-_kernel_poll: Callable[[], select.poll] = select.poll
-if (_monkey := sys.modules.get("gevent.monkey")) and _monkey.is_module_patched("select"):
-    _kernel_poll = _monkey.get_original("select", "poll")
