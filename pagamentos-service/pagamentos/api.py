@@ -3,8 +3,13 @@
 from flask import Blueprint, Response, current_app, request
 
 from pagamentos.bootstrap import Pagamentos
-from pagamentos.domain import PaymentStatus, card_last4, order_route_for_charge
-from pagamentos.schemas import ChargeRequest, PaymentListQuery, PaymentOut
+from pagamentos.domain import (
+    PaymentStatus,
+    card_last4,
+    order_route_for_charge,
+    order_route_for_closing,
+)
+from pagamentos.schemas import ChargeRequest, OrderClosureOut, PaymentListQuery, PaymentOut
 from veloz.core.contracts import PaymentDeclined
 from veloz.core.errors import Unauthorized
 from veloz.core.identity import ROLES_HEADER, USER_ID_HEADER, Caller
@@ -36,7 +41,8 @@ def _caller() -> Caller:
            responses={
                201: PaymentOut,
                402: "Declined; the stored payment is the `payment` member.",
-               409: "The same Idempotency-Key is still running, or the order already has an "
+               409: "The same Idempotency-Key is still running, or the order is closed "
+                    "(order-closed: pedidos compensated it), or it already has an "
                     "approved payment, or one that asked for another "
                     "amount or method (payment-mismatch); `payment` is that payment. "
                     "payment-through-order when a person (not pedidos) charges: pay by "
@@ -83,3 +89,17 @@ def get_payment(payment_id: int):
 def refund(payment_id: int):
     by_person = not _caller().is_internal
     return respond(_pagamentos().payments.refund(payment_id, by_person=by_person))
+
+
+@bp.put("/closed-orders/<int:order_id>")
+@operation("Close an order's payments: refund them and take no charge of it again (idempotent)",
+           tags=TAGS,
+           responses={200: OrderClosureOut,
+                      409: "A person (not pedidos) asked: the order's money is given back by "
+                           "cancelling the order (payment-through-order, with `order_id` and "
+                           "`order_route`).",
+                      503: "The database or the payment processor is unavailable."})
+def close_order(order_id: int):
+    if not _caller().is_internal:
+        raise order_route_for_closing(order_id)
+    return respond(_pagamentos().payments.close_order(order_id))

@@ -139,6 +139,15 @@ def order_route_for_refund(payment_id: int, order_id: int) -> ThroughTheOrder:
         order_id=order_id, order_route=route)
 
 
+def order_route_for_closing(order_id: int) -> ThroughTheOrder:
+    """The refusal of a person's closing of an order's payments: they cancel the order."""
+    route = f"/orders/{order_id}/cancel"
+    return ThroughTheOrder(
+        f"Order {order_id}'s payments are given back by cancelling the order (POST {route}), "
+        "which also returns its stock; pagamentos closes an order only for pedidos.",
+        order_id=order_id, order_route=route)
+
+
 def order_route_for_charge(order_id: int) -> ThroughTheOrder:
     """The refusal of a person's direct charge: payments are made by placing an order."""
     return ThroughTheOrder(

@@ -47,7 +47,18 @@ class Payment(Base):
                                                  onupdate=utcnow)
 
 
+class ClosedOrder(Base):
+    """An order pedidos compensated: its payments were refunded and no charge of it is taken
+    again (store.py takes the order's lock to close it and to charge it)."""
+
+    __tablename__ = "closed_orders"
+
+    order_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    closed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 idempotency_keys = idempotency_table(Base.metadata)
 metadata = Base.metadata
 # The table behind Payment, for the Core statements of the store (store.py).
 payments = table_of(Payment)
+closed_orders = table_of(ClosedOrder)

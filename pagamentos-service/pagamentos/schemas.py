@@ -52,6 +52,15 @@ class PaymentOut(BaseModel):
     updated_at: datetime
 
 
+class OrderClosureOut(BaseModel):
+    """An order's books at pagamentos once pedidos compensated it: every payment of the order
+    (none stands approved) and when it was first closed; no charge of it is taken again."""
+
+    order_id: int
+    closed_at: datetime
+    payments: list[PaymentOut]
+
+
 class PaymentListQuery(PageQuery):
     order_id: Id | None = None
     status: PaymentStatus | None = None

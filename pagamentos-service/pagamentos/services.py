@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from pagamentos import domain, telemetry
 from pagamentos.config import PagamentosSettings
-from pagamentos.schemas import ChargeRequest, PaymentOut
+from pagamentos.schemas import ChargeRequest, OrderClosureOut, PaymentOut
 from pagamentos.store import PaymentStore
 
 log = logging.getLogger(__name__)
@@ -42,10 +42,18 @@ class Payments:
         self._obey_fault_switches()
         payment, refunded = self._store.refund(payment_id, by_person)
         if refunded:
-            telemetry.record_refund(payment.method)
-            log.info("payment refunded", extra={"payment_id": payment.id,
-                                                "order_id": payment.order_id})
+            _refunded(payment)
         return payment
+
+    def close_order(self, order_id: int) -> OrderClosureOut:
+        """Refund the order's approved payment and refuse its later charges (store.close)."""
+        self._obey_fault_switches()
+        closure, refunded = self._store.close(order_id)
+        for payment in refunded:
+            _refunded(payment)
+        log.info("order closed", extra={"order_id": order_id,
+                                        "refunded": [payment.id for payment in refunded]})
+        return closure
 
     def _obey_fault_switches(self) -> None:
         if domain.processor_fails(self._settings.payment_failure_rate, self._draw()):
@@ -53,3 +61,8 @@ class Payments:
                                               headers={"Retry-After": "1"})
         if self._settings.payment_latency_ms:
             time.sleep(self._settings.payment_latency_ms / 1000)
+
+
+def _refunded(payment: PaymentOut) -> None:
+    telemetry.record_refund(payment.method)
+    log.info("payment refunded", extra={"payment_id": payment.id, "order_id": payment.order_id})

@@ -10,18 +10,23 @@ payment of the order stands. Only when one stands are the standing payments read
 in Python. The lock is a statement of its own: a statement reads from a snapshot taken when it
 starts, so one that also waited for the lock would miss a payment committed while it waited.
 Listings run in a read session (`Database.reading`).
+
+Closing an order (pedidos' compensation) takes the same lock as its charges, so a charge that
+arrives late, after pedidos gave up on it and compensated the order, either committed first
+and is refunded by the closing, or comes after it and is refused (OrderClosed).
 """
 
 from typing import Any
 
 from sqlalchemy import BigInteger, bindparam, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as upsert
 from sqlalchemy.exc import IntegrityError
 
 from pagamentos import domain
 from pagamentos.domain import Outcome, PaymentStatus
-from pagamentos.models import ONE_APPROVED_PER_ORDER, payments
-from pagamentos.schemas import ChargeRequest, PaymentListQuery, PaymentOut
-from veloz.core.contracts import OrderAlreadyPaid, PaymentMismatch
+from pagamentos.models import ONE_APPROVED_PER_ORDER, closed_orders, payments
+from pagamentos.schemas import ChargeRequest, OrderClosureOut, PaymentListQuery, PaymentOut
+from veloz.core.contracts import OrderAlreadyPaid, OrderClosed, PaymentMismatch
 from veloz.core.errors import NotFound
 from veloz.data.db import Database, DriverCursor, DriverStatement, one_row, utcnow
 from veloz.data.paging import SortKey, keyset_page
@@ -36,13 +41,17 @@ _LOCK_ORDER = DriverStatement.of(
 _STANDING_OF_ORDER = select(payments).where(payments.c.order_id == bindparam("order_id"),
                                             payments.c.status != PaymentStatus.REFUNDED)
 _STANDING = DriverStatement.of(_STANDING_OF_ORDER)
+_CLOSED_ORDER = select(closed_orders.c.order_id).where(
+    closed_orders.c.order_id == bindparam("order_id"))
+_IS_CLOSED = DriverStatement.of(_CLOSED_ORDER)
 _WRITTEN_VALUES = [bindparam(name, type_=payments.c[name].type) for name in WRITTEN]
 _INSERT = DriverStatement.of(
     insert(payments).values(dict(zip(WRITTEN, _WRITTEN_VALUES, strict=True)))
     .returning(*payments.c))
 _INSERT_IF_NONE_STANDS = DriverStatement.of(
     insert(payments)
-    .from_select(WRITTEN, select(*_WRITTEN_VALUES).where(~_STANDING_OF_ORDER.exists()))
+    .from_select(WRITTEN, select(*_WRITTEN_VALUES).where(~_STANDING_OF_ORDER.exists(),
+                                                         ~_CLOSED_ORDER.exists()))
     .returning(*payments.c))
 _BY_ID_STATEMENT = select(payments).where(payments.c.id == bindparam("payment_id"))
 _BY_ID = DriverStatement.of(_BY_ID_STATEMENT)
@@ -51,6 +60,20 @@ _SET_STATUS = DriverStatement.of(
     update(payments).where(payments.c.id == bindparam("payment_id"))
     .values(status=bindparam("new_status"), updated_at=bindparam("now"))
     .returning(*payments.c))
+# A repeat keeps the first closing's time.
+_CLOSE = DriverStatement.of(
+    upsert(closed_orders).values(order_id=bindparam("order_id"), closed_at=bindparam("now"))
+    .on_conflict_do_update(index_elements=[closed_orders.c.order_id],
+                           set_={"closed_at": closed_orders.c.closed_at})
+    .returning(closed_orders.c.closed_at))
+_REFUND_APPROVED = DriverStatement.of(
+    update(payments).where(payments.c.order_id == bindparam("order_id"),
+                           payments.c.status == PaymentStatus.APPROVED)
+    .values(status=PaymentStatus.REFUNDED, updated_at=bindparam("now"))
+    .returning(*payments.c))
+_OF_ORDER = DriverStatement.of(
+    select(payments).where(payments.c.order_id == bindparam("order_id"))
+    .order_by(payments.c.id))
 
 
 class PaymentStore:
@@ -95,6 +118,18 @@ class PaymentStore:
                 return payment, False
             return _set_status(cursor, payment_id, status), True
 
+    def close(self, order_id: int) -> tuple[OrderClosureOut, list[PaymentOut]]:
+        """The order's closed books (every payment of it, none approved), and the payments this
+        call refunded: an approved one is refunded, as `domain.refunded_status` allows; a
+        repeat refunds nothing and keeps the first closing's time."""
+        now = utcnow()
+        with self.db.atomic() as cursor:
+            _lock_order(cursor, order_id)
+            closed_at = one_row(_CLOSE.run(cursor, order_id=order_id, now=now)).closed_at
+            refunded = _payments(_REFUND_APPROVED.run(cursor, order_id=order_id, now=now))
+            of_order = _payments(_OF_ORDER.run(cursor, order_id=order_id))
+        return OrderClosureOut(order_id=order_id, closed_at=closed_at, payments=of_order), refunded
+
 
 def _new_payment(request: ChargeRequest, outcome: Outcome) -> dict[str, Any]:
     """The row a charge writes (each of WRITTEN)."""
@@ -113,8 +148,13 @@ def _lock_order(cursor: DriverCursor, order_id: int) -> None:
 
 
 def _refuse_conflicting_charge(cursor: DriverCursor, request: ChargeRequest) -> None:
-    """A charge is refused when the order already has a payment asking for something else, or
-    an approved one. Refunded payments no longer stand, so they free the order."""
+    """A charge is refused when its order is closed, or already has a payment asking for
+    something else, or an approved one. Refunded payments no longer stand, so they free an
+    order that is not closed."""
+    if _IS_CLOSED.run(cursor, order_id=request.order_id).fetchone() is not None:
+        raise OrderClosed(
+            f"Order {request.order_id} was given back (pedidos compensated it), so pagamentos "
+            "takes no charge of it.", order_id=request.order_id)
     for payment in _standing(cursor, request.order_id):
         if not domain.asks_the_same(payment, request):
             raise PaymentMismatch(
@@ -129,7 +169,11 @@ def _refuse_conflicting_charge(cursor: DriverCursor, request: ChargeRequest) -> 
 
 def _standing(cursor: DriverCursor, order_id: int) -> list[PaymentOut]:
     """The order's payments that are not refunded."""
-    return [_payment(row) for row in _STANDING.run(cursor, order_id=order_id).fetchall()]
+    return _payments(_STANDING.run(cursor, order_id=order_id))
+
+
+def _payments(cursor: DriverCursor) -> list[PaymentOut]:
+    return [_payment(row) for row in cursor.fetchall()]
 
 
 def _insert_if_none_stands(cursor: DriverCursor, values: dict[str, Any]) -> PaymentOut | None:

@@ -16,6 +16,7 @@ from veloz.core.contracts import (
     AmountOutOfRange,
     InsufficientStock,
     OrderAlreadyPaid,
+    OrderClosed,
     Payment,
     PaymentDeclined,
     PaymentMismatch,
@@ -155,7 +156,8 @@ class PagamentosClient:
     def charge(self, order_id: int, amount: Decimal, payment: PaymentIn | None) -> Charge:
         """One charge per order: the Idempotency-Key makes a retried call replay the first.
         When the order already has a payment, that payment (if approved) is the charge: the
-        saga still checks its amount. PaymentMismatch when it has only a refused one."""
+        saga still checks its amount. PaymentMismatch when it has only a refused one;
+        OrderClosed when the order was compensated (closed) before the charge arrived."""
         body = {"order_id": order_id, "amount": amount,
                 **(payment.model_dump(exclude_none=True) if payment else {})}
         sent = _json_body(body)
@@ -164,10 +166,12 @@ class PagamentosClient:
         declined = _refusal(response, 402, PaymentDeclined)
         if declined is not None:
             return Charge(False, _declined_payment(declined))
-        conflict = _refusal(response, 409, OrderAlreadyPaid, PaymentMismatch,
+        conflict = _refusal(response, 409, OrderAlreadyPaid, PaymentMismatch, OrderClosed,
                             IdempotencyInProgress)
         if isinstance(conflict, IdempotencyInProgress):
             raise UpstreamUnavailable("pagamentos is still working on this order's charge.")
+        if isinstance(conflict, OrderClosed):
+            raise conflict
         if conflict is not None:
             return self._standing_charge(order_id, conflict)
         return Charge(True, Payment.of(_expect(self.name, response, 201)))
@@ -196,9 +200,13 @@ class PagamentosClient:
             if len(page) < page_size:
                 return found
 
-    def refund(self, payment_id: int) -> Payment:
-        response = self.http.request("POST", f"/payments/{payment_id}/refund", idempotent=True)
-        return Payment.of(_expect(self.name, response, 200))
+    def close_order(self, order_id: int) -> list[Payment]:
+        """Refund the order's approved payment and have pagamentos refuse any later charge of
+        it, in one transaction under the lock its charges take: a charge still on its way
+        (one the saga gave up waiting for) cannot take money after this. Every payment of the
+        order, as closing left them."""
+        response = self.http.request("PUT", f"/closed-orders/{order_id}", idempotent=True)
+        return [Payment.of(payment) for payment in _expect(self.name, response, 200)["payments"]]
 
     def _standing_charge(self, order_id: int, conflict) -> Charge:
         payment = self.approved_payment(order_id)

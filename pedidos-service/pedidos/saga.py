@@ -9,6 +9,13 @@ Each step records the order's new status (and why) before the next call, and no 
 stays open across HTTP, so the recovery worker can finish or compensate whatever a crash
 leaves. A step that cannot finish gives back what the earlier ones took (Compensation, at the
 bottom) and the order ends `rejected`, `payment_declined` or `failed`.
+
+The order's status is where a saga, the recovery worker and a cancel meet: each records how
+the order ends before it gives anything back (with `compensation_pending` until that is
+done), and only along the status machine's edges. So when recovery takes over an order whose
+saga is still waiting on a participant (its grace ran out behind a paused database), one of
+them ends it and the other finds it ended: the loser gives nothing back and answers the
+order as it stands, and no order stays `paid` with its money returned.
 """
 
 import logging
@@ -22,6 +29,7 @@ from pedidos.clients import (
     PagamentosClient,
 )
 from pedidos.domain import (
+    IllegalTransition,
     OrderStatus,
     SagaFailed,
     mismatch_reason,
@@ -31,6 +39,7 @@ from pedidos.domain import (
 from pedidos.schemas import PaymentIn
 from pedidos.store import NewOrder, OrderRecord, OrderStore, PricedLine
 from veloz.core.contracts import (
+    OrderClosed,
     Payment,
     PaymentDeclined,
     PaymentMismatch,
@@ -103,6 +112,10 @@ class PurchaseSaga:
             return None
         if OrderStatus(order.status).in_flight:
             raise IdempotencyInProgress
+        return self.as_it_stands(order)
+
+    def as_it_stands(self, order: OrderRecord) -> SagaOutcome:
+        """The outcome of an order that already ended: its payment, and its problem if any."""
         payment = self.pagamentos.payment(order.payment_id) if order.payment_id else None
         return SagaOutcome(order, payment,
                            settled_problem(OrderStatus(order.status), order.failure_reason))
@@ -139,6 +152,9 @@ class PurchaseSaga:
         except PaymentMismatch as mismatch:
             return self.fail(order.id, mismatch.detail or "", "payment_mismatch",
                              PaymentMismatch)
+        except OrderClosed:  # recovery gave this order back while its saga was still running
+            return self.fail(order.id, "it was given back before pagamentos took the charge",
+                             "order_closed")
         if not charge.approved:
             return self.decline(order, charge.payment)
         if not pays_for(charge.payment, order.total):
@@ -148,11 +164,10 @@ class PurchaseSaga:
 
     def decline(self, order: OrderRecord, payment: Payment) -> SagaOutcome:
         why = payment.decline_reason or "no reason given"
-        given_back = self.compensation.compensate(order.id, "payment_declined")
-        declined = self.store.advance(order.id, OrderStatus.PAYMENT_DECLINED,
-                                      f"payment declined: {why}", code=why,
-                                      payment_id=payment.id,
-                                      compensation_pending=not given_back)
+        declined, _ = self.end(order.id, OrderStatus.PAYMENT_DECLINED, f"payment declined: {why}",
+                               why, "payment_declined", payment_id=payment.id)
+        if declined.status != OrderStatus.PAYMENT_DECLINED:
+            return self.as_it_stands(declined)
         return SagaOutcome(declined, payment, PaymentDeclined(f"The payment was declined: {why}."))
 
     # --- 4. commit -----------------------------------------------------------------------
@@ -169,29 +184,50 @@ class PurchaseSaga:
         except UPSTREAM_DOWN as error:
             return self.fail(order.id, f"estoque unavailable at commit: {error.detail}",
                              "estoque_unavailable", payment_id=payment_id)
-        paid = self.store.advance(order.id, OrderStatus.PAID, f"payment {payment_id} approved",
-                                  code="approved", payment_id=payment_id)
+        try:
+            paid = self.store.advance(order.id, OrderStatus.PAID,
+                                      f"payment {payment_id} approved", code="approved",
+                                      payment_id=payment_id)
+        except IllegalTransition:  # recovery or a cancel ended it: their compensation runs
+            return self.as_it_stands(self.store.load(order.id))  # after, and restocks it
         return SagaOutcome(paid, payment)
 
     # --- when a step cannot finish -------------------------------------------------------
 
     def fail(self, order_id: int, reason: str, code: str, problem: type[Problem] = SagaFailed,
              **changes) -> SagaOutcome:
-        """Compensate, then record `failed` with the reason (`code`, in a word, for metrics);
+        """Record `failed` with the reason (`code`, in a word, for metrics), then compensate;
         say only what compensation did."""
         trigger = "recovery" if code.startswith("recovered") else "saga_failed"
-        given_back = self.compensation.compensate(order_id, trigger)
-        order = self.store.advance(order_id, OrderStatus.FAILED, reason, code=code,
-                                   compensation_pending=not given_back, **changes)
+        order, given_back = self.end(order_id, OrderStatus.FAILED, reason, code, trigger,
+                                     **changes)
+        if order.status != OrderStatus.FAILED:
+            return self.as_it_stands(order)
         aftermath = ("everything was given back" if given_back
                      else "giving back stock and money is pending and will be retried")
         headers = {"Retry-After": "2"} if problem is SagaFailed else {}
         return SagaOutcome(order, problem=problem(f"The order failed: {reason}; {aftermath}.",
                                                   headers=headers))
 
+    def end(self, order_id: int, status: OrderStatus, reason: str, code: str, trigger: str,
+            **changes) -> tuple[OrderRecord, bool]:
+        """End the order in `status` (pending its compensation), then compensate: the order
+        as it stands, and whether everything was given back. When another path ended it
+        otherwise first (recovery finished the sale, a cancel), that end stands and nothing is
+        given back here."""
+        try:
+            order = self.store.advance(order_id, status, reason, code=code,
+                                       compensation_pending=True, **changes)
+        except IllegalTransition:
+            return self.store.load(order_id), False
+        if not self.compensation.compensate(order_id, trigger):
+            return order, False
+        return self.store.compensation_done(order_id), True
+
 
 class Compensation:
-    """Gives back what an order took: every approved payment refunded, all its stock returned."""
+    """Gives back what an order took: its payments closed (every approved one refunded, and
+    any charge still on its way refused), all its stock returned."""
 
     def __init__(self, store: OrderStore, estoque: EstoqueClient, pagamentos: PagamentosClient):
         self.store = store
@@ -215,7 +251,7 @@ class Compensation:
     def give_back(self, order: OrderRecord) -> None:
         """Both are tried even when one participant is down; then the first failure is raised."""
         failures = []
-        for step in (self.refund_payments, self.return_stock):
+        for step in (self.close_payments, self.return_stock):
             try:
                 step(order)
             except UPSTREAM_DOWN as error:
@@ -223,10 +259,8 @@ class Compensation:
         if failures:
             raise failures[0]
 
-    def refund_payments(self, order: OrderRecord) -> None:
-        for payment in self.pagamentos.payments_for(order.id):
-            if payment.approved:
-                self.pagamentos.refund(payment.id)
+    def close_payments(self, order: OrderRecord) -> None:
+        self.pagamentos.close_order(order.id)
 
     def return_stock(self, order: OrderRecord) -> None:
         reservation_id = order.reservation_id or self._find_reservation(order)

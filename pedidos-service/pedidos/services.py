@@ -10,6 +10,7 @@ from pedidos import telemetry
 from pedidos.clients import UPSTREAM_DOWN, PagamentosClient
 from pedidos.domain import (
     Caller,
+    IllegalTransition,
     OrderStatus,
     Recovery,
     must_cancel,
@@ -90,7 +91,11 @@ class OrderRecovery:
                                      "was committed", "recovered_reservation_expired")
             telemetry.record_recovery("failed")
             return
-        self.store.advance(order.id, OrderStatus.PAID,
-                           f"recovered: payment {payment.id} approved, stock committed",
-                           code="recovered", payment_id=payment.id)
+        try:
+            self.store.advance(order.id, OrderStatus.PAID,
+                               f"recovered: payment {payment.id} approved, stock committed",
+                               code="recovered", payment_id=payment.id)
+        except IllegalTransition:  # its saga ended it meanwhile; its compensation restocks
+            log.info("order ended by its saga during recovery", extra={"order_id": order.id})
+            return
         telemetry.record_recovery("committed")

@@ -201,9 +201,11 @@ class OrderStore:
             return _step(cursor, order_id, target, reason, changes, repeat_is_fine, statement,
                          **values)
 
-    def compensation_done(self, order_id: int) -> None:
+    def compensation_done(self, order_id: int) -> OrderRecord:
+        """The order, its compensation recorded as finished."""
         with self.db.statements() as cursor:
             _COMPENSATION_DONE.run(cursor, order_id=order_id, now=utcnow())
+            return _found(_read(cursor, order_id), order_id)
 
     def mark_restocked(self, order_id: int, item_id: int, restocked: bool = True) -> bool:
         """Flip the line's `restocked` mark; True when this call flipped it (at most once)."""

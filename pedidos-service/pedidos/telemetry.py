@@ -34,7 +34,7 @@ SETTLE_REASONS: dict[str, frozenset[str]] = {
     OrderStatus.PAYMENT_DECLINED: PAGAMENTOS_DECLINE_REASONS,
     OrderStatus.FAILED: frozenset({
         "estoque_unavailable", "pagamentos_unavailable", "reservation_expired",
-        "payment_mismatch", "unpriced_items", "recovered_before_reservation",
+        "payment_mismatch", "order_closed", "unpriced_items", "recovered_before_reservation",
         "recovered_no_payment", "recovered_payment_mismatch", "recovered_no_reservation",
         "recovered_reservation_expired"}),
     OrderStatus.CANCELLED: frozenset({"requested"}),

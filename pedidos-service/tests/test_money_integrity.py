@@ -1,9 +1,19 @@
 """An order is paid only by an approved payment of exactly its total, and no computed amount
 ever passes the money limit: the attacks a black-box probe tried, replayed."""
 
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from decimal import Decimal
 
+from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
+
+from pedidos.bootstrap import build
+from pedidos.domain import charge_key
 from pedidos.recovery import recover_once
+from veloz.data.db import sqlalchemy_url
+from veloz.dev.faultload import wait_until
 
 
 def test_a_prepaid_cent_for_the_next_order_id_does_not_pay_for_the_order(buy, make_item,
@@ -86,3 +96,89 @@ def test_an_order_of_exactly_the_limit_is_paid(buy, make_item, wire):
 
     assert response.status_code == 201, response.json
     assert wire(response)["order"]["total"] == Decimal("9999999999.99")
+
+
+@contextmanager
+def charges_held(pagamentos_database_url: str, order_id: int) -> Iterator[None]:
+    """pagamentos' lock on one order's charges, held from outside: a charge of that order
+    waits inside pagamentos (as one does behind a paused database) until the block ends."""
+    engine = create_engine(sqlalchemy_url(pagamentos_database_url), poolclass=NullPool)
+    with engine.connect() as connection:
+        connection.execute(text("SELECT pg_advisory_lock(:id)"), {"id": order_id})
+        try:
+            yield
+        finally:
+            connection.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": order_id})
+    engine.dispose()
+
+
+def settled_charge(payments, order_id: int, amount: str):
+    """pagamentos' answer to the order's one charge once it is no longer running: the saga's
+    own charge, repeated with its Idempotency-Key, answers what the first call ended with."""
+    def repeat():
+        return payments.post("/payments", data=f'{{"order_id": {order_id}, "amount": {amount}}}',
+                             content_type="application/json",
+                             headers={"Idempotency-Key": charge_key(order_id)})
+    assert wait_until(lambda: repeat().status_code != 409
+                      or not repeat().json["type"].endswith(":idempotency-in-progress"), 15)
+    return repeat()
+
+
+def test_a_charge_that_lands_after_its_order_failed_keeps_no_money(
+        settings, app, held_order, make_item, payments, item, pagamentos_database_url):
+    """The saga gave up on a charge pagamentos was still holding (its read timed out) and
+    failed the order; the charge then went through. Money taken for a failed order is what
+    a buyer would dispute: it must be refused, or refunded, once the order is compensated."""
+    impatient = build(settings.model_copy(update={"upstream_read_timeout_seconds": 0.5,
+                                                  "upstream_retries": 0}),
+                      app.extensions["database"])
+    shirt = make_item(quantity=5, price="10.50")
+    order = held_order({shirt: 1})
+
+    with charges_held(pagamentos_database_url, order.id):
+        outcome = impatient.saga.charge_and_commit(order, None)
+    late = settled_charge(payments, order.id, "10.50")
+    recover_once(impatient.recovery, 10)  # finishes a compensation the lock held up
+
+    assert outcome.order.status == "failed", outcome.order
+    listed = payments.get(f"/payments?order_id={order.id}").json
+    assert [p for p in listed if p["status"] == "approved"] == [], (late.json, listed)
+    assert (item(shirt)["quantity"], item(shirt)["reserved"]) == (5, 0)
+
+
+def lock_waiters(pagamentos_database_url: str, order_id: int) -> int:
+    """How many of pagamentos' transactions wait for the order's lock."""
+    engine = create_engine(sqlalchemy_url(pagamentos_database_url), poolclass=NullPool)
+    with engine.connect() as connection:
+        waiting = connection.execute(text(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            " AND objid = :id"), {"id": order_id}).scalar_one()
+    engine.dispose()
+    return waiting
+
+
+def test_recovery_taking_over_a_saga_still_charging_leaves_the_books_agreeing(
+        settings, app, held_order, make_item, payments, item, client, pagamentos_database_url):
+    """Recovery took an order whose saga was still waiting on its charge (the grace period is
+    shorter than a paused database): both finish, and whichever wins, an order is paid only
+    with its payment standing and its unit sold, or failed with neither."""
+    pedidos = build(settings, app.extensions["database"])
+    shirt = make_item(quantity=5, price="10.50")
+    order = held_order({shirt: 1})
+
+    with ThreadPoolExecutor(2) as pool:
+        with charges_held(pagamentos_database_url, order.id):
+            saga = pool.submit(pedidos.saga.charge_and_commit, order, None)
+            assert wait_until(lambda: lock_waiters(pagamentos_database_url, order.id) == 1, 10)
+            recovery = pool.submit(recover_once, pedidos.recovery, 10)
+            assert wait_until(lambda: lock_waiters(pagamentos_database_url, order.id) == 2, 10)
+        saga.result()
+        recovery.result()
+
+    settled = client.get(f"/orders/{order.id}").json
+    approved = [p for p in payments.get(f"/payments?order_id={order.id}").json
+                if p["status"] == "approved"]
+    sold = 5 - item(shirt)["quantity"]
+    assert (settled["status"], len(approved), sold) in {("paid", 1, 1), ("failed", 0, 0)}, (
+        settled["status"], approved, sold)
+    assert item(shirt)["reserved"] == 0

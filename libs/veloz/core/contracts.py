@@ -11,7 +11,7 @@ from typing import Any
 from veloz.core.errors import Conflict, PaymentRequired, Problem, Unprocessable
 from veloz.core.money import AmountOutOfRange
 
-__all__ = ["AmountOutOfRange", "InsufficientStock", "OrderAlreadyPaid", "Payment",
+__all__ = ["AmountOutOfRange", "InsufficientStock", "OrderAlreadyPaid", "OrderClosed", "Payment",
            "PaymentDeclined", "PaymentMismatch", "ReservationCommitted", "ReservationNotHeld",
            "UnknownItems", "UnpricedItems", "problem_from"]
 
@@ -54,6 +54,13 @@ class PaymentMismatch(Conflict):
 
 class OrderAlreadyPaid(Conflict):
     slug, title = "order-already-paid", "Order Already Paid"
+
+
+class OrderClosed(Conflict):
+    """A charge of an order whose books pagamentos closed (pedidos compensated the order):
+    it takes no money, however late it arrives."""
+
+    slug, title = "order-closed", "Order Closed"
 
 
 class PaymentDeclined(PaymentRequired):
