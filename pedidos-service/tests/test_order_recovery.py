@@ -1,6 +1,7 @@
 import pytest
 
 from pedidos.bootstrap import build
+from pedidos.domain import OrderStatus
 from pedidos.models import Order
 from pedidos.recovery import recover_once
 from pedidos.store import NewOrder
@@ -100,3 +101,23 @@ def test_recovery_retries_a_compensation_a_participant_could_not_confirm(
 def _compensation_pending(app, order_id) -> bool:
     with app.extensions["database"].reading() as session:
         return session.get(Order, order_id).compensation_pending
+
+
+def test_recovery_finishing_a_sale_its_saga_already_failed_leaves_the_sale_given_back(
+        stuck_order, pedidos, payments, item, status_of):
+    """The interleaving replayed step by step: recovery saw the approved payment and the hold;
+    meanwhile the saga, its own charge timed out, recorded the order failed; recovery commits
+    the stock; then the saga gives everything back. Recovery's commit does not make the order
+    paid, and the saga's compensation restocks what it sold."""
+    order, item_id = stuck_order
+    charged = payments.post("/payments", json={"order_id": order.id, "amount": 51}).json
+    seen = pedidos.recovery.pagamentos.approved_payment(order.id)
+
+    pedidos.store.advance(order.id, OrderStatus.FAILED, "charge timed out",
+                          code="pagamentos_unavailable", compensation_pending=True)
+    pedidos.recovery._finish_sale(order, order.reservation_id, seen)
+    assert pedidos.saga.compensation.compensate(order.id, "saga_failed")
+
+    assert status_of(order.id) == "failed"
+    assert payments.get(f"/payments/{charged['id']}").json["status"] == "refunded"
+    assert (item(item_id)["quantity"], item(item_id)["reserved"]) == (5, 0)
