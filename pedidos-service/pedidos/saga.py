@@ -10,12 +10,13 @@ stays open across HTTP, so the recovery worker can finish or compensate whatever
 leaves. A step that cannot finish gives back what the earlier ones took (Compensation, at the
 bottom) and the order ends `rejected`, `payment_declined` or `failed`.
 
-The order's status is where a saga, the recovery worker and a cancel meet: each records how
-the order ends before it gives anything back (with `compensation_pending` until that is
-done), and only along the status machine's edges. So when recovery takes over an order whose
-saga is still waiting on a participant (its grace ran out behind a paused database), one of
-them ends it and the other finds it ended: the loser gives nothing back and answers the
-order as it stands, and no order stays `paid` with its money returned.
+The order's status is where a saga and the recovery worker meet: each records how the order
+ends before it gives anything back (with `compensation_pending` until that is done), and only
+along the status machine's edges. So when recovery takes over an order whose saga is still
+waiting on a participant (its grace ran out behind a paused database), one of them ends it
+and the other finds it ended: the loser gives nothing back and answers the order as it
+stands, and no order stays `paid` with its money returned. (A cancel gives back first and
+records `cancelled` after: that edge is open from `paid` too.)
 """
 
 import logging
@@ -188,8 +189,11 @@ class PurchaseSaga:
             paid = self.store.advance(order.id, OrderStatus.PAID,
                                       f"payment {payment_id} approved", code="approved",
                                       payment_id=payment_id)
-        except IllegalTransition:  # recovery or a cancel ended it: their compensation runs
-            return self.as_it_stands(self.store.load(order.id))  # after, and restocks it
+        except IllegalTransition:
+            # Recovery or a cancel ended the order while this saga waited. Its release of the
+            # reservation comes after the commit above (else the commit would have been
+            # refused), is refused as committed and restocks: it gives back money and stock.
+            return self.as_it_stands(self.store.load(order.id))
         return SagaOutcome(paid, payment)
 
     # --- when a step cannot finish -------------------------------------------------------
