@@ -90,12 +90,12 @@ class PurchaseSaga:
         try:
             order = self.reserve(order_id, list(command.order.lines))
         except RESERVATION_REFUSALS as refusal:
-            rejected = self.store.advance(order_id, OrderStatus.REJECTED, refusal.detail,
-                                          code=refusal.slug.replace("-", "_"))
-            return SagaOutcome(rejected, problem=refusal)
+            return self.reject(order_id, refusal)
         except UPSTREAM_DOWN as error:
             return self.fail(order_id, f"estoque unavailable: {error.detail}",
                              "estoque_unavailable")
+        except IllegalTransition:  # its compensation finds the reservation and releases it
+            return self.ended_elsewhere(order_id)
         return self.charge_and_commit(order, command.payment)
 
     # --- 1. record -----------------------------------------------------------------------
@@ -115,6 +115,12 @@ class PurchaseSaga:
             raise IdempotencyInProgress
         return self.as_it_stands(order)
 
+    def ended_elsewhere(self, order_id: int) -> SagaOutcome:
+        """The answer when a step finds its order already ended (IllegalTransition): recovery
+        took it over while this saga waited on a participant (or a cancel ended it), and
+        gives back whatever the saga's steps took. The order as it stands."""
+        return self.as_it_stands(self.store.load(order_id))
+
     def as_it_stands(self, order: OrderRecord) -> SagaOutcome:
         """The outcome of an order that already ended: its payment, and its problem if any."""
         payment = self.pagamentos.payment(order.payment_id) if order.payment_id else None
@@ -133,6 +139,15 @@ class PurchaseSaga:
         total = total_within_limit([(line.unit_price, line.quantity)
                                     for line in reservation.lines])
         return self.store.record_reservation(order_id, reservation.id, priced, total)
+
+    def reject(self, order_id: int, refusal: Problem) -> SagaOutcome:
+        """estoque refused the reservation: nothing was taken, nothing to give back."""
+        try:
+            rejected = self.store.advance(order_id, OrderStatus.REJECTED, refusal.detail,
+                                          code=refusal.slug.replace("-", "_"))
+        except IllegalTransition:
+            return self.ended_elsewhere(order_id)
+        return SagaOutcome(rejected, problem=refusal)
 
     # --- 3. charge -----------------------------------------------------------------------
 
@@ -190,10 +205,9 @@ class PurchaseSaga:
                                       f"payment {payment_id} approved", code="approved",
                                       payment_id=payment_id)
         except IllegalTransition:
-            # Recovery or a cancel ended the order while this saga waited. Its release of the
-            # reservation comes after the commit above (else the commit would have been
-            # refused), is refused as committed and restocks: it gives back money and stock.
-            return self.as_it_stands(self.store.load(order.id))
+            # Its release of the reservation comes after the commit above (else the commit
+            # would have been refused), is refused as committed and restocks.
+            return self.ended_elsewhere(order.id)
         return SagaOutcome(paid, payment)
 
     # --- when a step cannot finish -------------------------------------------------------
@@ -222,7 +236,7 @@ class PurchaseSaga:
         try:
             order = self.store.advance(order_id, status, reason, code=code,
                                        compensation_pending=True, **changes)
-        except IllegalTransition:
+        except IllegalTransition:  # the caller answers it as it stands
             return self.store.load(order_id), False
         if not self.compensation.compensate(order_id, trigger):
             return order, False

@@ -99,17 +99,36 @@ def test_an_order_of_exactly_the_limit_is_paid(buy, make_item, wire):
 
 
 @contextmanager
-def charges_held(pagamentos_database_url: str, order_id: int) -> Iterator[None]:
-    """pagamentos' lock on one order's charges, held from outside: a charge of that order
-    waits inside pagamentos (as one does behind a paused database) until the block ends."""
-    engine = create_engine(sqlalchemy_url(pagamentos_database_url), poolclass=NullPool)
-    with engine.connect() as connection:
-        connection.execute(text("SELECT pg_advisory_lock(:id)"), {"id": order_id})
-        try:
-            yield
-        finally:
-            connection.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": order_id})
+def held_from_outside(database_url: str, statement: str, **values) -> Iterator[None]:
+    """A lock `statement` takes, held in a transaction of our own until the block ends: what
+    waits for it waits inside the service, as it would behind a paused database."""
+    engine = create_engine(sqlalchemy_url(database_url), poolclass=NullPool)
+    with engine.connect() as connection, connection.begin():
+        connection.execute(text(statement), values)
+        yield
     engine.dispose()
+
+
+def charges_held(pagamentos_database_url: str, order_id: int):
+    """pagamentos' lock on one order's charges (taken by every charge and by the closing)."""
+    return held_from_outside(pagamentos_database_url, "SELECT pg_advisory_xact_lock(:id)",
+                             id=order_id)
+
+
+def stock_held(estoque_database_url: str, item_id: int):
+    """The item's row, which every reservation of it updates."""
+    return held_from_outside(estoque_database_url,
+                             "SELECT id FROM items WHERE id = :id FOR UPDATE", id=item_id)
+
+
+def waiting(database_url: str) -> int:
+    """How many transactions on the database's server wait for a lock."""
+    engine = create_engine(sqlalchemy_url(database_url), poolclass=NullPool)
+    with engine.connect() as connection:
+        count = connection.execute(text(
+            "SELECT count(DISTINCT pid) FROM pg_locks WHERE NOT granted")).scalar_one()
+    engine.dispose()
+    return count
 
 
 def settled_charge(payments, order_id: int, amount: str):
@@ -146,17 +165,6 @@ def test_a_charge_that_lands_after_its_order_failed_keeps_no_money(
     assert (item(shirt)["quantity"], item(shirt)["reserved"]) == (5, 0)
 
 
-def lock_waiters(pagamentos_database_url: str, order_id: int) -> int:
-    """How many of pagamentos' transactions wait for the order's lock."""
-    engine = create_engine(sqlalchemy_url(pagamentos_database_url), poolclass=NullPool)
-    with engine.connect() as connection:
-        waiting = connection.execute(text(
-            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
-            " AND objid = :id"), {"id": order_id}).scalar_one()
-    engine.dispose()
-    return waiting
-
-
 def test_recovery_taking_over_a_saga_still_charging_leaves_the_books_agreeing(
         settings, app, held_order, make_item, payments, item, client, pagamentos_database_url):
     """Recovery took an order whose saga was still waiting on its charge (the grace period is
@@ -169,9 +177,9 @@ def test_recovery_taking_over_a_saga_still_charging_leaves_the_books_agreeing(
     with ThreadPoolExecutor(2) as pool:
         with charges_held(pagamentos_database_url, order.id):
             saga = pool.submit(pedidos.saga.charge_and_commit, order, None)
-            assert wait_until(lambda: lock_waiters(pagamentos_database_url, order.id) == 1, 10)
+            assert wait_until(lambda: waiting(pagamentos_database_url) == 1, 10)
             recovery = pool.submit(recover_once, pedidos.recovery, 10)
-            assert wait_until(lambda: lock_waiters(pagamentos_database_url, order.id) == 2, 10)
+            assert wait_until(lambda: waiting(pagamentos_database_url) == 2, 10)
         saga.result()
         recovery.result()
 
@@ -182,3 +190,26 @@ def test_recovery_taking_over_a_saga_still_charging_leaves_the_books_agreeing(
     assert (settled["status"], len(approved), sold) in {("paid", 1, 1), ("failed", 0, 0)}, (
         settled["status"], approved, sold)
     assert item(shirt)["reserved"] == 0
+
+
+def test_recovery_taking_over_a_saga_still_reserving_leaves_nothing_held(
+        buy, make_item, pedidos, item, payments, client, estoque_database_url):
+    """Recovery took an order whose reservation was still on its way: it ended the order and
+    went looking for the reservation while estoque was making it; the saga then finds its
+    order ended and answers it as it stands. No unit stays held, no money taken."""
+    shirt = make_item(quantity=5)
+
+    with ThreadPoolExecutor(2) as pool:
+        with stock_held(estoque_database_url, shirt):
+            placing = pool.submit(buy, {shirt: 1})
+            assert wait_until(lambda: waiting(estoque_database_url) == 1, 10)
+            recovery = pool.submit(recover_once, pedidos.recovery, 10)
+            assert wait_until(lambda: waiting(estoque_database_url) == 2, 10)
+        answer = placing.result()
+        assert recovery.result() == 1
+
+    assert answer.status_code == 503, answer.json
+    assert answer.json["order"]["status"] == "failed"
+    assert answer.json["order"]["failure_reason"].startswith("recovered:")
+    assert (item(shirt)["quantity"], item(shirt)["reserved"]) == (5, 0)
+    assert payments.get(f"/payments?order_id={answer.json['order']['id']}").json == []
