@@ -120,8 +120,8 @@ class PaymentStore:
 
     def close(self, order_id: int) -> tuple[OrderClosureOut, list[PaymentOut]]:
         """The order's closed books (every payment of it, none approved), and the payments this
-        call refunded: an approved one is refunded, as `domain.refunded_status` allows; a
-        repeat refunds nothing and keeps the first closing's time."""
+        call refunded: the approved one (a declined payment took no money, a refunded one
+        gave it back already); a repeat refunds nothing and keeps the first closing's time."""
         now = utcnow()
         with self.db.atomic() as cursor:
             _lock_order(cursor, order_id)

@@ -1,5 +1,7 @@
 """An order is paid only by an approved payment of exactly its total, and no computed amount
-ever passes the money limit: the attacks a black-box probe tried, replayed."""
+ever passes the money limit: the attacks a black-box probe tried, replayed. A failed order
+keeps no money, even when its charge lands late or recovery takes it over from a saga still
+waiting on a participant (a lock held from outside stands in for a paused database)."""
 
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -103,10 +105,12 @@ def held_from_outside(database_url: str, statement: str, **values) -> Iterator[N
     """A lock `statement` takes, held in a transaction of our own until the block ends: what
     waits for it waits inside the service, as it would behind a paused database."""
     engine = create_engine(sqlalchemy_url(database_url), poolclass=NullPool)
-    with engine.connect() as connection, connection.begin():
-        connection.execute(text(statement), values)
-        yield
-    engine.dispose()
+    try:
+        with engine.connect() as connection, connection.begin():
+            connection.execute(text(statement), values)
+            yield
+    finally:
+        engine.dispose()
 
 
 def charges_held(pagamentos_database_url: str, order_id: int):
@@ -134,13 +138,18 @@ def waiting(database_url: str) -> int:
 def settled_charge(payments, order_id: int, amount: str):
     """pagamentos' answer to the order's one charge once it is no longer running: the saga's
     own charge, repeated with its Idempotency-Key, answers what the first call ended with."""
-    def repeat():
-        return payments.post("/payments", data=f'{{"order_id": {order_id}, "amount": {amount}}}',
-                             content_type="application/json",
-                             headers={"Idempotency-Key": charge_key(order_id)})
-    assert wait_until(lambda: repeat().status_code != 409
-                      or not repeat().json["type"].endswith(":idempotency-in-progress"), 15)
-    return repeat()
+    answers = []
+
+    def settled() -> bool:
+        answers.append(payments.post(
+            "/payments", data=f'{{"order_id": {order_id}, "amount": {amount}}}',
+            content_type="application/json", headers={"Idempotency-Key": charge_key(order_id)}))
+        answer = answers[-1]
+        return not (answer.status_code == 409
+                    and answer.json["type"].endswith(":idempotency-in-progress"))
+
+    assert wait_until(settled, 15)
+    return answers[-1]
 
 
 def test_a_charge_that_lands_after_its_order_failed_keeps_no_money(
