@@ -67,9 +67,19 @@ def delete_item(item_id: int):
 
 @bp.post("/items/<int:item_id>/restock")
 @operation("Add units to what can be sold", body=Restock, tags=ITEMS,
-           responses={200: ItemOut, 422: "Invalid body, or the stock would pass its limit."})
+           headers=[IDEMPOTENCY_KEY],
+           responses={200: ItemOut,
+                      409: "The same Idempotency-Key is still running.",
+                      422: "Invalid body, or the stock would pass its limit."})
 def restock(item_id: int, body: Restock):
-    return respond(_estoque().store.restock(item_id, body.quantity))
+    """With an Idempotency-Key, a repeat answers the first restock and adds nothing: pedidos
+    sends one per order line, so a restock that landed after pedidos stopped waiting for it
+    is not made twice when the cancel or compensation is tried again. The store records the
+    key with the units, so even a repeat that runs again (its stored answer lost with a
+    crashed worker) adds nothing."""
+    key = key_from_request(f"POST /items/{item_id}/restock", body)
+    return answers().answer(key, lambda: respond(_estoque().store.restock(
+        item_id, body.quantity, key.key if key else None)))
 
 
 @bp.patch("/items/<int:item_id>/reserve")

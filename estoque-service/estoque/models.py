@@ -90,6 +90,19 @@ class ReservationLine(Base):
     unit_price: Mapped[Decimal] = mapped_column(Numeric(12, 2))
 
 
+class KeyedRestock(Base):
+    """A restock made under an Idempotency-Key (pedidos sends one per order line it gives
+    back): recorded in the restock's own transaction, so a repeat of the key adds nothing,
+    even one that runs again after the answer it should replay was lost."""
+
+    __tablename__ = "restocks"
+
+    item_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    quantity: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 idempotency_keys = idempotency_table(Base.metadata)
 metadata = Base.metadata
 
@@ -97,3 +110,4 @@ metadata = Base.metadata
 items = table_of(Item)
 reservations = table_of(Reservation)
 reservation_lines = table_of(ReservationLine)
+keyed_restocks = table_of(KeyedRestock)

@@ -56,7 +56,7 @@ from estoque.domain import (
     shortage_detail,
     unknown_items_error,
 )
-from estoque.models import Item, items, reservation_lines, reservations
+from estoque.models import Item, items, keyed_restocks, reservation_lines, reservations
 from estoque.schemas import ItemCreate, ItemOut, ItemQuery, ReservationCreate, ReservationOut
 from veloz.core.contracts import InsufficientStock, UnpricedItems
 from veloz.core.errors import NotFound, Unprocessable
@@ -90,6 +90,11 @@ _RESTOCK = DriverStatement.of(
     .where(items.c.id == bindparam("item_id"), _LIVE,
            items.c.quantity + items.c.reserved + items.c.committed <= MAX_UNITS - _UNITS)
     .values(quantity=items.c.quantity + _UNITS, updated_at=bindparam("now")).returning(*_ITEM))
+# A restock's key, recorded once: a repeat inserts nothing and returns no row.
+_RECORD_KEYED_RESTOCK = DriverStatement.of(
+    insert(keyed_restocks).values(item_id=bindparam("item_id"), key=bindparam("key"),
+                                  quantity=bindparam("units"), created_at=bindparam("now"))
+    .on_conflict_do_nothing().returning(keyed_restocks.c.item_id))
 _NEW_RESERVATION_VALUES = insert(reservations).values(
     order_id=bindparam("order_id"), status=bindparam("status"),
     expires_at=bindparam("expires_at"), created_at=bindparam("now"), updated_at=bindparam("now"))
@@ -210,10 +215,17 @@ class StockStore:
         with self.db.statements() as cursor:
             return _live_item_out(cursor, item_id)
 
-    def restock(self, item_id: int, quantity: int) -> ItemOut:
-        """Add units, as long as every unit the item ever had still fits the stock columns."""
-        with self.db.statements() as cursor:
-            item = _RESTOCK.run(cursor, item_id=item_id, units=quantity, now=utcnow()).fetchone()
+    def restock(self, item_id: int, quantity: int, key: str | None = None) -> ItemOut:
+        """Add units, as long as every unit the item ever had still fits the stock columns.
+        Under a `key` only once: a repeat of the key adds nothing and answers the item as it
+        stands (the key is recorded in the restock's transaction, so a restock refused or of
+        a missing item records nothing)."""
+        now = utcnow()
+        with self.db.atomic() as cursor:
+            if key is not None and _RECORD_KEYED_RESTOCK.run(
+                    cursor, item_id=item_id, key=key, units=quantity, now=now).fetchone() is None:
+                return _live_item_out(cursor, item_id)
+            item = _RESTOCK.run(cursor, item_id=item_id, units=quantity, now=now).fetchone()
             if item is None:
                 _live_item_out(cursor, item_id)  # 404 when there is no such item
                 raise StockLimitReached(f"Item {item_id} cannot hold {quantity} more units: "

@@ -3,6 +3,7 @@
 from decimal import Decimal
 
 import pytest
+from sqlalchemy import text
 
 
 def test_new_item_is_created_with_its_price_as_an_exact_number(client):
@@ -95,6 +96,51 @@ def test_restock_adds_to_available_stock(client, make_item):
     assert response.status_code == 200
     assert response.json["quantity"] == 10
     assert all_of_it.status_code == 200, "the restocked units can be reserved"
+
+
+def test_a_restock_repeated_with_its_key_adds_its_units_once(client, make_item):
+    item = make_item(quantity=3)
+    keyed = {"Idempotency-Key": "order-7-restock-1"}
+
+    first = client.post(f"/items/{item['id']}/restock", json={"quantity": 2}, headers=keyed)
+    again = client.post(f"/items/{item['id']}/restock", json={"quantity": 2}, headers=keyed)
+
+    assert (first.status_code, again.status_code) == (200, 200)
+    assert again.json == first.json
+    assert client.get(f"/items/{item['id']}").json["quantity"] == 5
+
+
+def test_a_keyed_restock_run_again_without_its_stored_answer_adds_nothing(client, make_item,
+                                                                          db):
+    """The worker that restocked died before storing the answer: the key's claim is taken
+    over and the restock runs again; the units it added are not added twice."""
+    item = make_item(quantity=3)
+    keyed = {"Idempotency-Key": "order-8-restock-1"}
+    client.post(f"/items/{item['id']}/restock", json={"quantity": 2}, headers=keyed)
+    with db.transaction() as session:
+        session.execute(text("DELETE FROM idempotency_keys"))
+
+    again = client.post(f"/items/{item['id']}/restock", json={"quantity": 2}, headers=keyed)
+
+    assert again.status_code == 200
+    assert again.json["quantity"] == 5
+
+
+def test_a_keyed_restock_refused_records_nothing_and_its_key_still_restocks(client, make_item,
+                                                                            db):
+    item = make_item(quantity=1_000_000_000)
+    with db.transaction() as session:  # years of restocks, in one step
+        session.execute(text("UPDATE items SET quantity = 2147000000"))
+    keyed = {"Idempotency-Key": "order-9-restock-1"}
+
+    refused = client.post(f"/items/{item['id']}/restock", json={"quantity": 1_000_000},
+                          headers=keyed)
+    accepted = client.post(f"/items/{item['id']}/restock", json={"quantity": 1},
+                           headers=keyed)
+
+    assert refused.status_code == 422
+    assert accepted.status_code == 200
+    assert accepted.json["quantity"] == 2_147_000_001
 
 
 def test_restock_of_zero_units_is_refused(client, make_item):

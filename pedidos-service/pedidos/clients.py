@@ -136,11 +136,14 @@ class EstoqueClient:
             raise refusal
         return Reservation.of(_expect(self.name, response, 200))
 
-    def restock(self, item_id: int, quantity: int) -> bool:
-        """Put sold units back on sale. Not repeatable, so never retried; False when the item
-        no longer exists (nothing to return the units to)."""
-        response = self.http.request("POST", f"/items/{item_id}/restock", idempotent=False,
-                                     **_json_body({"quantity": quantity}))
+    def restock(self, item_id: int, quantity: int, key: str) -> bool:
+        """Put sold units back on sale, once per Idempotency-Key `key` (a repeat answers the
+        first restock and adds nothing, so it may be retried); False when the item no longer
+        exists (nothing to return the units to)."""
+        sent = _json_body({"quantity": quantity})
+        sent["headers"]["Idempotency-Key"] = key
+        response = self.http.request("POST", f"/items/{item_id}/restock", idempotent=True,
+                                     **sent)
         if response.status == 404:
             return False
         _expect(self.name, response, 200)

@@ -87,6 +87,12 @@ def charge_key(order_id: int) -> str:
     return f"order-{order_id}-charge"
 
 
+def restock_key(order_id: int, item_id: int) -> str:
+    """The Idempotency-Key of the restock that gives back an order line's sold units, so a
+    restock tried again (after one that landed unseen) never adds them twice."""
+    return f"order-{order_id}-restock-{item_id}"
+
+
 class Recovery(StrEnum):
     """What the recovery worker does with an order a saga left unfinished."""
 

@@ -35,6 +35,7 @@ from pedidos.domain import (
     SagaFailed,
     mismatch_reason,
     pays_for,
+    restock_key,
     settled_problem,
 )
 from pedidos.schemas import PaymentIn
@@ -303,7 +304,8 @@ class Compensation:
         for line in order.items:
             if self.store.mark_restocked(order.id, line.item_id):
                 try:
-                    returned = self.estoque.restock(line.item_id, line.quantity)
+                    returned = self.estoque.restock(line.item_id, line.quantity,
+                                                    restock_key(order.id, line.item_id))
                 except UPSTREAM_DOWN:
                     self.store.mark_restocked(order.id, line.item_id, False)
                     raise

@@ -16,7 +16,7 @@ from pedidos.models import Order
 from pedidos.store import NewOrder
 from veloz.data.migrate import upgrade
 from veloz.dev.devdb import recreate_database
-from veloz.dev.testing import RunningService, migrated_test_database
+from veloz.dev.testing import RunningService, held_from_outside, migrated_test_database
 
 
 def migrated_participant_database(server_url: str, package: str) -> str:
@@ -175,3 +175,19 @@ def stored_orders(app):
             return session.scalar(select(func.count()).select_from(Order))
 
     return count
+
+
+@pytest.fixture
+def stock_held(estoque_database_url):
+    """`with stock_held(item_id):` the item's row locked from outside, so a reservation or
+    restock of it waits inside estoque (as behind a paused database) until the block ends."""
+    return lambda item_id: held_from_outside(
+        estoque_database_url, "SELECT id FROM items WHERE id = :id FOR UPDATE", id=item_id)
+
+
+@pytest.fixture
+def charges_held(pagamentos_database_url):
+    """`with charges_held(order_id):` the lock pagamentos takes for every charge and the
+    closing of that order, held from outside until the block ends."""
+    return lambda order_id: held_from_outside(
+        pagamentos_database_url, "SELECT pg_advisory_xact_lock(:id)", id=order_id)

@@ -3,19 +3,14 @@ ever passes the money limit: the attacks a black-box probe tried, replayed. A fa
 keeps no money, even when its charge lands late or recovery takes it over from a saga still
 waiting on a participant (a lock held from outside stands in for a paused database)."""
 
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from decimal import Decimal
-
-from sqlalchemy import create_engine, text
-from sqlalchemy.pool import NullPool
 
 from pedidos.bootstrap import build
 from pedidos.domain import charge_key
 from pedidos.recovery import recover_once
-from veloz.data.db import sqlalchemy_url
 from veloz.dev.faultload import wait_until
+from veloz.dev.testing import lock_waiters
 
 
 def test_a_prepaid_cent_for_the_next_order_id_does_not_pay_for_the_order(buy, make_item,
@@ -100,41 +95,6 @@ def test_an_order_of_exactly_the_limit_is_paid(buy, make_item, wire):
     assert wire(response)["order"]["total"] == Decimal("9999999999.99")
 
 
-@contextmanager
-def held_from_outside(database_url: str, statement: str, **values) -> Iterator[None]:
-    """A lock `statement` takes, held in a transaction of our own until the block ends: what
-    waits for it waits inside the service, as it would behind a paused database."""
-    engine = create_engine(sqlalchemy_url(database_url), poolclass=NullPool)
-    try:
-        with engine.connect() as connection, connection.begin():
-            connection.execute(text(statement), values)
-            yield
-    finally:
-        engine.dispose()
-
-
-def charges_held(pagamentos_database_url: str, order_id: int):
-    """pagamentos' lock on one order's charges (taken by every charge and by the closing)."""
-    return held_from_outside(pagamentos_database_url, "SELECT pg_advisory_xact_lock(:id)",
-                             id=order_id)
-
-
-def stock_held(estoque_database_url: str, item_id: int):
-    """The item's row, which every reservation of it updates."""
-    return held_from_outside(estoque_database_url,
-                             "SELECT id FROM items WHERE id = :id FOR UPDATE", id=item_id)
-
-
-def waiting(database_url: str) -> int:
-    """How many transactions on the database's server wait for a lock."""
-    engine = create_engine(sqlalchemy_url(database_url), poolclass=NullPool)
-    with engine.connect() as connection:
-        count = connection.execute(text(
-            "SELECT count(DISTINCT pid) FROM pg_locks WHERE NOT granted")).scalar_one()
-    engine.dispose()
-    return count
-
-
 def settled_charge(payments, order_id: int, amount: str):
     """pagamentos' answer to the order's one charge once it is no longer running: the saga's
     own charge, repeated with its Idempotency-Key, answers what the first call ended with."""
@@ -153,7 +113,7 @@ def settled_charge(payments, order_id: int, amount: str):
 
 
 def test_a_charge_that_lands_after_its_order_failed_keeps_no_money(
-        settings, app, held_order, make_item, payments, item, pagamentos_database_url):
+        settings, app, held_order, make_item, payments, item, charges_held):
     """The saga gave up on a charge pagamentos was still holding (its read timed out) and
     failed the order; the charge then went through. Money taken for a failed order is what
     a buyer would dispute: it must be refused, or refunded, once the order is compensated."""
@@ -163,7 +123,7 @@ def test_a_charge_that_lands_after_its_order_failed_keeps_no_money(
     shirt = make_item(quantity=5, price="10.50")
     order = held_order({shirt: 1})
 
-    with charges_held(pagamentos_database_url, order.id):
+    with charges_held(order.id):
         outcome = impatient.saga.charge_and_commit(order, None)
     late = settled_charge(payments, order.id, "10.50")
     recover_once(impatient.recovery, 10)  # finishes a compensation the lock held up
@@ -175,7 +135,8 @@ def test_a_charge_that_lands_after_its_order_failed_keeps_no_money(
 
 
 def test_recovery_taking_over_a_saga_still_charging_leaves_the_books_agreeing(
-        settings, app, held_order, make_item, payments, item, client, pagamentos_database_url):
+        settings, app, held_order, make_item, payments, item, client, charges_held,
+        pagamentos_database_url):
     """Recovery took an order whose saga was still waiting on its charge (the grace period is
     shorter than a paused database): both finish, and whichever wins, an order is paid only
     with its payment standing and its unit sold, or failed with neither."""
@@ -184,11 +145,11 @@ def test_recovery_taking_over_a_saga_still_charging_leaves_the_books_agreeing(
     order = held_order({shirt: 1})
 
     with ThreadPoolExecutor(2) as pool:
-        with charges_held(pagamentos_database_url, order.id):
+        with charges_held(order.id):
             saga = pool.submit(pedidos.saga.charge_and_commit, order, None)
-            assert wait_until(lambda: waiting(pagamentos_database_url) == 1, 10)
+            assert wait_until(lambda: lock_waiters(pagamentos_database_url) == 1, 10)
             recovery = pool.submit(recover_once, pedidos.recovery, 10)
-            assert wait_until(lambda: waiting(pagamentos_database_url) == 2, 10)
+            assert wait_until(lambda: lock_waiters(pagamentos_database_url) == 2, 10)
         saga.result()
         recovery.result()
 
@@ -202,18 +163,18 @@ def test_recovery_taking_over_a_saga_still_charging_leaves_the_books_agreeing(
 
 
 def test_recovery_taking_over_a_saga_still_reserving_leaves_nothing_held(
-        buy, make_item, pedidos, item, payments, client, estoque_database_url):
+        buy, make_item, pedidos, item, payments, stock_held, estoque_database_url):
     """Recovery took an order whose reservation was still on its way: it ended the order and
     went looking for the reservation while estoque was making it; the saga then finds its
     order ended and answers it as it stands. No unit stays held, no money taken."""
     shirt = make_item(quantity=5)
 
     with ThreadPoolExecutor(2) as pool:
-        with stock_held(estoque_database_url, shirt):
+        with stock_held(shirt):
             placing = pool.submit(buy, {shirt: 1})
-            assert wait_until(lambda: waiting(estoque_database_url) == 1, 10)
+            assert wait_until(lambda: lock_waiters(estoque_database_url) == 1, 10)
             recovery = pool.submit(recover_once, pedidos.recovery, 10)
-            assert wait_until(lambda: waiting(estoque_database_url) == 2, 10)
+            assert wait_until(lambda: lock_waiters(estoque_database_url) == 2, 10)
         answer = placing.result()
         assert recovery.result() == 1
 

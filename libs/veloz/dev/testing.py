@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
 from werkzeug.serving import make_server
 
 from veloz.data.db import sqlalchemy_url
@@ -82,6 +83,31 @@ def wipe_tables(database_url: str) -> None:
         if tables:
             connection.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
     engine.dispose()
+
+
+@contextmanager
+def held_from_outside(database_url: str, statement: str, **values) -> Iterator[None]:
+    """A lock `statement` takes, held in a transaction of the test's own until the block ends:
+    a service's statement that needs it waits inside the service, as it would behind a paused
+    database, so a test can make a call outlive its caller's timeout or two calls overlap."""
+    engine = create_engine(sqlalchemy_url(database_url), poolclass=NullPool)
+    try:
+        with engine.connect() as connection, connection.begin():
+            connection.execute(text(statement), values)
+            yield
+    finally:
+        engine.dispose()
+
+
+def lock_waiters(database_url: str) -> int:
+    """How many transactions on the database's server wait for a lock."""
+    engine = create_engine(sqlalchemy_url(database_url), poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            return connection.execute(text(
+                "SELECT count(DISTINCT pid) FROM pg_locks WHERE NOT granted")).scalar_one()
+    finally:
+        engine.dispose()
 
 
 @contextmanager
