@@ -73,7 +73,8 @@ class Order(Base):
 
 class OrderItem(Base):
     """A line as requested; name and unit price arrive from estoque's reservation.
-    `restocked` records that a cancelled sale's units went back to estoque (at most once)."""
+    `restocked` records that a cancelled sale's units went back to estoque; the restock's
+    Idempotency-Key (domain.restock_key) makes them go back at most once."""
 
     __tablename__ = "order_items"
     __table_args__ = (

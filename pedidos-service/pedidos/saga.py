@@ -301,18 +301,19 @@ class Compensation:
             return None
 
     def _restock(self, order: OrderRecord) -> None:
+        """Each sold line's units back on sale, once: the restock's key makes a repeat (this
+        compensation tried again after a restock that landed unseen, or another one running
+        beside it) add nothing; the line's `restocked` mark records it once done."""
         for line in order.items:
-            if self.store.mark_restocked(order.id, line.item_id):
-                try:
-                    returned = self.estoque.restock(line.item_id, line.quantity,
-                                                    restock_key(order.id, line.item_id))
-                except UPSTREAM_DOWN:
-                    self.store.mark_restocked(order.id, line.item_id, False)
-                    raise
-                if not returned:
-                    log.warning("units not returned: the item no longer exists",
-                                extra={"order_id": order.id, "item_id": line.item_id,
-                                       "quantity": line.quantity})
+            if line.restocked:
+                continue
+            returned = self.estoque.restock(line.item_id, line.quantity,
+                                            restock_key(order.id, line.item_id))
+            self.store.mark_restocked(order.id, line.item_id)
+            if not returned:
+                log.warning("units not returned: the item no longer exists",
+                            extra={"order_id": order.id, "item_id": line.item_id,
+                                   "quantity": line.quantity})
 
 
 def _lines(order: OrderRecord) -> list[tuple[int, int]]:

@@ -207,11 +207,10 @@ class OrderStore:
             _COMPENSATION_DONE.run(cursor, order_id=order_id, now=utcnow())
             return _found(_read(cursor, order_id), order_id)
 
-    def mark_restocked(self, order_id: int, item_id: int, restocked: bool = True) -> bool:
-        """Flip the line's `restocked` mark; True when this call flipped it (at most once)."""
+    def mark_restocked(self, order_id: int, item_id: int) -> None:
+        """Record that the line's sold units went back on sale."""
         with self.db.statements() as cursor:
-            return _MARK_RESTOCKED[restocked].run(
-                cursor, order_id=order_id, item_id=item_id).fetchone() is not None
+            _MARK_RESTOCKED.run(cursor, order_id=order_id, item_id=item_id)
 
     def lease_unfinished(self, grace: timedelta) -> int | None:
         """Take one order left mid-saga or with compensation pending for longer than `grace`
@@ -296,13 +295,10 @@ _COMPENSATION_DONE = DriverStatement.of(
     update(orders).where(orders.c.id == bindparam("order_id"))
     .values(compensation_pending=False, updated_at=bindparam("now")))
 # The mark set (True) or taken back (False): the statement finds the line only if it flips.
-_MARK_RESTOCKED = {
-    restocked: DriverStatement.of(
-        update(order_items).where(order_items.c.order_id == bindparam("order_id"),
-                                  order_items.c.item_id == bindparam("item_id"),
-                                  order_items.c.restocked.is_not(restocked))
-        .values(restocked=restocked).returning(order_items.c.item_id))
-    for restocked in (True, False)}
+_MARK_RESTOCKED = DriverStatement.of(
+    update(order_items).where(order_items.c.order_id == bindparam("order_id"),
+                              order_items.c.item_id == bindparam("item_id"))
+    .values(restocked=True))
 # In flight: the predicate of the partial index ix_orders_in_flight_updated_at, word for word,
 # so the planner may use that index even in a plan made for any parameters.
 _NEXT_UNFINISHED = DriverStatement.of(
