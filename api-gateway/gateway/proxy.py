@@ -8,6 +8,7 @@ from urllib3 import BaseHTTPResponse
 
 from gateway.auth import Identity, authorize
 from gateway.backends import ROUTES, Backend
+from gateway.ratelimit import BUDGET_HEADERS
 from veloz.core.errors import NotFound
 from veloz.core.identity import ROLES_HEADER, USER_ID_HEADER
 from veloz.web.context import current_request, request_state
@@ -20,8 +21,9 @@ HOP_BY_HOP = frozenset({"connection", "keep-alive", "te", "trailer", "trailers",
 # request id; the length is recomputed and bodies travel uncompressed between services.
 NOT_FORWARDED = HOP_BY_HOP | {"host", "content-length", "authorization", "x-user-id",
                               "x-user-roles", "x-request-id", "accept-encoding"}
-NOT_RETURNED = HOP_BY_HOP | {"content-length", "content-encoding", "server", "date",
-                             "x-request-id"}
+# The request id and the caller's budget are the gateway's to state.
+NOT_RETURNED = HOP_BY_HOP | BUDGET_HEADERS | {"content-length", "content-encoding", "server",
+                                              "date", "x-request-id"}
 # Path words kept verbatim in the metrics' route label; numbers become <id>, anything else
 # <other>, so the label stays bounded whatever clients send.
 SUBRESOURCES = frozenset({"cancel", "events", "commit", "release", "restock", "reserve",

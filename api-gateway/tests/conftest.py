@@ -16,7 +16,8 @@ SECRET = "a-test-only-secret-that-is-long-enough-for-hs256"
 
 class FakeService:
     """A real HTTP service on 127.0.0.1 that echoes what reached it; it can be made slow,
-    unhealthy, or answer any status (header X-Echo-Status)."""
+    unhealthy, answer any status (header X-Echo-Status) or add headers of its own to its
+    answer (X-Echo-Header: `Name: value` pairs, comma-separated)."""
 
     def __init__(self, name: str, openapi: dict):
         self.name, self.openapi = name, openapi
@@ -55,8 +56,11 @@ class FakeService:
         echoed = {"service": self.name, "method": request.method, "path": request.path,
                   "query": request.query_string.decode(), "body": request.get_data(as_text=True),
                   "headers": dict(request.headers)}
-        return echoed, status, {"Link": f'<{request.base_url}?after=2&limit=2>; rel="next"',
-                                "X-Served-By": self.name}
+        extra = [pair.split(":", 1) for pair in request.headers.get("X-Echo-Header", "").split(",")
+                 if pair]
+        return echoed, status, [("Link", f'<{request.base_url}?after=2&limit=2>; rel="next"'),
+                                ("X-Served-By", self.name),
+                                *((name.strip(), value.strip()) for name, value in extra)]
 
 
 def openapi_of(*paths: str, schemas: dict | None = None) -> dict:

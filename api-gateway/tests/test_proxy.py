@@ -51,8 +51,9 @@ def test_hop_by_hop_headers_stay_at_the_gateway_and_end_to_end_ones_pass(client)
 
 
 def test_the_request_id_is_passed_on_and_echoed(client):
-    response = client.get("/items", headers={"X-Request-ID": "trace-42"})
-    assert response.headers["X-Request-ID"] == "trace-42"
+    response = client.get("/items", headers={"X-Request-ID": "trace-42",
+                                             "X-Echo-Header": "X-Request-ID: the-service-own"})
+    assert response.headers.getlist("X-Request-ID") == ["trace-42"]
     assert response.json["headers"]["X-Request-Id"] == "trace-42"
 
 

@@ -36,6 +36,22 @@ def test_every_limited_answer_tells_the_caller_its_remaining_budget(client):
     assert "RateLimit-Limit" not in client.get("/health").headers
 
 
+def test_the_budget_is_the_gateways_alone_whatever_a_service_answers(client):
+    echoed = ", ".join(f"{name}: 999" for name in (
+        "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset", "X-RateLimit-Limit",
+        "X-RateLimit-Remaining", "X-RateLimit-Reset"))
+    answer = client.get("/items", headers={"X-Echo-Header": echoed})
+
+    assert answer.status_code == 200
+    assert answer.headers.getlist("RateLimit-Remaining") == ["2"]
+    assert answer.headers.getlist("RateLimit-Limit") == ["3"]
+    assert answer.headers.getlist("X-RateLimit-Remaining") == ["2"]
+    assert len(answer.headers.getlist("RateLimit-Reset")) == 1
+    assert len(answer.headers.getlist("X-RateLimit-Reset")) == 1
+    assert "999" not in answer.headers.getlist("X-RateLimit-Reset")
+    assert answer.headers.getlist("X-Served-By") == ["estoque"]
+
+
 def test_each_token_has_its_own_budget_apart_from_the_address(client, bearer):
     for _ in range(3):
         client.get("/items")

@@ -198,7 +198,8 @@ def _track_requests(app: Flask) -> None:
 
     @app.after_request
     def finish(response):
-        response.headers[REQUEST_ID_HEADER] = request_state().get("request_id", "")
+        # Added, not set (which scans every header): only this hook writes it.
+        response.headers.add(REQUEST_ID_HEADER, request_state().get("request_id", ""))
         return response
 
     @app.teardown_request

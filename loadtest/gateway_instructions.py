@@ -1,0 +1,195 @@
+"""Instructions per proxied read: the api-gateway's Flask path, feature by feature, against
+the bare Flask proxy's, counted by valgrind's callgrind instead of timed.
+
+CPU time on this shared host moves by half between runs, more than any one of the gateway's
+features costs. An instruction count does not: the same code on the same input executes the
+same instructions whatever else the machine runs. This runs loadtest/gateway_inprocess.py's
+setup (the platform on free ports, the gateway's and the bare proxy's apps called as WSGI apps
+in this process with the same `GET /items/{id}`) under callgrind, with instrumentation on only
+while one app answers its calls, and reports instructions per call for:
+
+- `bare`: the bare Flask proxy (loadtest/bare_proxy.py);
+- `gateway`: the api-gateway as `make up` builds it;
+- `gateway - <feature>`: the same app with that feature's request hooks taken out (or, for
+  the access line, its logger switched off while the app answers), so the difference is what
+  the feature costs a read;
+- `gateway - hooks`: every hook out: Flask, the proxy view (auth, breaker, header filters,
+  the call) and nothing else.
+
+The platform's other processes run natively; only this process is counted. Needs valgrind
+(Debian's package). About two minutes for the default 200 calls per app.
+
+    .venv/bin/python loadtest/gateway_instructions.py [--calls 200] [--json FILE]
+
+Traffic goes to 127.0.0.1 only, bounded in calls.
+"""
+
+import argparse
+import gc
+import json
+import logging
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+
+import requests
+from cpu_per_order import SECRET, fresh_platform
+from gateway_inprocess import ENV, build_apps, caller
+
+# Each feature by the function that installs its hooks (their qualified names start with it).
+FEATURES = {
+    "request id": "veloz.web.app._track_requests",
+    "RED metrics and access line": "veloz.web.request_metrics.measure_requests",
+    "exact path": "veloz.web.app._refuse_empty_segments",
+    "tracing": "veloz.web.tracing.trace_requests",
+    "drain": "veloz.web.app._close_connections_when_draining",
+    "rate limit": "gateway.ratelimit.",
+    "rejection count": "gateway.app._count_rejections",
+}
+HOOK_LISTS = ("before_request_funcs", "after_request_funcs", "teardown_request_funcs")
+OUT_VARIABLE = "VELOZ_CALLGRIND_OUT"
+
+
+def tool(name: str) -> str:
+    found = shutil.which(name)
+    if found is None:
+        sys.exit(f"{name} not found: apt-get install valgrind")
+    return found
+
+
+def without_hooks(app, prefix: str) -> int:
+    """Takes out every request hook whose module-qualified name starts with `prefix`."""
+    taken = 0
+    for attribute in HOOK_LISTS:
+        for functions in getattr(app, attribute).values():
+            kept = [function for function in functions
+                    if not f"{function.__module__}.{function.__qualname__}".startswith(prefix)]
+            taken += len(functions) - len(kept)
+            functions[:] = kept
+    return taken
+
+
+@contextmanager
+def access_line_off():
+    """The access logger switched off: the hooks still run up to `access_log.info`."""
+    logger = logging.getLogger("veloz.access")
+    logger.disabled = True
+    try:
+        yield
+    finally:
+        logger.disabled = False
+
+
+def variants(platform) -> dict:
+    """The apps to count, by name, each with what is switched off while it answers: bare, the
+    gateway, and the gateway without each feature."""
+    apps = {name: (app, nullcontext) for name, app in build_apps(platform).items()}
+    from gateway.app import create_app
+    apps["gateway - access line"] = (apps["gateway"][0], access_line_off)
+    for feature, prefix in {**FEATURES, "hooks": ""}.items():
+        app = create_app()
+        if not without_hooks(app, prefix):
+            raise RuntimeError(f"no hook of {feature!r} ({prefix}) in the gateway")
+        apps[f"gateway - {feature}"] = (app, nullcontext)
+    return apps
+
+
+def callgrind(*command: str) -> None:
+    subprocess.run([tool("callgrind_control"), *command, str(os.getpid())], check=True,
+                   stdout=subprocess.DEVNULL, timeout=60)
+
+
+def count(apps: dict, call, calls: int) -> None:
+    """Each app's calls with instrumentation on, dumped under the app's name."""
+    for name, (app, switch) in apps.items():
+        with switch():
+            for _ in range(20):  # warm up: pools, caches, the first call's imports
+                call(app)
+            # As a server's worker does once its app is built (veloz.run): what lives this
+            # long is out of the collector's way, so each app's count starts from the same heap.
+            gc.collect()
+            gc.freeze()
+            callgrind("--instr=on")
+            callgrind("--zero")
+            for _ in range(calls):
+                call(app)
+            callgrind("--dump=" + name.replace(" ", "_"))
+            callgrind("--instr=off")
+
+
+def inner(calls: int) -> None:
+    run_dir = Path(tempfile.mkdtemp(prefix="veloz-instructions-"))
+    with fresh_platform(run_dir, "_instructions", ENV) as platform:
+        apps = variants(platform)
+        from gateway.auth import TokenAuthority
+        from gateway.config import JwtSettings
+        admin = TokenAuthority(JwtSettings(jwt_secret=SECRET)).mint("bench", ["admin"])
+        item = requests.post(f"{platform.url('api-gateway')}/items", timeout=10,
+                             headers={"Authorization": f"Bearer {admin}"},
+                             json={"name": "Vitrine", "quantity": 1, "price": 1}).json()
+        call = caller(f"/items/{item['id']}")
+        sys.stdout.flush()
+        with open(os.devnull, "w") as quiet:  # the gateway's access lines
+            real_stdout, sys.stdout = sys.stdout, quiet
+            try:
+                count(apps, call, calls)
+            finally:
+                sys.stdout = real_stdout
+
+
+def counted(folder: Path) -> dict[str, int]:
+    """Instructions of each dump, by the app's name, from callgrind's output files."""
+    totals = {}
+    for path in sorted(folder.glob("callgrind.*.*"), key=lambda path: int(path.suffix[1:])):
+        text = path.read_text(errors="replace")
+        trigger = re.search(r"^desc: Trigger: dump (\S+)", text, re.MULTILINE)
+        summary = re.search(r"^summary: (\d+)", text, re.MULTILINE)
+        if trigger and summary:
+            name = trigger.group(1).replace("_", " ")
+            totals[name] = int(summary.group(1))
+    return totals
+
+
+def outer(calls: int, json_file: Path | None) -> None:
+    folder = Path(tempfile.mkdtemp(prefix="veloz-callgrind-"))
+    command = [tool("valgrind"), "--tool=callgrind", "--instr-atstart=no",
+               f"--callgrind-out-file={folder}/callgrind.%p", sys.executable, __file__,
+               "--calls", str(calls)]
+    subprocess.run(command, check=True, env={**os.environ, OUT_VARIABLE: str(folder),
+                                             "PYTHONHASHSEED": "0"},
+                   stderr=subprocess.DEVNULL)
+    per_call = {name: total / calls for name, total in counted(folder).items()}
+    report(per_call)
+    if json_file:
+        json_file.parent.mkdir(parents=True, exist_ok=True)
+        json_file.write_text(json.dumps({"calls": calls, "instructions_per_call": per_call},
+                                        indent=2) + "\n")
+
+
+def report(per_call: dict[str, float]) -> None:
+    bare, gateway = per_call["bare"], per_call["gateway"]
+    print(f"{'app':34} {'instructions per read':>22} {'÷ bare':>7} {'feature costs':>14}")
+    for name, figure in per_call.items():
+        saved = f"{gateway - figure:14,.0f}" if name.startswith("gateway - ") else ""
+        print(f"{name:34} {figure:22,.0f} {figure / bare:7.3f} {saved}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--calls", type=int, default=200, help="per app")
+    parser.add_argument("--json", type=Path, help="write the figures here too")
+    args = parser.parse_args()
+    if os.environ.get(OUT_VARIABLE):
+        inner(args.calls)
+    else:
+        outer(args.calls, args.json)
+
+
+if __name__ == "__main__":
+    main()
