@@ -63,14 +63,21 @@ bench: $(STAMP) bench-tools
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,bench]"
 	$(BIN)/python loadtest/bench.py $(BENCH_ARGS)
 	$(BIN)/python loadtest/sql_per_order.py
+	@if command -v valgrind >/dev/null; then $(BIN)/python loadtest/gateway_instructions.py; \
+		else echo "valgrind not installed (no instruction counts)"; fi
 
-# nginx, the reference proxy of the bench's reads (Debian's package, started by
-# loadtest/nginx_reference.py on a free port): one apt-get update, and only when it is missing.
+# Debian packages of the bench: nginx, the reference proxy of its reads (started by
+# loadtest/nginx_reference.py on a free port), and valgrind, which counts the gateway's
+# instructions per read (loadtest/gateway_instructions.py). One apt-get update, and only when
+# one is missing.
+BENCH_TOOLS := nginx:nginx valgrind:valgrind callgrind_control:valgrind
 .PHONY: bench-tools
 bench-tools:
-	@command -v nginx >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
-		&& apt-get update -qq && apt-get install -y -qq --no-install-recommends nginx \
-		>/dev/null; } || echo "nginx not installed (the bench records no nginx reference)"
+	@missing="$$(for pair in $(BENCH_TOOLS); do command -v $${pair%%:*} >/dev/null \
+		|| echo $${pair#*:}; done | sort -u | tr '\n' ' ')"; \
+	[ -z "$${missing// }" ] || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing \
+		>/dev/null; } || echo "not installed: $$missing(the bench skips what needs them)"
 
 ## Load the running platform (make up) with Locust: web UI on http://localhost:8089, or
 ## headless for a while: make load LOAD_ARGS="--headless -u 20 -r 5 -t 2m".
