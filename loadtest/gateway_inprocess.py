@@ -25,6 +25,8 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import requests
@@ -121,24 +123,36 @@ def main() -> None:
     run_dir = Path(tempfile.mkdtemp(prefix="veloz-inprocess-"))
     with fresh_platform(run_dir, "_inprocess", ENV) as platform:
         apps = build_apps(platform)
-        from gateway.auth import TokenAuthority
-        from gateway.config import JwtSettings
-        admin = TokenAuthority(JwtSettings(jwt_secret=SECRET)).mint("bench", ["admin"])
-        item = requests.post(f"{platform.url('api-gateway')}/items", timeout=10,
-                             headers={"Authorization": f"Bearer {admin}"},
-                             json={"name": "Vitrine", "quantity": 1, "price": 1}).json()
-        call = caller(f"/items/{item['id']}")
-        sys.stdout.flush()
-        with open(os.devnull, "w") as quiet:  # the gateway's access lines
-            real_stdout, sys.stdout = sys.stdout, quiet
-            try:
-                rounds(apps, call, 100, 1)  # warm up: pools, caches
-                spent = rounds(apps, call, args.calls, args.rounds)
-                if args.profile:
-                    profile(apps, call, args.calls, args.profile)
-            finally:
-                sys.stdout = real_stdout
+        call = item_read(platform)
+        with quiet_stdout():
+            rounds(apps, call, 100, 1)  # warm up: pools, caches
+            spent = rounds(apps, call, args.calls, args.rounds)
+            if args.profile:
+                profile(apps, call, args.calls, args.profile)
         report(spent)
+
+
+def item_read(platform):
+    """`caller` of `GET /items/{id}` for an item made through the platform's gateway."""
+    from gateway.auth import TokenAuthority
+    from gateway.config import JwtSettings
+    admin = TokenAuthority(JwtSettings(jwt_secret=SECRET)).mint("bench", ["admin"])
+    item = requests.post(f"{platform.url('api-gateway')}/items", timeout=10,
+                         headers={"Authorization": f"Bearer {admin}"},
+                         json={"name": "Vitrine", "quantity": 1, "price": 1}).json()
+    return caller(f"/items/{item['id']}")
+
+
+@contextmanager
+def quiet_stdout() -> Iterator[None]:
+    """The apps' access lines go nowhere while they answer."""
+    sys.stdout.flush()
+    with open(os.devnull, "w") as quiet:
+        real_stdout, sys.stdout = sys.stdout, quiet
+        try:
+            yield
+        finally:
+            sys.stdout = real_stdout
 
 
 if __name__ == "__main__":

@@ -17,9 +17,9 @@ while one app answers its calls, and reports instructions per call for:
   the call) and nothing else.
 
 The platform's other processes run natively; only this process is counted. Needs valgrind
-(Debian's package). About two minutes for the default 200 calls per app.
+(Debian's package). About two minutes for the default 300 calls per app.
 
-    .venv/bin/python loadtest/gateway_instructions.py [--calls 200] [--json FILE]
+    .venv/bin/python loadtest/gateway_instructions.py [--calls 300] [--json FILE]
 
 Traffic goes to 127.0.0.1 only, bounded in calls.
 """
@@ -37,9 +37,8 @@ import tempfile
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
-import requests
-from cpu_per_order import SECRET, fresh_platform
-from gateway_inprocess import ENV, build_apps, caller
+from cpu_per_order import fresh_platform
+from gateway_inprocess import ENV, build_apps, item_read, quiet_stdout
 
 # Each feature by the function that installs its hooks (their qualified names start with it).
 FEATURES = {
@@ -126,20 +125,9 @@ def inner(calls: int) -> None:
     run_dir = Path(tempfile.mkdtemp(prefix="veloz-instructions-"))
     with fresh_platform(run_dir, "_instructions", ENV) as platform:
         apps = variants(platform)
-        from gateway.auth import TokenAuthority
-        from gateway.config import JwtSettings
-        admin = TokenAuthority(JwtSettings(jwt_secret=SECRET)).mint("bench", ["admin"])
-        item = requests.post(f"{platform.url('api-gateway')}/items", timeout=10,
-                             headers={"Authorization": f"Bearer {admin}"},
-                             json={"name": "Vitrine", "quantity": 1, "price": 1}).json()
-        call = caller(f"/items/{item['id']}")
-        sys.stdout.flush()
-        with open(os.devnull, "w") as quiet:  # the gateway's access lines
-            real_stdout, sys.stdout = sys.stdout, quiet
-            try:
-                count(apps, call, calls)
-            finally:
-                sys.stdout = real_stdout
+        call = item_read(platform)
+        with quiet_stdout():
+            count(apps, call, calls)
 
 
 def counted(folder: Path) -> dict[str, int]:
@@ -182,7 +170,7 @@ def report(per_call: dict[str, float]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--calls", type=int, default=200, help="per app")
+    parser.add_argument("--calls", type=int, default=300, help="per app")
     parser.add_argument("--json", type=Path, help="write the figures here too")
     args = parser.parse_args()
     if os.environ.get(OUT_VARIABLE):
