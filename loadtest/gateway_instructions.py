@@ -14,7 +14,11 @@ while one app answers its calls, and reports instructions per call for:
   the access line, its logger switched off while the app answers), so the difference is what
   the feature costs a read;
 - `gateway - hooks`: every hook out: Flask, the proxy view (auth, breaker, header filters,
-  the call) and nothing else.
+  the call) and nothing else;
+- `gateway - hooks - <part>`: that, with one part of the proxy view replaced while it answers
+  (auth by no identity, the header filters by no header but the content type, the breaker
+  and its call metrics by the bare call, and then the service client too by a bare urllib3
+  pool as the bare proxy's), so the difference from `gateway - hooks` is what the part costs.
 
 The platform's other processes run natively; only this process is counted. Needs valgrind
 (Debian's package). About two minutes for the default 300 calls per app.
@@ -36,9 +40,12 @@ import sys
 import tempfile
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
+from unittest.mock import patch
 
 from cpu_per_order import fresh_platform
 from gateway_inprocess import ENV, build_apps, item_read, quiet_stdout
+from urllib3 import Timeout
+from urllib3.connectionpool import connection_from_url
 
 # Each feature by the function that installs its hooks (their qualified names start with it).
 FEATURES = {
@@ -84,6 +91,36 @@ def access_line_off():
         logger.disabled = False
 
 
+def view_switches() -> dict:
+    """What replaces each part of the proxy view while an app answers, by the part's name."""
+    from gateway import proxy
+    from gateway.backends import Backend
+
+    def unguarded_send(backend, method, path, **kwargs):
+        return backend.client.request(method, path, **kwargs)
+
+    pools: dict = {}
+
+    def bare_send(backend, method, path, *, headers, body, idempotent):
+        if backend.name not in pools:
+            pools[backend.name] = connection_from_url(backend.client.base_url, maxsize=20)
+        return pools[backend.name].urlopen(method, path, body=body, headers=headers,
+                                           retries=False, redirect=False,
+                                           timeout=Timeout(connect=1.0, read=5.0))
+
+    def content_type_only(upstream, backend):
+        return [("Content-Type", upstream.headers.get("Content-Type"))]
+
+    return {
+        "auth": lambda: patch.object(proxy, "authorize", lambda method, path: None),
+        "header filters": lambda: patch.multiple(
+            proxy, _outgoing_headers=lambda served, identity: {},
+            _relayed_headers=content_type_only),
+        "breaker and call metrics": lambda: patch.object(Backend, "send", unguarded_send),
+        "breaker, call metrics and client": lambda: patch.object(Backend, "send", bare_send),
+    }
+
+
 def variants(platform) -> dict:
     """The apps to count, by name, each with what is switched off while it answers: bare, the
     gateway, and the gateway without each feature."""
@@ -95,6 +132,9 @@ def variants(platform) -> dict:
         if not without_hooks(app, prefix):
             raise RuntimeError(f"no hook of {feature!r} ({prefix}) in the gateway")
         apps[f"gateway - {feature}"] = (app, nullcontext)
+    hookless = apps["gateway - hooks"][0]
+    for part, switch in view_switches().items():
+        apps[f"gateway - hooks - {part}"] = (hookless, switch)
     return apps
 
 
@@ -160,11 +200,12 @@ def outer(calls: int, json_file: Path | None) -> None:
 
 
 def report(per_call: dict[str, float]) -> None:
-    bare, gateway = per_call["bare"], per_call["gateway"]
-    print(f"{'app':34} {'instructions per read':>22} {'÷ bare':>7} {'feature costs':>14}")
+    bare, gateway, hookless = (per_call[name] for name in ("bare", "gateway", "gateway - hooks"))
+    print(f"{'app':48} {'instructions per read':>22} {'÷ bare':>7} {'feature costs':>14}")
     for name, figure in per_call.items():
-        saved = f"{gateway - figure:14,.0f}" if name.startswith("gateway - ") else ""
-        print(f"{name:34} {figure:22,.0f} {figure / bare:7.3f} {saved}")
+        whole = hookless if name.startswith("gateway - hooks - ") else gateway
+        saved = f"{whole - figure:14,.0f}" if name.startswith("gateway - ") else ""
+        print(f"{name:48} {figure:22,.0f} {figure / bare:7.3f} {saved}")
 
 
 def main() -> None:
