@@ -95,9 +95,13 @@ def _retry_safe(method: str, keyed: bool) -> bool:
 
 def _outgoing_headers(served: Request, identity: Identity | None) -> dict[str, str]:
     sent = served.headers
-    connection, forwarded_for = sent.get("Connection"), sent.get("X-Forwarded-For")
-    dropped = NOT_FORWARDED | _connection_listed(connection) if connection else NOT_FORWARDED
-    headers = {name: value for name, value in sent.items() if not _is_dropped(name, dropped)}
+    forwarded_for = sent.get("X-Forwarded-For")
+    dropped = _dropped_with(NOT_FORWARDED, sent.get("Connection"))
+    headers = {}
+    for name, value in sent.items():
+        lowered = name.lower()
+        if lowered not in dropped and not lowered.startswith("proxy-"):
+            headers[name] = value
     client = served.remote_addr or "unknown"
     headers["X-Forwarded-For"] = f"{forwarded_for}, {client}" if forwarded_for else client
     headers["Accept-Encoding"] = "identity"
@@ -108,11 +112,13 @@ def _outgoing_headers(served: Request, identity: Identity | None) -> dict[str, s
 
 
 def _relayed_headers(upstream: BaseHTTPResponse, backend: Backend) -> list[tuple[str, str]]:
-    connection = upstream.headers.get("Connection")
-    dropped = NOT_RETURNED | _connection_listed(connection) if connection else NOT_RETURNED
-    return [(name, _gateway_links(value, backend) if name.lower() == "link" else value)
-            for name, value in upstream.headers.items()
-            if not _is_dropped(name, dropped)]
+    dropped = _dropped_with(NOT_RETURNED, upstream.headers.get("Connection"))
+    relayed = []
+    for name, value in upstream.headers.items():
+        lowered = name.lower()
+        if lowered not in dropped and not lowered.startswith("proxy-"):
+            relayed.append((name, _gateway_links(value, backend) if lowered == "link" else value))
+    return relayed
 
 
 def _gateway_links(value: str, backend: Backend) -> str:
@@ -122,10 +128,11 @@ def _gateway_links(value: str, backend: Backend) -> str:
     return value.replace(f"<{backend.client.base_url}/", "</")
 
 
-def _connection_listed(connection: str) -> set[str]:
-    return {token.strip().lower() for token in connection.split(",") if token.strip()}
-
-
-def _is_dropped(name: str, dropped: set[str] | frozenset[str]) -> bool:
-    lowered = name.lower()
-    return lowered in dropped or lowered.startswith("proxy-")
+def _dropped_with(always: frozenset[str], connection: str | None) -> frozenset[str]:
+    """`always`, and the headers this hop's `Connection` header names (RFC 9110 7.6.1),
+    lower-cased: the names not to pass on (nor any `proxy-*`, checked in the loops, which
+    lower-case each name once)."""
+    if not connection:
+        return always
+    listed = {token.strip().lower() for token in connection.split(",")} - always - {""}
+    return always | listed if listed else always
