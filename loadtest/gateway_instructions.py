@@ -29,6 +29,7 @@ Traffic goes to 127.0.0.1 only, bounded in calls.
 """
 
 import argparse
+import functools
 import gc
 import json
 import logging
@@ -61,6 +62,7 @@ HOOK_LISTS = ("before_request_funcs", "after_request_funcs", "teardown_request_f
 OUT_VARIABLE = "VELOZ_CALLGRIND_OUT"
 
 
+@functools.cache
 def tool(name: str) -> str:
     found = shutil.which(name)
     if found is None:

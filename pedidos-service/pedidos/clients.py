@@ -203,13 +203,12 @@ class PagamentosClient:
             if len(page) < page_size:
                 return found
 
-    def close_order(self, order_id: int) -> list[Payment]:
+    def close_order(self, order_id: int) -> None:
         """Refund the order's approved payment and have pagamentos refuse any later charge of
         it, in one transaction under the lock its charges take: a charge still on its way
-        (one the saga gave up waiting for) cannot take money after this. Every payment of the
-        order, as closing left them."""
+        (one the saga gave up waiting for) cannot take money after this."""
         response = self.http.request("PUT", f"/closed-orders/{order_id}", idempotent=True)
-        return [Payment.of(payment) for payment in _expect(self.name, response, 200)["payments"]]
+        _expect(self.name, response, 200)
 
     def _standing_charge(self, order_id: int, conflict) -> Charge:
         payment = self.approved_payment(order_id)

@@ -294,7 +294,7 @@ _ORDER_OF_KEY = DriverStatement.of(select(orders.c.id).where(
 _COMPENSATION_DONE = DriverStatement.of(
     update(orders).where(orders.c.id == bindparam("order_id"))
     .values(compensation_pending=False, updated_at=bindparam("now")))
-# The mark set (True) or taken back (False): the statement finds the line only if it flips.
+# The line's units are back on sale (the restock's key, not this mark, keeps it to once).
 _MARK_RESTOCKED = DriverStatement.of(
     update(order_items).where(order_items.c.order_id == bindparam("order_id"),
                               order_items.c.item_id == bindparam("item_id"))
