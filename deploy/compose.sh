@@ -28,10 +28,9 @@ STANDIN_FOR=(POSTGRES PROMETHEUS ALERTMANAGER REDIS)
 # What the podman path installs when missing (as root, from Debian): the CNI dnsname plugin
 # lets the containers find each other by service name.
 PODMAN_PACKAGES=(podman runc mmdebstrap docker-compose golang-github-containernetworking-plugin-dnsname)
-export CONTAINERS_CONF=${CONTAINERS_CONF:-$PWD/deploy/containers.conf}
 
 say() { echo "compose: $*" >&2; }
-podman() { command podman --runtime runc --storage-driver vfs "$@"; }
+source deploy/podman.sh  # podman's flags, as deploy/images.sh runs it
 
 engine() {
     case "${COMPOSE_ENGINE:-}" in
@@ -73,13 +72,22 @@ EOF
 }
 
 # podman's Docker-compatible API for docker-compose; it exits by itself after 10 idle minutes
-# and is started again by the next command that needs it.
+# and is started again by the next command that needs it. It runs with podman's flags (its
+# store is the one the images and the ticker's checks are in): one that was started with
+# others is replaced.
+SERVICE_FLAGS=$STATE/podman-service.flags
 start_service() {
-    service_running 2>/dev/null && return
+    if service_running 2>/dev/null; then
+        [ "$(cat "$SERVICE_FLAGS" 2>/dev/null)" = "${PODMAN_FLAGS[*]}" ] && return
+        say "restarting podman system service with ${PODMAN_FLAGS[*]}"
+        stop_pid_file "$STATE/podman-service.pid"
+    fi
     mkdir -p "$STATE"
     rm -f "$SOCKET"
-    setsid podman system service --time=600 "unix://$SOCKET" >>"$STATE/podman-service.log" 2>&1 &
+    setsid podman "${PODMAN_FLAGS[@]}" system service --time=600 "unix://$SOCKET" \
+        >>"$STATE/podman-service.log" 2>&1 &
     echo $! >"$STATE/podman-service.pid"
+    echo "${PODMAN_FLAGS[*]}" >"$SERVICE_FLAGS"
     for _ in $(seq 50); do
         service_running 2>/dev/null && return
         sleep 0.2

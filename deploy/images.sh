@@ -15,10 +15,8 @@ ROOTFS=$CACHE/debian-bookworm-python.tar
 BASE_IMAGE=${BASE_IMAGE:-localhost/pedidos-veloz/debian-python:bookworm}
 IMAGE_TAG=${IMAGE_TAG:-local}
 HOST_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt
-export CONTAINERS_CONF=${CONTAINERS_CONF:-$PWD/deploy/containers.conf}
-
-# crun fails on this kind of machine's cgroups; vfs needs no overlay support in the kernel.
-podman() { command podman --runtime runc --storage-driver vfs "$@"; }
+# podman's flags (runc, deploy/containers.conf, overlay or vfs storage): deploy/podman.sh.
+source deploy/podman.sh
 
 need() { command -v "$1" >/dev/null || { echo "images: '$1' is not installed ($2)" >&2; exit 3; }; }
 need podman "apt-get install podman runc"
@@ -52,5 +50,6 @@ for service in "${SERVICES[@]}"; do
     echo "images: localhost/pedidos-veloz/$service:$IMAGE_TAG built in $((SECONDS - started)) s"
 done
 
-# vfs keeps every replaced image as a full copy: drop the ones no tag names any more.
+# A replaced image stays in the store (under vfs, as a full copy): drop the ones no tag
+# names any more.
 podman image prune --force >/dev/null

@@ -1,6 +1,7 @@
 """Shared by the deployment tests: where the repository and the validator tools are; podman
 as `make images` runs it, and the images it builds (once per session)."""
 
+import functools
 import os
 import shutil
 import subprocess
@@ -37,11 +38,19 @@ def run(command: list[str], **kwargs) -> subprocess.CompletedProcess:
                           text=True, check=False, **kwargs)
 
 
+@functools.cache
+def podman_flags() -> tuple[str, ...]:
+    """The global flags every script here gives podman (deploy/podman.sh: runc, and the
+    overlay or the vfs store)."""
+    chosen = run(["bash", "deploy/podman.sh", "flags"], timeout=60)
+    assert chosen.returncode == 0, chosen.stderr
+    return tuple(chosen.stdout.split())
+
+
 def podman(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     """podman with the flags and settings of `make images` (deploy/images.sh)."""
     env = {**os.environ, "CONTAINERS_CONF": str(REPO_ROOT / "deploy" / "containers.conf")}
-    return run(["podman", "--runtime", "runc", "--storage-driver", "vfs", *args],
-               timeout=timeout, env=env)
+    return run(["podman", *podman_flags(), *args], timeout=timeout, env=env)
 
 
 IMAGE_TAG = os.environ.get("IMAGE_TAG", "local")  # another tag keeps a session's images apart

@@ -114,10 +114,26 @@ def test_secrets_come_from_the_environment_and_grafana_is_never_admin_admin(comp
 
 
 def test_the_compose_scripts_pass_shellcheck():
-    scripts = [REPO_ROOT / "deploy" / "compose.sh",
+    scripts = [REPO_ROOT / "deploy" / "compose.sh", REPO_ROOT / "deploy" / "podman.sh",
                REPO_ROOT / "deploy" / "standins" / "postgres-entrypoint.sh"]
     result = run([tool("shellcheck"), *map(str, scripts)])
     assert result.returncode == 0, result.stdout
+
+
+@pytest.mark.parametrize(("driver", "store"), [
+    ("overlay", ["--root", "/var/lib/containers/storage-overlay",
+                 "--runroot", "/run/containers/storage-overlay"]),
+    ("vfs", [])])
+def test_podman_runs_with_the_chosen_storage_driver_each_in_its_own_store(driver, store):
+    """A store keeps the driver it was made with: overlay's is not the default store, which
+    holds vfs images of earlier runs. A driver podman does not know here is refused."""
+    flags = run(["bash", "deploy/podman.sh", "flags"],
+                env={**os.environ, "PODMAN_STORAGE_DRIVER": driver})
+    assert flags.stdout.split() == ["--runtime", "runc", "--storage-driver", driver, *store]
+    refused = run(["bash", "deploy/podman.sh", "flags"],
+                  env={**os.environ, "PODMAN_STORAGE_DRIVER": "btrfs"})
+    assert (refused.returncode, refused.stdout) == (2, "")
+    assert "overlay or vfs" in refused.stderr
 
 
 def test_the_podman_override_only_adjusts_services_of_the_compose_file(compose):

@@ -203,6 +203,7 @@ def test_a_failed_migration_stops_before_any_deployment_changes(fake_cluster):
 
 def test_deploy_scripts_pass_shellcheck():
     scripts = [REPO_ROOT / "deploy" / "rollout.sh", REPO_ROOT / "deploy" / "images.sh",
+               REPO_ROOT / "deploy" / "podman.sh",
                REPO_ROOT / "deploy" / "image" / "entrypoint.sh",
                *sorted((REPO_ROOT / "deploy" / "smoke").glob("*.sh"))]
     result = subprocess.run([tool("shellcheck"), *map(str, scripts)], capture_output=True,
