@@ -8,6 +8,7 @@ import time
 from flask import Flask, Request, current_app
 
 from veloz.telemetry import metrics
+from veloz.telemetry.logs import log_info
 from veloz.web.context import current_request, request_state
 
 UNMATCHED_ROUTE = "<unmatched>"
@@ -54,7 +55,7 @@ def _record(service: str, served: Request, status: int) -> None:
     template = route(served)
     metrics.record_request(service, served.method, template, status, seconds)
     if served.path not in QUIET_PATHS:
-        access_log.info("request", extra={
+        log_info(access_log, "request", {
             "method": served.method, "route": template, "path": served.path,
             "status": status, "duration_ms": round(seconds * 1000, 2)})
 
