@@ -63,12 +63,14 @@ bench: $(STAMP) bench-tools
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,bench]"
 	$(BIN)/python loadtest/bench.py $(BENCH_ARGS)
 	$(BIN)/python loadtest/sql_per_order.py
-	@if command -v valgrind >/dev/null; then $(BIN)/python loadtest/gateway_instructions.py; \
+	@if command -v valgrind >/dev/null; then $(BIN)/python loadtest/gateway_instructions.py \
+		&& $(BIN)/python loadtest/order_instructions.py; \
 		else echo "valgrind not installed (no instruction counts)"; fi
 
 # Debian packages of the bench: nginx, the reference proxy of its reads (started by
 # loadtest/nginx_reference.py on a free port), and valgrind, which counts the gateway's
-# instructions per read (loadtest/gateway_instructions.py). One apt-get update, and only when
+# instructions per read (loadtest/gateway_instructions.py) and each app's per paid order
+# (loadtest/order_instructions.py). One apt-get update, and only when
 # one is missing.
 BENCH_TOOLS := nginx:nginx valgrind:valgrind callgrind_control:valgrind
 .PHONY: bench-tools

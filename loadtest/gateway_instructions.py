@@ -28,21 +28,14 @@ The platform's other processes run natively; only this process is counted. Needs
 Traffic goes to 127.0.0.1 only, bounded in calls.
 """
 
-import argparse
 import functools
-import gc
-import json
 import logging
-import os
-import re
-import shutil
-import subprocess
-import sys
 import tempfile
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from unittest.mock import patch
 
+import callgrind_count
 from cpu_per_order import fresh_platform
 from gateway_inprocess import ENV, build_apps, item_read, quiet_stdout
 from urllib3 import Timeout
@@ -59,15 +52,6 @@ FEATURES = {
     "rejection count": "gateway.app._count_rejections",
 }
 HOOK_LISTS = ("before_request_funcs", "after_request_funcs", "teardown_request_funcs")
-OUT_VARIABLE = "VELOZ_CALLGRIND_OUT"
-
-
-@functools.cache
-def tool(name: str) -> str:
-    found = shutil.which(name)
-    if found is None:
-        sys.exit(f"{name} not found: apt-get install valgrind")
-    return found
 
 
 def without_hooks(app, prefix: str) -> int:
@@ -140,65 +124,14 @@ def variants(platform) -> dict:
     return apps
 
 
-def callgrind(*command: str) -> None:
-    subprocess.run([tool("callgrind_control"), *command, str(os.getpid())], check=True,
-                   stdout=subprocess.DEVNULL, timeout=60)
-
-
-def count(apps: dict, call, calls: int) -> None:
-    """Each app's calls with instrumentation on, dumped under the app's name."""
-    for name, (app, switch) in apps.items():
-        with switch():
-            for _ in range(20):  # warm up: pools, caches, the first call's imports
-                call(app)
-            # As a server's worker does once its app is built (veloz.run): what lives this
-            # long is out of the collector's way, so each app's count starts from the same heap.
-            gc.collect()
-            gc.freeze()
-            callgrind("--instr=on")
-            callgrind("--zero")
-            for _ in range(calls):
-                call(app)
-            callgrind("--dump=" + name.replace(" ", "_"))
-            callgrind("--instr=off")
-
-
 def inner(calls: int) -> None:
     run_dir = Path(tempfile.mkdtemp(prefix="veloz-instructions-"))
     with fresh_platform(run_dir, "_instructions", ENV) as platform:
         apps = variants(platform)
         call = item_read(platform)
         with quiet_stdout():
-            count(apps, call, calls)
-
-
-def counted(folder: Path) -> dict[str, int]:
-    """Instructions of each dump, by the app's name, from callgrind's output files."""
-    totals = {}
-    for path in sorted(folder.glob("callgrind.*.*"), key=lambda path: int(path.suffix[1:])):
-        text = path.read_text(errors="replace")
-        trigger = re.search(r"^desc: Trigger: dump (\S+)", text, re.MULTILINE)
-        summary = re.search(r"^summary: (\d+)", text, re.MULTILINE)
-        if trigger and summary:
-            name = trigger.group(1).replace("_", " ")
-            totals[name] = int(summary.group(1))
-    return totals
-
-
-def outer(calls: int, json_file: Path | None) -> None:
-    folder = Path(tempfile.mkdtemp(prefix="veloz-callgrind-"))
-    command = [tool("valgrind"), "--tool=callgrind", "--instr-atstart=no",
-               f"--callgrind-out-file={folder}/callgrind.%p", sys.executable, __file__,
-               "--calls", str(calls)]
-    subprocess.run(command, check=True, env={**os.environ, OUT_VARIABLE: str(folder),
-                                             "PYTHONHASHSEED": "0"},
-                   stderr=subprocess.DEVNULL)
-    per_call = {name: total / calls for name, total in counted(folder).items()}
-    report(per_call)
-    if json_file:
-        json_file.parent.mkdir(parents=True, exist_ok=True)
-        json_file.write_text(json.dumps({"calls": calls, "instructions_per_call": per_call},
-                                        indent=2) + "\n")
+            callgrind_count.count({name: (functools.partial(call, app), switch)
+                                   for name, (app, switch) in apps.items()}, calls)
 
 
 def report(per_call: dict[str, float]) -> None:
@@ -211,15 +144,7 @@ def report(per_call: dict[str, float]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--calls", type=int, default=300, help="per app")
-    parser.add_argument("--json", type=Path, help="write the figures here too")
-    args = parser.parse_args()
-    if os.environ.get(OUT_VARIABLE):
-        inner(args.calls)
-    else:
-        outer(args.calls, args.json)
+    callgrind_count.main(__doc__, unit="calls", default=300, inner=inner, report=report)
 
 
 if __name__ == "__main__":
