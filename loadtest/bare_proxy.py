@@ -1,8 +1,10 @@
 """The least a Flask proxy can do, served as the gateway is: the framework's floor for
 `GET /items/{id}`, read through beside the api-gateway and nginx in `make bench`.
 
-One route, relayed to one upstream over a pooled keep-alive urllib3 connection with timeouts:
-no auth, rate limit, request id, metrics, log line, breaker or header filtering. It runs
+One route, relayed to one upstream over a pooled keep-alive urllib3 connection with timeouts,
+its answers' headers read as the gateway's are (veloz.net.headers, so what is compared is the
+features, not the header reader): no auth, rate limit, request id, metrics, log line, breaker
+or header filtering. It runs
 under gunicorn with the platform's own settings (`veloz.run.gunicorn_conf`: the same workers,
 threads and worker class), so what the gateway costs above it is what its features cost.
 
@@ -28,12 +30,14 @@ from urllib3 import Timeout
 from urllib3.connectionpool import connection_from_url
 
 from veloz.dev.devstack import free_port
+from veloz.net import headers
 
 UPSTREAM_VARIABLE = "BARE_PROXY_UPSTREAM"
 
 
 def create_app() -> Flask:
     """gunicorn's app: built in each worker (no preload), so is its connection pool."""
+    headers.install()
     upstream = connection_from_url(os.environ[UPSTREAM_VARIABLE], maxsize=20)
     timeout = Timeout(connect=1.0, read=5.0)
     app = Flask(__name__)

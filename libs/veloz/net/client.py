@@ -32,6 +32,7 @@ from urllib3.util.retry import Retry
 
 from veloz.core.errors import GatewayTimeout, ServiceUnavailable
 from veloz.core.process import current_pid, readable_now
+from veloz.net import headers
 from veloz.telemetry.logs import request_id_var
 from veloz.telemetry.tracing import outgoing_call, pass_on_incoming, recording
 
@@ -101,6 +102,7 @@ class ServiceClient:
     (fork-safe); `request` is safe to call from many threads."""
 
     def __init__(self, name: str, base_url: str, policy: ClientPolicy | None = None):
+        headers.install()  # answers' headers read without the email package (veloz.net.headers)
         self.name = name
         self.base_url = base_url.rstrip("/")
         self.policy = policy or ClientPolicy()
