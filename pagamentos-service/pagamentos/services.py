@@ -11,6 +11,7 @@ from pagamentos import domain, telemetry
 from pagamentos.config import PagamentosSettings
 from pagamentos.schemas import ChargeRequest, OrderClosureOut, PaymentOut
 from pagamentos.store import PaymentStore
+from veloz.telemetry.logs import log_info
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +32,9 @@ class Payments:
                                         self._settings.payment_decline_rate, self._draw())
         payment = self._store.charge(request, outcome)
         telemetry.record_payment(payment.status, payment.decline_reason, payment.method)
-        log.info("payment charged", extra={"payment_id": payment.id, "order_id": payment.order_id,
-                                           "status": payment.status,
-                                           "decline_reason": payment.decline_reason})
+        log_info(log, "payment charged", {  # one a charge: logging's record costs ~55k instructions
+            "payment_id": payment.id, "order_id": payment.order_id, "status": payment.status,
+            "decline_reason": payment.decline_reason})
         return payment
 
     def refund(self, payment_id: int, by_person: bool = False) -> PaymentOut:
