@@ -62,22 +62,37 @@ def test_a_timestamp_is_what_datetime_writes():
 
 @pytest.fixture
 def json_logger():
-    """A logger of its own with the JSON handler every service configures, and nothing else."""
+    """A logger of its own with the JSON handler every service configures, and nothing else
+    once the test runs: pytest hangs its capture handlers on every logger, so each test calls
+    `only_json` first (after pytest has), else no line would take the direct way."""
     logger = logging.getLogger("veloz.tests.access")
     handler = StdoutHandler()
     handler.setFormatter(JsonFormatter("estoque-service"))
-    logger.handlers[:], logger.propagate, logger.level = [handler], False, logging.INFO
-    yield logger
+    logger.propagate = False
+    logger.setLevel(logging.INFO)  # not `.level =`: setLevel clears what the logger cached
+
+    def only_json() -> logging.Logger:
+        logger.handlers[:] = [handler]
+        return logger
+
+    yield only_json
     logger.handlers[:], logger.filters[:], logger.propagate = [], [], True
+
+
+def _through_logging_refused(*_args, **_kwargs):
+    raise AssertionError("the line went through logging, not the direct way")
 
 
 def test_an_access_line_written_directly_is_the_line_logging_writes(json_logger, capsys,
                                                                     monkeypatch):
+    logger = json_logger()
     monkeypatch.setattr("time.time", lambda: 1796531258.25)
     token = request_id_var.set("req-7")
     try:
-        log_info(json_logger, "request", ACCESS_FIELDS)
-        json_logger.info("request", extra=ACCESS_FIELDS)
+        with monkeypatch.context() as direct_only:
+            direct_only.setattr(logger, "info", _through_logging_refused)
+            log_info(logger, "request", ACCESS_FIELDS)
+        logger.info("request", extra=ACCESS_FIELDS)
     finally:
         request_id_var.reset(token)
 
@@ -90,22 +105,39 @@ def test_an_access_line_written_directly_is_the_line_logging_writes(json_logger,
 
 
 def test_an_access_line_is_a_record_for_any_other_handler_or_filter(json_logger, capsys):
+    logger = json_logger()
     seen: list[logging.LogRecord] = []
     other = logging.Handler()
     other.emit = seen.append  # type: ignore[method-assign]
-    json_logger.addHandler(other)
-    log_info(json_logger, "request", ACCESS_FIELDS)
+    logger.addHandler(other)
+    log_info(logger, "request", ACCESS_FIELDS)
     assert [(record.getMessage(), record.route) for record in seen] == [  # type: ignore[attr-defined]
         ("request", "/items/<int:item_id>")]
     assert json.loads(capsys.readouterr().out)["route"] == "/items/<int:item_id>"
 
-    json_logger.removeHandler(other)
-    json_logger.addFilter(lambda record: False)
-    log_info(json_logger, "request", ACCESS_FIELDS)
+    logger.removeHandler(other)
+    logger.addFilter(lambda record: False)
+    log_info(logger, "request", ACCESS_FIELDS)
     assert capsys.readouterr().out == ""
 
 
 def test_no_access_line_below_the_loggers_level(json_logger, capsys):
-    json_logger.setLevel(logging.WARNING)
-    log_info(json_logger, "request", ACCESS_FIELDS)
+    logger = json_logger()
+    logger.setLevel(logging.WARNING)
+    log_info(logger, "request", ACCESS_FIELDS)
     assert capsys.readouterr().out == ""
+
+
+def test_a_line_that_cannot_be_written_fails_no_request(json_logger, monkeypatch, capsys):
+    class ClosedPipe:
+        def write(self, _text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self):
+            raise BrokenPipeError(32, "Broken pipe")
+
+    logger = json_logger()
+    monkeypatch.setattr("sys.stdout", ClosedPipe())
+    log_info(logger, "request", ACCESS_FIELDS)  # as logger.info would: no exception
+
+    assert "Logging error" in capsys.readouterr().err

@@ -19,7 +19,6 @@ from typing import BinaryIO
 # (email.feedparser's headerRE), the colon, and a value without a carriage return before the
 # line's end (the feed parser would break the line there).
 _PLAIN_LINE = re.compile(rb"([\041-\071\073-\176]+):([^\r\n]*)\r?\n")
-_standard_parse_headers = http.client.parse_headers
 
 
 def parse_headers(fp: BinaryIO, _class: type = http.client.HTTPMessage) -> http.client.HTTPMessage:

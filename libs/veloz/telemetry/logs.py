@@ -87,10 +87,13 @@ def log_info(logger: logging.Logger, msg: str, fields: dict) -> None:
              "request_id": request_id_var.get(), "trace_id": current_trace_id(),
              "logger": logger.name, "msg": msg, **fields}
     line = _line(entry) + "\n"
-    with handler.lock:  # type: ignore[union-attr]
-        stream = sys.stdout
-        stream.write(line)
-        stream.flush()
+    try:
+        with handler.lock:  # type: ignore[union-attr]
+            stream = sys.stdout
+            stream.write(line)
+            stream.flush()
+    except Exception:  # noqa: BLE001 - as a handler would: a line that cannot be written
+        logger.info(msg, extra=fields)  # goes through logging, which reports it and goes on
 
 
 def _sole_json_handler(logger: logging.Logger) -> "StdoutHandler | None":
