@@ -39,7 +39,7 @@ from typing import Any
 import requests
 from bare_proxy import bare_flask_proxy
 from catalog_search import catalog_cost
-from cpu_per_order import SECRET, cpu_seconds, fresh_platform, measure_orders
+from cpu_per_order import SECRET, cpu_seconds, fresh_platform, measure_orders, new_item, token
 from floor import measure_floor
 from nginx_reference import ReferenceFailed, nginx_proxy
 from sqlalchemy import create_engine, text
@@ -167,13 +167,14 @@ def stock_adds_up(platform: Platform, items: list[dict], paid: int) -> bool:
             and sum(r for _q, r, _c in rows) == 0 and sum(c for _q, _r, c in rows) == paid)
 
 
-def order_phase(platform: Platform, token: str, item_count: int, orders: int,
+def order_phase(platform: Platform, admin_token: str, item_count: int, orders: int,
                 clients: int) -> dict:
-    admin = {"Authorization": f"Bearer {token}"}
+    admin = {"Authorization": f"Bearer {admin_token}"}
     items = [requests.post(f"{platform.url('api-gateway')}/items", headers=admin, timeout=10,
                            json={"name": f"Carga {n}", "quantity": 1_000_000,
                                  "price": 10.5}).json() for n in range(item_count)]
-    figures = measure_orders(platform, token, [item["id"] for item in items], orders, clients)
+    figures = measure_orders(platform, admin_token, [item["id"] for item in items], orders,
+                             clients)
     time.sleep(1)  # the last answers' commits are visible before the stock is counted
     figures["stock_adds_up"] = stock_adds_up(platform, items, figures["paid_total"])
     return figures
@@ -396,10 +397,7 @@ def main() -> None:
     parser.add_argument("--baseline", type=Path, default=BASELINE,
                         help="an earlier run's JSON, shown beside this one (default: %(default)s)")
     args = parser.parse_args()
-    from gateway.auth import TokenAuthority
-    from gateway.config import JwtSettings
-
-    token = TokenAuthority(JwtSettings(jwt_secret=SECRET)).mint("bench", ["admin"])
+    admin = token("bench", "admin")
     env = {"JWT_SECRET": SECRET, "PAYMENT_DECLINE_RATE": "0",
            "RATE_LIMIT_DEFAULT": "100000/minute", "RATE_LIMIT_ANONYMOUS": "1000000/minute"}
     results: dict = {"date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -408,12 +406,10 @@ def main() -> None:
                      "clients": args.clients}
     with fresh_platform(Path(tempfile.mkdtemp(prefix="veloz-bench-")), "_bench",
                         env) as platform:
-        reads_item = requests.post(f"{platform.url('api-gateway')}/items", timeout=10,
-                                   headers={"Authorization": f"Bearer {token}"},
-                                   json={"name": "Vitrine", "quantity": 1, "price": 1}).json()
-        results["reads"] = reads(platform, reads_item["id"], args.clients, args.seconds)
-        results["orders_hot_item"] = order_phase(platform, token, 1, args.orders, args.clients)
-        results["orders_1000_items"] = order_phase(platform, token, 1000, args.orders,
+        results["reads"] = reads(platform, new_item(platform, "Vitrine", 1, 1), args.clients,
+                                 args.seconds)
+        results["orders_hot_item"] = order_phase(platform, admin, 1, args.orders, args.clients)
+        results["orders_1000_items"] = order_phase(platform, admin, 1000, args.orders,
                                                    args.clients)
         results["listing"] = {"10k": listing_cost(platform, 10_000)}
         if not args.skip_million:

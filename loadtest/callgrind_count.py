@@ -3,12 +3,13 @@ figures which hold on a shared host (loadtest/gateway_instructions.py,
 loadtest/order_instructions.py): the same code on the same input executes the same
 instructions whatever else the machine runs, where its CPU time moves by half between runs.
 
-A tool calls `run(main_inner, calls)`: outside valgrind it runs its own script again under
-callgrind with instrumentation off, and that inner run calls `main_inner()`, which starts what
-it needs and hands `count` its calls; `count` switches instrumentation on only while one
-call answers its rounds (after a warm-up and a `gc.freeze()`, as the servers' workers do) and
-dumps each under its name. `run` returns the instructions per call of each name. Only the
-counted process is instrumented: whatever it calls over the network runs natively.
+A tool's `main()` hands `main(...)` here its `inner` and `report`: outside valgrind the tool's
+script runs again under callgrind with instrumentation off (`run`), and that inner run calls
+`inner(N)`, which starts what it needs and hands `count` its calls; `count` switches
+instrumentation on only while one call answers its rounds (after a warm-up and a
+`gc.freeze()`, as the servers' workers do) and dumps each under its name; the outer run
+reports the instructions per call of each name. Only the counted process is instrumented:
+whatever it calls over the network runs natively.
 """
 
 import argparse

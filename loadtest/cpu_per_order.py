@@ -97,15 +97,24 @@ def _percentile(ordered: list[float], p: int) -> float | None:
     return round(1000 * ordered[int(p / 100 * (len(ordered) - 1))], 1) if ordered else None
 
 
-def measure(platform: Platform, orders: int, clients: int) -> dict:
+def token(subject: str, role: str) -> str:
+    """A token the platform's gateway takes (it runs with JWT_SECRET = SECRET)."""
     from gateway.auth import TokenAuthority
     from gateway.config import JwtSettings
 
-    token = TokenAuthority(JwtSettings(jwt_secret=SECRET)).mint("bench", ["admin"])
-    item = requests.post(f"{platform.url('api-gateway')}/items", timeout=10,
-                         headers={"Authorization": f"Bearer {token}"},
-                         json={"name": "Carga", "quantity": 1_000_000, "price": 10.5}).json()
-    return measure_orders(platform, token, [item["id"]], orders, clients)
+    return TokenAuthority(JwtSettings(jwt_secret=SECRET)).mint(subject, [role])
+
+
+def new_item(platform: Platform, name: str, quantity: int, price: float) -> int:
+    """An item made through the platform's gateway, by an admin; its id."""
+    return requests.post(f"{platform.url('api-gateway')}/items", timeout=10,
+                         headers={"Authorization": f"Bearer {token('bench', 'admin')}"},
+                         json={"name": name, "quantity": quantity, "price": price}).json()["id"]
+
+
+def measure(platform: Platform, orders: int, clients: int) -> dict:
+    item_id = new_item(platform, "Carga", 1_000_000, 10.5)
+    return measure_orders(platform, token("bench", "admin"), [item_id], orders, clients)
 
 
 @contextmanager

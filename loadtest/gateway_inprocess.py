@@ -29,9 +29,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import requests
 from bare_proxy import UPSTREAM_VARIABLE
-from cpu_per_order import SECRET, fresh_platform
+from cpu_per_order import SECRET, fresh_platform, new_item
 from werkzeug.test import EnvironBuilder
 
 from veloz.dev.devstack import SERVICES
@@ -134,13 +133,7 @@ def main() -> None:
 
 def item_read(platform):
     """`caller` of `GET /items/{id}` for an item made through the platform's gateway."""
-    from gateway.auth import TokenAuthority
-    from gateway.config import JwtSettings
-    admin = TokenAuthority(JwtSettings(jwt_secret=SECRET)).mint("bench", ["admin"])
-    item = requests.post(f"{platform.url('api-gateway')}/items", timeout=10,
-                         headers={"Authorization": f"Bearer {admin}"},
-                         json={"name": "Vitrine", "quantity": 1, "price": 1}).json()
-    return caller(f"/items/{item['id']}")
+    return caller(f"/items/{new_item(platform, 'Vitrine', 1, 1)}")
 
 
 @contextmanager

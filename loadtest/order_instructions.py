@@ -35,8 +35,7 @@ from contextlib import nullcontext
 from pathlib import Path
 
 import callgrind_count
-import requests
-from cpu_per_order import APPROVING_CARD, SECRET, fresh_platform
+from cpu_per_order import APPROVING_CARD, SECRET, fresh_platform, new_item, token
 from gateway_inprocess import quiet_stdout
 from werkzeug.test import EnvironBuilder
 
@@ -127,13 +126,8 @@ def inner(orders: int) -> None:
     with fresh_platform(run_dir, "_instructions", ENV) as platform:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="veloz-counted-")
         apps = build_apps(platform)
-        from gateway.auth import TokenAuthority
-        from gateway.config import JwtSettings
-        authority = TokenAuthority(JwtSettings(jwt_secret=SECRET))
-        item = requests.post(f"{platform.url('api-gateway')}/items", timeout=10, headers={
-            "Authorization": f"Bearer {authority.mint('bench', ['admin'])}"},
-            json={"name": "Contagem", "quantity": 1_000_000, "price": 10.5}).json()
-        calls = order_calls(apps, item["id"], authority.mint("contagem", ["customer"]))
+        calls = order_calls(apps, new_item(platform, "Contagem", 1_000_000, 10.5),
+                            token("contagem", "customer"))
         with quiet_stdout():
             callgrind_count.count({name: (call, nullcontext) for name, call in calls.items()},
                                   orders)

@@ -26,21 +26,19 @@ class JsonFormatter(logging.Formatter):
         self.service = service
 
     def format(self, record: logging.LogRecord) -> str:
-        entry = {
-            "ts": timestamp(record.created),
-            "level": record.levelname,
-            "service": self.service,
-            "request_id": request_id_var.get(),
-            "trace_id": current_trace_id(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
+        entry = self.entry(record.created, record.levelname, record.name, record.getMessage())
         entry.update(
             (key, value) for key, value in vars(record).items() if key not in _STANDARD_ATTRS
         )
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return _line(entry)
+
+    def entry(self, created: float, level: str, logger: str, msg: str) -> dict:
+        """The fields every line starts with, in their order."""
+        return {"ts": timestamp(created), "level": level, "service": self.service,
+                "request_id": request_id_var.get(), "trace_id": current_trace_id(),
+                "logger": logger, "msg": msg}
 
 
 def timestamp(created: float) -> str:
@@ -82,10 +80,9 @@ def log_info(logger: logging.Logger, msg: str, fields: dict) -> None:
     if handler is None:
         logger.info(msg, extra=fields)
         return
-    entry = {"ts": timestamp(time.time()), "level": "INFO",
-             "service": handler.formatter.service,  # type: ignore[union-attr]
-             "request_id": request_id_var.get(), "trace_id": current_trace_id(),
-             "logger": logger.name, "msg": msg, **fields}
+    formatter: JsonFormatter = handler.formatter  # type: ignore[assignment]
+    entry = formatter.entry(time.time(), "INFO", logger.name, msg)
+    entry.update(fields)
     line = _line(entry) + "\n"
     try:
         with handler.lock:  # type: ignore[union-attr]
