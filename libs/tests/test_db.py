@@ -190,3 +190,111 @@ def test_a_statement_the_database_did_not_finish_in_time_is_a_503_problem(databa
 
     assert answer.status_code == 503, answer.get_data(as_text=True)
     assert answer.headers["Retry-After"] == "2"
+
+
+BACKEND = DriverStatement.of(sa.text("SELECT pg_backend_pid() AS pid"))
+
+
+def lend_backend(block) -> int:
+    with block() as cursor:
+        return BACKEND.run(cursor).fetchone().pid
+
+
+def checkouts_of(db: Database) -> list[int]:
+    counted: list[int] = []
+    sa.event.listen(db.engine, "checkout", lambda *_args: counted.append(1))
+    return counted
+
+
+def test_the_lends_of_a_kept_scope_check_out_one_connection_and_give_it_back(db):
+    checkouts = checkouts_of(db)
+    kept = db.keep_one_connection()
+    try:
+        backends = {lend_backend(db.statements), lend_backend(db.atomic),
+                    lend_backend(db.statements)}
+        with pytest.raises(RuntimeError):  # rolls back the block's transaction alone
+            add_then_fail(db.atomic, "rolled back")
+        with db.statements() as cursor:
+            ADD.run(cursor, body="kept")
+    finally:
+        kept.close()
+
+    assert len(backends) == 1
+    assert len(checkouts) == 1
+    assert db.engine.pool.checkedout() == 0
+    assert count(db) == 1
+    lend_backend(db.statements)
+    assert len(checkouts) == 3  # outside the scope, every lend checks out: count()'s, this
+
+
+def test_a_lend_inside_a_lend_of_a_kept_scope_gets_its_own_connection(db):
+    kept = db.keep_one_connection()
+    try:
+        with db.atomic() as outer:
+            ADD.run(outer, body="outer")
+            inner = lend_backend(db.statements)
+            assert inner != outer.connection.info.backend_pid
+        assert lend_backend(db.statements) == outer.connection.info.backend_pid
+    finally:
+        kept.close()
+    assert count(db) == 1
+    assert db.engine.pool.checkedout() == 0
+
+
+def test_a_kept_connection_killed_between_lends_is_replaced(db, database_url):
+    kept = db.keep_one_connection()
+    try:
+        killed = lend_backend(db.statements)
+        terminate_and_wait(database_url, killed)
+        assert lend_backend(db.atomic) != killed
+    finally:
+        kept.close()
+    assert db.engine.pool.checkedout() == 0
+
+
+def test_a_kept_connection_killed_in_a_lend_is_replaced_at_the_next(db, database_url):
+    def killed_midway():
+        with db.atomic() as cursor:
+            ADD.run(cursor, body="lost")
+            terminate_and_wait(database_url, cursor.connection.info.backend_pid)
+            ADD.run(cursor, body="never")
+
+    kept = db.keep_one_connection()
+    try:
+        with pytest.raises(OperationalError) as raised:
+            killed_midway()
+        assert raised.value.connection_invalidated
+        assert count(db) == 0
+    finally:
+        kept.close()
+    assert db.engine.pool.checkedout() == 0
+
+
+def test_every_request_of_a_database_app_checks_out_once(database_url):
+    from veloz.web.app import create_database_app
+
+    class Settings:
+        database_url, log_level, max_body_bytes = "", "WARNING", 1024
+        db_pool_size, db_pool_timeout_seconds, db_statement_timeout_ms = 2, 5.0, 5000
+
+    Settings.database_url = database_url
+    lends = flask.Blueprint("lends", __name__)
+
+    @lends.get("/three-lends")
+    def three_lends():
+        database = flask.current_app.extensions["database"]
+        pids = {lend_backend(database.statements) for _ in range(3)}
+        return {"backends": len(pids)}
+
+    app = create_database_app(name="db-kept-probe", version="1", description="",
+                              settings=Settings, blueprints=[lends])
+    database = app.extensions["database"]
+    checkouts = checkouts_of(database)
+    try:
+        answers = [app.test_client().get("/three-lends").get_json() for _ in range(2)]
+        assert database.engine.pool.checkedout() == 0
+    finally:
+        database.dispose()
+
+    assert answers == [{"backends": 1}] * 2
+    assert len(checkouts) == 2

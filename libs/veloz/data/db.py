@@ -11,13 +11,15 @@ a service's work takes which):
   pool still lends the connections; only its per-call execution layer is skipped, which cost
   more CPU than psycopg sending the statement (184 against 96 microseconds for a one-statement
   UPDATE in autocommit here: loadtest/db_paths.py). Errors surface as SQLAlchemy's
-  exceptions, as on every path.
+  exceptions, as on every path. Inside a `keep_one_connection()` scope (veloz.web opens one
+  per request of a service with a database) every such block runs on one pooled connection.
 """
 
 import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -30,6 +32,7 @@ from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from veloz.core.process import current_pid, readable_now
@@ -188,6 +191,11 @@ class Database:
         it raises; rows are named tuples."""
         return LentCursor(self.engine, autocommit=False)
 
+    def keep_one_connection(self) -> "KeptConnection":
+        """From now on in this context, until `.close()`: every `statements()` and `atomic()`
+        block runs on one pooled connection (KeptConnection)."""
+        return KeptConnection(self.engine)
+
     def _pools(self) -> tuple[Engine, sessionmaker]:
         # A pool inherited through fork would share sockets between workers: build our own.
         if self._owner_pid != current_pid() or self._engine is None or self._sessions is None:
@@ -228,6 +236,53 @@ class Database:
         self._owner_pid = self._engine = self._autocommit = self._sessions = None
 
 
+# The connection the lends of this scope (a request) run on: Database.keep_one_connection().
+_kept: ContextVar["KeptConnection | None"] = ContextVar("veloz_kept_connection", default=None)
+
+
+class KeptConnection:
+    """One pooled connection for every lend of a scope (veloz.web opens one per request): taken
+    from the pool at the scope's first lend and given back when the scope closes, so a request
+    that lends three times checks out once (a checkout and its checkin are two thirds of a
+    lend's instructions: bench/README.md). A lend inside another lend, or on another engine,
+    gets its own connection from the pool, as it would outside a scope. Between lends the
+    connection is as the pool lends it (no transaction, autocommit off) and is checked as a
+    checkout checks it (check_connections_left_idle); one that is gone is replaced."""
+
+    __slots__ = ("_engine", "_idle_since", "_in_use", "_pooled", "_token")
+
+    def __init__(self, engine: Engine):
+        self._engine, self._in_use, self._idle_since = engine, False, 0.0
+        self._pooled: PoolProxiedConnection | None = None
+        self._token = _kept.set(self)
+
+    def serves(self, engine: Engine) -> bool:
+        return engine is self._engine and not self._in_use
+
+    def take(self) -> PoolProxiedConnection:
+        pooled = self._pooled
+        if pooled is not None and not pooled.is_valid:  # a lend's error gave it up already
+            pooled = None
+        elif pooled is not None and not _still_there(
+                self._engine, pooled.driver_connection, time.monotonic() - self._idle_since):
+            pooled.invalidate()
+            pooled = None
+        if pooled is None:
+            pooled = self._pooled = self._engine.raw_connection()
+        self._in_use = True
+        return pooled
+
+    def put_back(self) -> None:
+        self._in_use, self._idle_since = False, time.monotonic()
+
+    def close(self) -> None:
+        """The scope ends: the connection goes back to the pool."""
+        _kept.reset(self._token)
+        pooled, self._pooled = self._pooled, None
+        if pooled is not None and pooled.is_valid:
+            pooled.close()
+
+
 class LentCursor:
     """`with` a psycopg cursor on a connection the pool lends for the block, given back at its
     end: committed first in a transaction (autocommit off), rolled back if the block raised.
@@ -235,14 +290,17 @@ class LentCursor:
     A class, not generator context managers: every order lends eight of them, and two nested
     generators were a sixth of the cost of a lend (bench/README.md)."""
 
-    __slots__ = ("_autocommit", "_connection", "_cursor", "_engine", "_pooled")
+    __slots__ = ("_autocommit", "_connection", "_cursor", "_engine", "_kept", "_pooled")
 
     def __init__(self, engine: Engine, *, autocommit: bool):
         self._engine, self._autocommit = engine, autocommit
+        kept = _kept.get()
+        self._kept = kept if kept is not None and kept.serves(engine) else None
 
     def __enter__(self) -> DriverCursor:
         try:
-            pooled = self._engine.raw_connection()
+            pooled = (self._kept.take() if self._kept is not None
+                      else self._engine.raw_connection())
         except psycopg.Error as error:  # no connection to lend: the server refused or is gone
             raise _surfaced(error) from error
         connection: psycopg.Connection = pooled.driver_connection  # type: ignore[assignment]
@@ -286,7 +344,10 @@ class LentCursor:
                 if self._autocommit:
                     connection.autocommit = False
         finally:
-            self._pooled.close()
+            if self._kept is not None:
+                self._kept.put_back()  # an invalidated one is replaced at the next take
+            else:
+                self._pooled.close()
 
 
 def _leaving_the_pool_if_gone(error: DBAPIError, pooled) -> DBAPIError:
@@ -311,12 +372,22 @@ def check_connections_left_idle(engine: Engine, idle_seconds: float = IDLE_CHECK
     @event.listens_for(engine, "checkout")
     def check_if_idle_long_or_cut(dbapi_connection, record, _proxy) -> None:
         idle_for = time.monotonic() - record.info.get("idle_since", 0.0)
-        if idle_for < idle_seconds and not _server_spoke_unasked(dbapi_connection):
-            return
-        try:
-            engine.dialect.do_ping(dbapi_connection)
-        except engine.dialect.loaded_dbapi.Error as error:
-            raise DisconnectionError("the idle connection is gone") from error
+        if not _still_there(engine, dbapi_connection, idle_for, idle_seconds):
+            raise DisconnectionError("the idle connection is gone")
+
+
+def _still_there(engine: Engine, connection: Any, idle_for: float,
+                 idle_seconds: float = IDLE_CHECK_SECONDS) -> bool:
+    """Whether `connection` (the pool's DBAPI connection: psycopg's), idle for `idle_for`
+    seconds, may be used: yes without asking unless it sat idle for `idle_seconds` or the
+    server spoke unasked, else the server's answer to a ping."""
+    if idle_for < idle_seconds and not _server_spoke_unasked(connection):
+        return True
+    try:
+        engine.dialect.do_ping(connection)
+    except engine.dialect.loaded_dbapi.Error:
+        return False
+    return True
 
 
 def _server_spoke_unasked(connection: psycopg.Connection) -> bool:
