@@ -127,15 +127,17 @@ def terminate_and_wait(database_url: str, pid: int) -> None:
     admin.dispose()
 
 
-def test_a_connection_killed_in_use_leaves_the_pool(db, database_url):
-    def killed_midway():
-        with db.atomic() as cursor:
-            ADD.run(cursor, body="lost")
-            terminate_and_wait(database_url, cursor.connection.info.backend_pid)
-            ADD.run(cursor, body="never")
+def killed_midway(db: Database, database_url: str) -> None:
+    """A transaction whose connection the server ends between two of its statements."""
+    with db.atomic() as cursor:
+        ADD.run(cursor, body="lost")
+        terminate_and_wait(database_url, cursor.connection.info.backend_pid)
+        ADD.run(cursor, body="never")
 
+
+def test_a_connection_killed_in_use_leaves_the_pool(db, database_url):
     with pytest.raises(OperationalError) as raised:
-        killed_midway()
+        killed_midway(db, database_url)
 
     assert raised.value.connection_invalidated
     assert count(db) == 0  # a new connection, and the killed transaction wrote nothing
@@ -253,16 +255,10 @@ def test_a_kept_connection_killed_between_lends_is_replaced(db, database_url):
 
 
 def test_a_kept_connection_killed_in_a_lend_is_replaced_at_the_next(db, database_url):
-    def killed_midway():
-        with db.atomic() as cursor:
-            ADD.run(cursor, body="lost")
-            terminate_and_wait(database_url, cursor.connection.info.backend_pid)
-            ADD.run(cursor, body="never")
-
     kept = db.keep_one_connection()
     try:
         with pytest.raises(OperationalError) as raised:
-            killed_midway()
+            killed_midway(db, database_url)
         assert raised.value.connection_invalidated
         assert count(db) == 0
     finally:
