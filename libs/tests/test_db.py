@@ -294,3 +294,22 @@ def test_every_request_of_a_database_app_checks_out_once(database_url):
 
     assert answers == [{"backends": 1}] * 2
     assert len(checkouts) == 2
+
+
+BODY_AND_SORT = DriverStatement.of(
+    sa.select(notes.c.body, notes.c.kind.label("sort")).order_by(notes.c.id))
+MISNAMED = DriverStatement.of(sa.text("SELECT 1 AS b").columns(sa.column("a")))
+
+
+def test_every_statement_names_its_rows_as_the_server_names_its_columns(db):
+    """Each statement's own row class (veloz.data.db.RowsOf), learnt from its own first result
+    whatever statement ran on the cursor before; one whose columns SQLAlchemy misnames gets
+    the server's names."""
+    with db.statements() as cursor:
+        ADD.run(cursor, body="one")
+        for added in (1, 2):
+            row = BODY_AND_SORT.run(cursor).fetchone()
+            assert (row.body, row.sort) == ("one", "plain")
+            assert COUNT.run(cursor).fetchone().n == added
+            assert MISNAMED.run(cursor).fetchone().b == 1
+            assert ADD.run(cursor, body=f"more {added}").fetchone().id > 1

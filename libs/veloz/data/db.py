@@ -20,13 +20,13 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
 from psycopg.pq import TransactionStatus
-from psycopg.rows import namedtuple_row
+from psycopg.rows import RowFactory, namedtuple_row
 from sqlalchemy import ClauseElement, Engine, MetaData, Table, create_engine, event, text
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.engine import make_url
@@ -73,14 +73,37 @@ _DIALECT = PGDialect_psycopg(dbapi=psycopg)
 DriverCursor = psycopg.Cursor[Any]
 
 
+class RowsOf:
+    """The row factory of one statement's results. psycopg's `namedtuple_row` reads and
+    decodes every column's name again on every result to find its (cached) class: 9k
+    instructions a statement with one column, 21k with twelve (bench/README.md). A statement's
+    columns are the same on every run, so the class `namedtuple_row` made of its first
+    result makes its rows from then on."""
+
+    __slots__ = ("factory", "learnt")
+
+    def __init__(self) -> None:
+        self.factory: RowFactory[Any] = namedtuple_row
+        self.learnt = False
+
+    def learn(self, cursor: DriverCursor) -> None:
+        """After the statement's first result (a statement that returns no rows keeps
+        `namedtuple_row`, which finds that out at once)."""
+        made: Any = namedtuple_row(cursor)
+        if getattr(made, "__self__", None) is not None:  # a class's _make, not no_result
+            self.factory = lambda _cursor: made
+        self.learnt = True
+
+
 @dataclass(frozen=True)
 class DriverStatement:
     """A SQLAlchemy statement compiled once to psycopg's SQL, with the values it binds itself
-    (literals such as `status != 'refunded'`); run it on a cursor from `Database.statements()`
-    or `Database.atomic()` with `.run(cursor, **values)`."""
+    (literals such as `status != 'refunded'`) and its rows' class (RowsOf); run it on a cursor
+    from `Database.statements()` or `Database.atomic()` with `.run(cursor, **values)`."""
 
     sql: str
     bound: Mapping[str, Any]
+    rows: RowsOf = field(default_factory=RowsOf, compare=False, repr=False)
 
     @classmethod
     def of(cls, statement: ClauseElement) -> "DriverStatement":
@@ -97,13 +120,20 @@ class DriverStatement:
         return cls(str(compiled), bound)
 
     def run(self, cursor: DriverCursor, **values: Any) -> DriverCursor:
+        rows = self.rows
+        if cursor.row_factory is not rows.factory:
+            cursor.row_factory = rows.factory
         try:
-            return cursor.execute(self.sql, {**self.bound, **values} if self.bound else values)
+            cursor.execute(self.sql, {**self.bound, **values} if self.bound else values)
         except psycopg.Error as error:
             raise _surfaced(error, cursor.connection, self.sql) from error
+        if not rows.learnt:
+            rows.learn(cursor)
+        return cursor
 
     def run_many(self, cursor: DriverCursor, rows: list[dict[str, Any]]) -> None:
         """Once per row of values, sent to the server as one batch."""
+        cursor.row_factory = namedtuple_row
         try:
             cursor.executemany(self.sql, [{**self.bound, **values} for values in rows])
         except psycopg.Error as error:
