@@ -50,7 +50,7 @@ def lend_uses(db: Database) -> dict:
     def checkout_and_checkin():
         db.engine.raw_connection().close()
 
-    return {"statements() lend": lending(db.statements), "atomic() lend": lending(db.atomic),
+    return {"statements lend": lending(db.statements), "atomic lend": lending(db.atomic),
             "checkout and checkin": checkout_and_checkin, "3 lends, no scope": three_lends,
             "3 lends, one kept connection": kept_lends}
 
@@ -58,20 +58,19 @@ def lend_uses(db: Database) -> dict:
 def cursor_uses(db: Database) -> dict:
     connection = db.engine.raw_connection().driver_connection  # held to the end
     connection.autocommit = True
-    wide = connection.cursor(row_factory=namedtuple_row)
+    plain, learnt = (connection.cursor(row_factory=namedtuple_row) for _ in range(2))
 
     def cursor():
         connection.cursor(row_factory=namedtuple_row).close()
 
     def wide_namedtuple_row():
-        wide.row_factory = namedtuple_row
-        wide.execute(WIDE.sql).fetchone()
+        plain.execute(WIDE.sql).fetchone()
 
     def wide_learnt():
-        WIDE.run(wide).fetchone()
+        WIDE.run(learnt).fetchone()
 
     return {"psycopg cursor": cursor, "12 columns, namedtuple_row": wide_namedtuple_row,
-            "12 columns, learnt class": wide_learnt}
+            "12 columns, the learnt class": wide_learnt}
 
 
 def inner(times: int) -> None:
