@@ -72,6 +72,14 @@ def test_granian_takes_the_settings_gunicorn_reads():
     assert not server.log_access  # the app writes one access line per request
 
 
+def test_a_service_runs_one_granian_worker_and_the_gateway_two_unless_told():
+    service = granian.server({"BIND": "127.0.0.1:5003", "SERVICE_NAME": "estoque-service"})
+    gateway = server_settings.ServerSettings.from_environment({})
+
+    assert (service.workers, service.blocking_threads) == (1, 4)
+    assert gateway.workers == 2
+
+
 def test_a_bad_gc_thresholds_stops_granian_before_any_worker(monkeypatch):
     monkeypatch.setenv("GC_THRESHOLDS", "5000,20")
     monkeypatch.setattr(granian, "server", lambda: pytest.fail("a server was built"))

@@ -27,7 +27,7 @@ import requests
 
 from veloz.data.migrate import upgrade
 from veloz.dev.devdb import ensure_database, recreate_database, start_embedded_server
-from veloz.run.server_settings import DRAIN_FILE, READY_DIR
+from veloz.run.server_settings import DRAIN_FILE, GRANIAN_WORKERS, READY_DIR, ServerSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 LOCAL = REPO_ROOT / ".local"
@@ -232,7 +232,9 @@ class Platform:
                           timeout: float) -> None:
         """Every worker of the new server has built its app and its port has more
         listening sockets than before it started (granian's workers bind their own)."""
-        workers = int(self._environment(self._spec(name)).get("WEB_CONCURRENCY", "2"))
+        spec = self._spec(name)
+        workers = ServerSettings.from_environment(
+            self._environment(spec), default_workers=2 if spec.edge else GRANIAN_WORKERS).workers
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.processes[name].poll() is not None:

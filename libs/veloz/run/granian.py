@@ -7,7 +7,8 @@ gateway, the one service clients reach, stays on gunicorn (veloz.run.gunicorn_co
 answer a malformed request (400, 414, 431) with a problem+json body, where granian's HTTP
 layer answers with an empty one, and only the gateway can be sent such a request.
 
-The same environment as gunicorn_conf: BIND (host:port), WEB_CONCURRENCY (worker processes),
+The same environment as gunicorn_conf: BIND (host:port), WEB_CONCURRENCY (worker processes:
+GRANIAN_WORKERS, one, when unset),
 GUNICORN_THREADS (request threads per worker), GRACEFUL_TIMEOUT (seconds a stopping worker
 has to finish its requests), GC_THRESHOLDS (veloz.run.server_settings). The main process imports the
 service's code before it starts the workers, so a worker that crashed is forked again with its
@@ -30,7 +31,12 @@ from granian.constants import HTTPModes, Interfaces
 from granian.server.mp import MPServer
 from prometheus_client import multiprocess
 
-from veloz.run.server_settings import ServerSettings, mark_ready, settle_collector
+from veloz.run.server_settings import (
+    GRANIAN_WORKERS,
+    ServerSettings,
+    mark_ready,
+    settle_collector,
+)
 from veloz.telemetry.logs import server_log_config
 from veloz.telemetry.metrics import SERVER_PID_ENV, multiprocess_dir
 
@@ -70,7 +76,7 @@ def _alive(pid: int) -> bool:
 
 def server(environ: Mapping[str, str] = os.environ) -> MPServer:
     """Granian's server of worker processes (granian.Granian on a CPython with a GIL)."""
-    settings = ServerSettings.from_environment(environ)
+    settings = ServerSettings.from_environment(environ, default_workers=GRANIAN_WORKERS)
     host, _, port = settings.bind.rpartition(":")
     return MPServer(
         "veloz.run.granian:worker_app", factory=True, interface=Interfaces.WSGI,
