@@ -291,13 +291,10 @@ class KeptConnection:
 
     def take(self) -> PoolProxiedConnection:
         pooled = self._pooled
-        if pooled is not None and not pooled.is_valid:  # a lend's error gave it up already
-            pooled = None
-        elif pooled is not None and not _still_there(
+        if pooled is not None and pooled.is_valid and not _still_there(
                 self._engine, pooled.driver_connection, time.monotonic() - self._idle_since):
             pooled.invalidate()
-            pooled = None
-        if pooled is None:
+        if pooled is None or not pooled.is_valid:  # none yet, or a lend's error gave it up
             pooled = self._pooled = self._engine.raw_connection()
         self._in_use = True
         return pooled
@@ -346,22 +343,21 @@ class LentCursor:
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  _traceback: object) -> None:
-        connection = self._connection
         self._cursor.close()
-        try:
-            if error is None and not self._autocommit:
-                connection.commit()
-        except psycopg.Error as failed:  # the COMMIT
-            surfaced = _leaving_the_pool_if_gone(_surfaced(failed, connection), self._pooled)
-            self._give_back()
-            raise surfaced from failed
-        if isinstance(error, psycopg.Error):  # a statement not sent by DriverStatement
-            surfaced = _leaving_the_pool_if_gone(_surfaced(error, connection), self._pooled)
-            self._give_back()
-            raise surfaced from error
-        if isinstance(error, DBAPIError):
-            _leaving_the_pool_if_gone(error, self._pooled)
+        if error is None and not self._autocommit:
+            try:
+                self._connection.commit()
+            except psycopg.Error as failed:
+                error = failed
+        # psycopg's own errors (the COMMIT, a statement not sent by DriverStatement) surface as
+        # SQLAlchemy's; either kind takes a connection it shows gone out of the pool.
+        surfaced = (_surfaced(error, self._connection) if isinstance(error, psycopg.Error)
+                    else error if isinstance(error, DBAPIError) else None)
+        if surfaced is not None:
+            _leaving_the_pool_if_gone(surfaced, self._pooled)
         self._give_back()
+        if surfaced is not None and surfaced is not error:
+            raise surfaced from error
 
     def _give_back(self) -> None:
         """Back to the pool as it lends a connection to SQLAlchemy: no transaction open,

@@ -27,7 +27,13 @@ import requests
 
 from veloz.data.migrate import upgrade
 from veloz.dev.devdb import ensure_database, recreate_database, start_embedded_server
-from veloz.run.server_settings import DRAIN_FILE, GRANIAN_WORKERS, READY_DIR, ServerSettings
+from veloz.run.server_settings import (
+    DRAIN_FILE,
+    GRANIAN_WORKERS,
+    GUNICORN_WORKERS,
+    READY_DIR,
+    ServerSettings,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 LOCAL = REPO_ROOT / ".local"
@@ -234,7 +240,8 @@ class Platform:
         listening sockets than before it started (granian's workers bind their own)."""
         spec = self._spec(name)
         workers = ServerSettings.from_environment(
-            self._environment(spec), default_workers=2 if spec.edge else GRANIAN_WORKERS).workers
+            self._environment(spec),
+            default_workers=GUNICORN_WORKERS if spec.edge else GRANIAN_WORKERS).workers
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.processes[name].poll() is not None:

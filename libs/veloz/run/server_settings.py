@@ -37,6 +37,7 @@ GATEWAY_METRICS_BIND = "127.0.0.1:9102"
 # and a quarter lower p99 than two (bench/README.md). The gateway, which clients reach
 # directly, keeps two: its crashed worker's twin goes on answering them.
 GRANIAN_WORKERS = 1
+GUNICORN_WORKERS = 2  # the gateway's, when WEB_CONCURRENCY is unset
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ class ServerSettings:
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] = os.environ, *,
-                         default_workers: int = 2) -> "ServerSettings":
+                         default_workers: int = GUNICORN_WORKERS) -> "ServerSettings":
         """A bad GC_THRESHOLDS stops the process here, before any worker starts.
         `default_workers`: WEB_CONCURRENCY when unset (the gateway's gunicorn 2, a service's
         granian GRANIAN_WORKERS)."""
