@@ -1,10 +1,10 @@
 """The least a Flask proxy can do, served as the gateway is: the framework's floor for
 `GET /items/{id}`, read through beside the api-gateway and nginx in `make bench`.
 
-One route, relayed to one upstream over a pooled keep-alive urllib3 connection with timeouts,
-its answers' headers read as the gateway's are (veloz.net.headers, so what is compared is the
-features, not the header reader): no auth, rate limit, request id, metrics, log line, breaker
-or header filtering. It runs
+One route, relayed to one upstream through the platform's own pooled client (veloz.net's
+ServiceClient, as the gateway's calls go: so what is compared is the features, not the HTTP
+client), with timeouts and nothing resent: no auth, rate limit, request id, metrics, log line,
+breaker or header filtering. It runs
 under gunicorn with the platform's own settings (`veloz.run.gunicorn_conf`: the same workers,
 threads and worker class), so what the gateway costs above it is what its features cost.
 
@@ -26,26 +26,22 @@ from pathlib import Path
 import requests
 from flask import Flask, Response
 from nginx_reference import ReferenceProxy, stop, wait_until_ready
-from urllib3 import Timeout
-from urllib3.connectionpool import connection_from_url
 
 from veloz.dev.devstack import free_port
-from veloz.net import headers
+from veloz.net.client import ClientPolicy, ServiceClient
 
 UPSTREAM_VARIABLE = "BARE_PROXY_UPSTREAM"
 
 
 def create_app() -> Flask:
     """gunicorn's app: built in each worker (no preload), so is its connection pool."""
-    headers.install()
-    upstream = connection_from_url(os.environ[UPSTREAM_VARIABLE], maxsize=20)
-    timeout = Timeout(connect=1.0, read=5.0)
+    upstream = ServiceClient("upstream", os.environ[UPSTREAM_VARIABLE],
+                             ClientPolicy(retries=0, connect_budget_seconds=0))
     app = Flask(__name__)
 
     @app.get("/items/<int:item_id>")
     def item(item_id: int) -> Response:
-        answer = upstream.urlopen("GET", f"/items/{item_id}", timeout=timeout, retries=False,
-                                  redirect=False)
+        answer = upstream.request("GET", f"/items/{item_id}")
         return Response(answer.data, status=answer.status,
                         content_type=answer.headers.get("Content-Type"))
 

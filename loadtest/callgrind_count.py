@@ -108,3 +108,12 @@ def main(description: str, *, unit: str, default: int, inner: Callable[[int], No
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({unit: times, f"instructions_per_{unit[:-1]}": per_unit},
                                         indent=2) + "\n")
+
+
+def print_table(per_name: dict[str, float], heading: str, floor: str | None = None) -> None:
+    """Instructions per name, one line each; with `floor`, each also as a multiple of that
+    name's figure."""
+    print(f"{heading:32} {'instructions':>14}" + (f" {'÷ ' + floor:>16}" if floor else ""))
+    for name, figure in per_name.items():
+        ratio = f" {figure / per_name[floor]:16.2f}" if floor else ""
+        print(f"{name:32} {figure:14,.0f}{ratio}")

@@ -80,14 +80,9 @@ def inner(times: int) -> None:
     callgrind_count.count({name: (use, nullcontext) for name, use in counted.items()}, times)
 
 
-def report(per_use: dict[str, float]) -> None:
-    print(f"{'use':32} {'instructions':>14}")
-    for name, figure in per_use.items():
-        print(f"{name:32} {figure:14,.0f}")
-
-
 def main() -> None:
-    callgrind_count.main(__doc__, unit="uses", default=500, inner=inner, report=report)
+    callgrind_count.main(__doc__, unit="uses", default=500, inner=inner,
+                         report=lambda per_use: callgrind_count.print_table(per_use, "use"))
 
 
 if __name__ == "__main__":

@@ -17,8 +17,9 @@ while one app answers its calls, and reports instructions per call for:
   the call) and nothing else;
 - `gateway - hooks - <part>`: that, with one part of the proxy view replaced while it answers
   (auth by no identity, the header filters by no header but the content type, the breaker
-  and its call metrics by the bare call, and then the service client too by a bare urllib3
-  pool as the bare proxy's), so the difference from `gateway - hooks` is what the part costs.
+  and its call metrics by the bare call, and then the service client too by one bare
+  exchange on its pool: no retries, budget or request id), so the difference from
+  `gateway - hooks` is what the part costs.
 
 The platform's other processes run natively; only this process is counted. Needs valgrind
 (Debian's package). About two minutes for the default 300 calls per app.
@@ -38,8 +39,8 @@ from unittest.mock import patch
 import callgrind_count
 from cpu_per_order import fresh_platform
 from gateway_inprocess import ENV, build_apps, item_read, quiet_stdout
-from urllib3 import Timeout
-from urllib3.connectionpool import connection_from_url
+
+from veloz.net.client import Call
 
 # Each feature by the function that installs its hooks (their qualified names start with it).
 FEATURES = {
@@ -85,14 +86,9 @@ def view_switches() -> dict:
     def unguarded_send(backend, method, path, **kwargs):
         return backend.client.request(method, path, **kwargs)
 
-    pools: dict = {}
-
     def bare_send(backend, method, path, *, headers, body, idempotent):
-        if backend.name not in pools:
-            pools[backend.name] = connection_from_url(backend.client.base_url, maxsize=20)
-        return pools[backend.name].urlopen(method, path, body=body, headers=headers,
-                                           retries=False, redirect=False,
-                                           timeout=Timeout(connect=1.0, read=5.0))
+        call = Call(method, path, body, headers, retry_safe=False)
+        return backend.client._connections().exchange(call, 1.0, 5.0)
 
     def content_type_only(upstream, backend):
         return [("Content-Type", upstream.headers.get("Content-Type"))]

@@ -7,12 +7,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
 
-from urllib3 import BaseHTTPResponse
-
 from gateway import telemetry
 from gateway.breaker import CircuitBreaker, CircuitOpen
 from gateway.config import GatewaySettings
-from veloz.net.client import ServiceClient, UpstreamTimeout, UpstreamUnavailable
+from veloz.net.client import Answer, ServiceClient, UpstreamTimeout, UpstreamUnavailable
 
 T = TypeVar("T")
 # First path segment -> the service that owns it.
@@ -24,10 +22,10 @@ ROUTES = {"items": "estoque", "reservations": "estoque", "orders": "pedidos",
 class Backend:
     name: str
     client: ServiceClient
-    breaker: CircuitBreaker[BaseHTTPResponse]
+    breaker: CircuitBreaker[Answer]
     check_timeout: float
 
-    def send(self, method: str, path: str, **kwargs) -> BaseHTTPResponse:
+    def send(self, method: str, path: str, **kwargs) -> Answer:
         """One proxied call, behind this backend's circuit breaker, timed and counted. A 5xx
         answer counts against the circuit and is still returned: the gateway relays it."""
         started = time.perf_counter()
@@ -60,7 +58,7 @@ class Backend:
         except (UpstreamUnavailable, UpstreamTimeout, ValueError):
             return None
 
-    def _quick_get(self, path: str) -> BaseHTTPResponse:
+    def _quick_get(self, path: str) -> Answer:
         """One try, as /health reports what is true now: no retries and no connect budget
         (a service whose workers respawn shows as unreachable for that moment)."""
         timeout = (self.check_timeout, self.check_timeout)
@@ -80,7 +78,7 @@ def build_backends(settings: GatewaySettings) -> dict[str, Backend]:
     }
 
 
-def is_server_error(response: BaseHTTPResponse) -> bool:
+def is_server_error(response: Answer) -> bool:
     """A 5xx answer counts against the backend's circuit (it was reached but is broken); a
     4xx is the client's fault and counts as a success. Either is relayed unchanged."""
     return response.status >= 500

@@ -1,6 +1,8 @@
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gateway.app import create_app
 
@@ -183,3 +185,45 @@ def test_one_open_circuit_leaves_the_other_services_alone(client_for, dead_url, 
 def test_nothing_is_built_at_import_time(settings_for):
     first, second = create_app(settings_for()), create_app(settings_for())
     assert first.extensions["backends"] is not second.extensions["backends"]
+
+
+def reference_outgoing_headers(served, identity) -> dict[str, str]:
+    """What the gateway passed on when it read the caller's headers through werkzeug's
+    `request.headers`: the meaning `_outgoing_headers` keeps while it reads the environ."""
+    from gateway.proxy import NOT_FORWARDED, _dropped_with
+
+    sent = served.headers
+    dropped = _dropped_with(NOT_FORWARDED, sent.get("Connection"))
+    headers = {name: value for name, value in sent.items()
+               if name.lower() not in dropped and not name.lower().startswith("proxy-")}
+    forwarded_for, client = sent.get("X-Forwarded-For"), served.remote_addr or "unknown"
+    headers["X-Forwarded-For"] = f"{forwarded_for}, {client}" if forwarded_for else client
+    headers["Accept-Encoding"] = "identity"
+    if identity is not None:
+        headers["X-User-Id"], headers["X-User-Roles"] = identity.subject, ",".join(
+            sorted(identity.roles))
+    return headers
+
+
+_header_names = st.sampled_from([
+    "Accept", "Accept-Language", "Connection", "Keep-Alive", "Te", "Upgrade", "Host",
+    "Content-Type", "Content-Length", "Authorization", "X-User-Id", "X-Request-Id",
+    "Proxy-Authorization", "Proxy-Anything", "X-Forwarded-For", "X-Private-Hop", "X_Under",
+    "x-lower-case", "Accept-Encoding", "Traceparent"])
+_header_values = st.sampled_from(["", "1", "keep-alive", "keep-alive, X-Private-Hop",
+                                  "close,  x-lower-case ,", "Upgrade, Te", "application/json"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(_header_names, _header_values, max_size=8),
+       st.sampled_from([None, ("u-7", frozenset({"customer", "admin"}))]))
+def test_the_headers_passed_on_are_those_werkzeugs_request_headers_give(sent, identity):
+    from flask import Request
+    from werkzeug.test import EnvironBuilder
+
+    from gateway.auth import Identity
+    from gateway.proxy import _outgoing_headers
+
+    served = Request(EnvironBuilder(path="/items", headers=sent).get_environ())
+    caller = Identity(identity[0], identity[1]) if identity else None
+    assert _outgoing_headers(served, caller) == reference_outgoing_headers(served, caller)

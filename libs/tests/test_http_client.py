@@ -8,6 +8,7 @@ import struct
 import threading
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 
 import pytest
@@ -38,6 +39,13 @@ def upstream():
     def flaky(name):
         calls[name] += 1
         return ({"calls": calls[name]}, 503) if calls[name] < 3 else {"calls": calls[name]}
+
+    @app.get("/busy/<name>/<wait>")
+    def busy(name, wait):
+        calls[name] += 1
+        if calls[name] == 1:
+            return {}, 503, {"Retry-After": wait}
+        return {"calls": calls[name]}
 
     server = make_server("127.0.0.1", 0, app, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -94,6 +102,34 @@ def test_post_declared_idempotent_is_retried(upstream):
 
     assert response.status == 200
     assert upstream[1]["keyed"] == 3
+
+
+def test_a_503s_retry_after_is_waited_before_the_safe_call_goes_out_again(upstream):
+    started = time.monotonic()
+
+    response = _client(upstream[0], retries=2).request("GET", "/busy/soon/1")
+
+    assert (response.status, upstream[1]["soon"]) == (200, 2)
+    assert time.monotonic() - started >= 1.0
+
+
+def test_a_503_asking_for_a_long_wait_is_the_answer(upstream):
+    started = time.monotonic()
+
+    response = _client(upstream[0], retries=2).request("GET", "/busy/later/120")
+
+    assert (response.status, upstream[1]["later"]) == (503, 1)
+    assert response.headers["Retry-After"] == "120"
+    assert time.monotonic() - started < 1.0
+
+
+def test_more_calls_at_once_than_the_pool_keeps_all_go_through(upstream):
+    client = _client(upstream[0], pool_size=2)
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        statuses = list(pool.map(lambda _: client.request("GET", "/echo-id").status, range(24)))
+
+    assert statuses == [200] * 24
+    assert len(client._connections()._kept) <= 2
 
 
 def test_answer_cut_off_mid_body_raises_unavailable():
@@ -332,7 +368,7 @@ def test_post_to_a_service_that_never_listens_fails_once_the_budget_is_spent(cap
     assert 0.5 * 0.8 <= time.monotonic() - started < 0.5 + 1
     [unreachable] = _client_lines(caplog)  # one line for the call, none per attempt
     assert (unreachable.levelname, unreachable.getMessage()) == ("WARNING", "upstream unreachable")
-    assert unreachable.error_type == "NewConnectionError"
+    assert unreachable.error_type == "ConnectionRefusedError"
     assert unreachable.attempts > 2
 
 
@@ -378,7 +414,7 @@ def test_connect_timeouts_are_retried_but_never_past_the_budget(full_accept_queu
     # A second attempt with the full 0.4 s connect timeout would have ended after 0.8 s.
     assert 0.45 <= time.monotonic() - started < 0.7
     [unreachable] = _client_lines(caplog)
-    assert unreachable.error_type == "ConnectTimeoutError"
+    assert unreachable.error_type == "TimeoutError"
     assert unreachable.attempts == 2
 
 

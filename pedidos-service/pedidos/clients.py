@@ -6,8 +6,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from urllib3 import BaseHTTPResponse
-
 from pedidos.config import PedidosSettings
 from pedidos.domain import charge_key
 from pedidos.schemas import PaymentIn
@@ -27,7 +25,13 @@ from veloz.core.contracts import (
     problem_from,
 )
 from veloz.data.idempotency import IdempotencyInProgress
-from veloz.net.client import ClientPolicy, ServiceClient, UpstreamTimeout, UpstreamUnavailable
+from veloz.net.client import (
+    Answer,
+    ClientPolicy,
+    ServiceClient,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
 
 # What "a participant stayed unavailable after bounded retries" looks like to the saga.
 UPSTREAM_DOWN = (UpstreamUnavailable, UpstreamTimeout)
@@ -77,23 +81,23 @@ def _json_body(payload: dict) -> dict:
             "headers": {"Content-Type": "application/json"}}
 
 
-def _parsed(response: BaseHTTPResponse):
+def _parsed(response: Answer):
     return parse_json(response.data or b"null")
 
 
-def _problem_of(response: BaseHTTPResponse) -> dict:
+def _problem_of(response: Answer) -> dict:
     body = _parsed(response)
     return body if isinstance(body, dict) else {}
 
 
-def _refusal(response: BaseHTTPResponse, status: int, *kinds):
+def _refusal(response: Answer, status: int, *kinds):
     """The contract problem a `status` answer carries, if it is one of `kinds`."""
     if response.status != status:
         return None
     return problem_from(_problem_of(response), *kinds)
 
 
-def _expect(name: str, response: BaseHTTPResponse, *accepted: int):
+def _expect(name: str, response: Answer, *accepted: int):
     """The parsed body of an accepted answer; any other answer counts as the participant failing
     (a 5xx left after retries, or a 4xx the contract does not allow)."""
     if response.status not in accepted:

@@ -4,43 +4,31 @@ that never reached its service (refused, connect timeout) is sent again whatever
 until it gets through or its connect budget runs out: a service whose workers are respawning
 refuses connections for a moment, and that moment should not become a failed order.
 
-Built on urllib3 directly: every order makes four service-to-service calls, and requests'
-per-call work (session merging, hooks, cookie jars, its own Response) cost about a fifth of
-the CPU of the services that call out. The answer is urllib3's response, body read."""
+Built on the standard library's http.client, with a pool of kept connections per service
+(`ConnectionPool`) and the retries written out in `ServiceClient._send`: a call through
+urllib3's pool (its retry and timeout objects, its response wrapper) costs 548k instructions,
+one through http.client 221k, and this client over it 263k (loadtest/call_instructions.py);
+a paid order makes four calls (the gateway's, pedidos' three). The answer is an `Answer`:
+status, headers (http.client's message, read by veloz.net.headers) and body, read whole."""
 
 import errno
+import http.client
+import json
 import logging
 import random
+import ssl
 import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Self
+from email.utils import parsedate_to_datetime
+from typing import Any
 from urllib.parse import urlencode, urlsplit
-
-from urllib3 import BaseHTTPResponse, Timeout
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.exceptions import (
-    ConnectTimeoutError,
-    HTTPError,
-    MaxRetryError,
-    NewConnectionError,
-    ReadTimeoutError,
-)
-from urllib3.util import parse_url
-from urllib3.util.retry import Retry
 
 from veloz.core.errors import GatewayTimeout, ServiceUnavailable
 from veloz.core.process import current_pid, readable_now
 from veloz.net import headers
 from veloz.telemetry.logs import request_id_var
 from veloz.telemetry.tracing import outgoing_call, pass_on_incoming, recording
-
-if TYPE_CHECKING:
-    from types import TracebackType
-
-    from urllib3._base_connection import BaseHTTPConnection
-    from urllib3.connectionpool import ConnectionPool
 
 log = logging.getLogger(__name__)
 RETRYABLE_STATUSES = (502, 503, 504)
@@ -56,6 +44,9 @@ CONNECT_BACKOFF_CAP_SECONDS = 0.25
 # The shortest connect timeout the last attempt gets when the budget is nearly spent: enough for a
 # connect within one data centre, which takes a millisecond or two.
 MIN_CONNECT_TIMEOUT_SECONDS = 0.01
+BACKOFF_JITTER_SECONDS = 0.1
+# A service asking for more than this before a resend is answered with its own 503 instead.
+MAX_RETRY_AFTER_SECONDS = 5.0
 # connect() errors of a service that is not listening (down, restarting, respawning its workers)
 # or not reachable right now; see _never_sent.
 _NOT_CONNECTED_ERRNOS = frozenset({
@@ -77,7 +68,12 @@ class ClientPolicy:
     connect_timeout: float = 1.0
     read_timeout: float = 5.0
     retries: int = 2
+    # Before the n-th resend after a failed attempt (n >= 2): backoff_seconds * 2**(n-1), plus
+    # up to BACKOFF_JITTER_SECONDS; the first resend goes at once. A 503's Retry-After in
+    # seconds is waited instead, up to MAX_RETRY_AFTER_SECONDS.
     backoff_seconds: float = 0.2
+    # Idle connections kept per service (and process); more calls at once open more, closed
+    # when they come back to a full pool.
     pool_size: int = 20
     # A pooled connection silent for longer than this is reopened before use. Below the
     # servers' keep-alive (the gateway's gunicorn closes a connection after 5 s of silence;
@@ -97,6 +93,19 @@ class ClientPolicy:
     connect_budget_seconds: float = 2.0
 
 
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A service's answer, read whole: `headers` is http.client's message (`get` ignores the
+    case of a name, `items` keeps the order and spelling sent)."""
+
+    status: int
+    headers: http.client.HTTPMessage
+    data: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.data)
+
+
 class ServiceClient:
     """One per downstream service. Its connection pool is built lazily in each process
     (fork-safe); `request` is safe to call from many threads."""
@@ -107,17 +116,14 @@ class ServiceClient:
         self.base_url = base_url.rstrip("/")
         self.policy = policy or ClientPolicy()
         self._prefix = urlsplit(self.base_url).path
-        self._timeout = Timeout(connect=self.policy.connect_timeout,
-                                read=self.policy.read_timeout)
-        self._retries = {safe: self._retry(safe) for safe in (True, False)}
         self._lock = threading.Lock()
         self._owner_pid: int | None = None
-        self._pool: HTTPConnectionPool | None = None
+        self._pool: ConnectionPool | None = None
 
     def request(self, method: str, path: str, *, idempotent: bool | None = None,
                 headers: dict | None = None, body: bytes | None = None,
                 params: dict | None = None, timeout: tuple[float, float] | None = None,
-                connect_budget: float | None = None) -> BaseHTTPResponse:
+                connect_budget: float | None = None) -> Answer:
         """Send one call and read its answer. `idempotent` defaults to the HTTP method's
         semantics; pass True for a POST that carries an Idempotency-Key or that the callee
         deduplicates. `timeout` and `connect_budget` override the policy's for this call."""
@@ -127,50 +133,81 @@ class ServiceClient:
         connect, read = timeout or (self.policy.connect_timeout, self.policy.read_timeout)
         budget = _ConnectBudget(self.policy.connect_budget_seconds if connect_budget is None
                                 else connect_budget, connect, read)
-        timeouts = Timeout(connect=connect, read=read) if timeout else self._timeout
+        call = Call(method, target, body, sent, retry_safe)
         try:
             if not recording():  # no span: the caller's traceparent goes on as it came
                 pass_on_incoming(sent)
-                return self._send(method, target, body, sent, self._retries[retry_safe],
-                                  budget, timeouts)
+                return self._send(call, budget)
             with outgoing_call(method, self.name, sent) as record_status:
-                response = self._send(method, target, body, sent, self._retries[retry_safe],
-                                      budget, timeouts)
-                record_status(response.status)
-                return response
+                answer = self._send(call, budget)
+                record_status(answer.status)
+                return answer
         except _NeverSent as failed:  # and the budget is spent
             self._warn("upstream unreachable", failed.error, budget)
             raise UpstreamUnavailable(f"{self.name} is unreachable.") from None
-        except (MaxRetryError, ReadTimeoutError) as error:
-            if _read_timed_out(error):
-                raise UpstreamTimeout(f"{self.name} did not answer in time.") from None
-            self._warn("upstream unreachable", error, budget)
+        except _TimedOut:
+            raise UpstreamTimeout(f"{self.name} did not answer in time.") from None
+        except _CannotConnect as failed:
+            self._warn("upstream unreachable", failed.error, budget)
             raise UpstreamUnavailable(f"{self.name} is unreachable.") from None
-        except HTTPError as error:
-            # e.g. the connection dropped mid-body because the service died while answering.
-            self._warn("upstream answer broken", error, budget)
+        except _Broken as failed:
+            # Refused after it connected, reset, or cut off mid-answer (the service died).
+            self._warn("upstream answer broken", failed.error, budget)
             raise UpstreamUnavailable(f"{self.name} broke off its answer.") from None
 
-    def _send(self, method: str, target: str, body: bytes | None, headers: dict,
-              retries: Retry, budget: "_ConnectBudget", timeout: Timeout) -> BaseHTTPResponse:
-        """urlopen, and again after each attempt that never reached the service while the budget
-        lasts. The next attempt goes on with the retry state urllib3 had reached (503s, broken
-        connections), so reaching the service late does not buy a safe call more retries."""
+    def _send(self, call: "Call", budget: "_ConnectBudget") -> Answer:
+        """The call, and again: after an attempt that never reached the service while the
+        budget lasts (any method); after a broken connection, a read timeout (when the policy
+        says so) or a 502/503/504 (idem) `retries` times in all, if the call is safe."""
+        resends, failures, connect = self.policy.retries if call.retry_safe else 0, 0, None
         while True:
             try:
-                response = self._connections().urlopen(
-                    method, target, body=body, headers=headers, retries=retries,
-                    timeout=timeout, redirect=False, assert_same_host=False)
-            except _NeverSent as failed:
+                answer = self._connections().exchange(call, connect or budget.connect_timeout,
+                                                      budget.read_timeout)
+            except _NeverSent:
                 if not budget.wait_for_next_attempt():
                     raise
-                retries, timeout = failed.retries, budget.attempt_timeout()
+                connect = budget.attempt_connect_timeout()
                 continue
-            if budget.attempts > 1:
-                log.info("upstream reached after retries", extra=self._context(budget))
-            return response
+            except (_Broken, _TimedOut) as failed:
+                if not (resends and self._resends_after(failed)):
+                    raise
+                wait = self._backoff(failures + 1)
+            else:
+                resend_in = self._wait_to_resend(answer, failures + 1) if resends else None
+                if resend_in is None:
+                    return self._reached(answer, budget)
+                wait = resend_in
+            resends, failures = resends - 1, failures + 1
+            time.sleep(wait)
 
-    def _warn(self, message: str, error: Exception, budget: "_ConnectBudget") -> None:
+    def _resends_after(self, failed: "_AttemptFailed") -> bool:
+        return not isinstance(failed, _TimedOut) or self.policy.retry_read_timeouts
+
+    def _wait_to_resend(self, answer: Answer, failures: int) -> float | None:
+        """Seconds to wait before sending the call again after `answer`; None: it is the
+        call's answer (a 502/503/504 is resent unless the policy says no or a 503 asks for more
+        than MAX_RETRY_AFTER_SECONDS)."""
+        if answer.status not in RETRYABLE_STATUSES or not self.policy.retry_statuses:
+            return None
+        asked = _retry_after(answer)
+        if asked is None:
+            return self._backoff(failures)
+        return asked if asked <= MAX_RETRY_AFTER_SECONDS else None
+
+    def _reached(self, answer: Answer, budget: "_ConnectBudget") -> Answer:
+        if budget.attempts > 1:
+            log.info("upstream reached after retries", extra=self._context(budget))
+        return answer
+
+    def _backoff(self, failures: int) -> float:
+        """Seconds before the resend after `failures` failed attempts in a row."""
+        if failures <= 1:
+            return 0.0
+        jitter = random.uniform(0, BACKOFF_JITTER_SECONDS)  # noqa: S311 - not crypto
+        return self.policy.backoff_seconds * 2 ** (failures - 1) + jitter
+
+    def _warn(self, message: str, error: BaseException, budget: "_ConnectBudget") -> None:
         log.warning(message, extra={**self._context(budget), "error_type": type(error).__name__})
 
     def _context(self, budget: "_ConnectBudget") -> dict:
@@ -184,25 +221,14 @@ class ServiceClient:
             headers.setdefault("X-Request-ID", request_id)
         return headers
 
-    def _connections(self) -> HTTPConnectionPool:
+    def _connections(self) -> "ConnectionPool":
         if self._owner_pid != current_pid() or self._pool is None:  # built, and not by a parent
             with self._lock:
                 if self._owner_pid != current_pid() or self._pool is None:
-                    self._pool = _pool_for(self.base_url, self.policy)
+                    self._pool = ConnectionPool(self.base_url, size=self.policy.pool_size,
+                                                idle_seconds=self.policy.idle_seconds)
                     self._owner_pid = current_pid()
         return self._pool
-
-    def _retry(self, retry_safe: bool) -> Retry:
-        retries = self.policy.retries if retry_safe else 0
-        on_status = retries if self.policy.retry_statuses else 0
-        return _Retry(
-            total=retries, connect=retries, status=on_status,
-            read=retries if self.policy.retry_read_timeouts else 0,
-            allowed_methods=None,  # the caller decided the call is safe to repeat
-            status_forcelist=RETRYABLE_STATUSES if on_status else (),
-            backoff_factor=self.policy.backoff_seconds, backoff_jitter=0.1,
-            respect_retry_after_header=True, raise_on_status=False, redirect=False,
-        )
 
     def close(self) -> None:
         if self._pool is not None:
@@ -210,36 +236,111 @@ class ServiceClient:
         self._pool, self._owner_pid = None, None
 
 
-class _Retry(Retry):
-    """urllib3 files a connection that broke before the answer (the service closed it, or
-    died) under read errors, with read timeouts. Here only a read timeout is one: a broken
-    connection counts against the total alone, so a call that is safe to repeat is sent again
-    on a new connection, and a read timeout still follows `retry_read_timeouts`.
-
-    An attempt that never reached the service is not urllib3's to repeat (it would count it
-    against `connect` and only for safe calls): it leaves urlopen as _NeverSent, and
-    ServiceClient sends it again within its connect budget. Other connect failures (a name that
-    does not resolve) keep urllib3's `connect` retries."""
-
-    def _is_read_error(self, err: Exception) -> bool:
-        return isinstance(err, ReadTimeoutError)
-
-    def increment(self, method: str | None = None, url: str | None = None,
-                  response: BaseHTTPResponse | None = None, error: Exception | None = None,
-                  _pool: "ConnectionPool | None" = None,
-                  _stacktrace: "TracebackType | None" = None) -> Self:
-        if error is not None and _never_sent(error):
-            raise _NeverSent(error, self)
-        return super().increment(method, url, response, error, _pool, _stacktrace)
+@dataclass(frozen=True, slots=True)
+class Call:
+    method: str
+    target: str
+    body: bytes | None
+    headers: dict
+    retry_safe: bool
 
 
-class _NeverSent(Exception):
-    """An attempt failed before one byte of the call reached the service. `retries` is the retry
-    state it was made with, for the next attempt to go on from."""
+class ConnectionPool:
+    """Kept-alive connections to one service, the last one given back lent first (the one
+    least likely to have been closed by the server). Before it is lent, a kept connection is
+    closed instead if it sat idle past `idle_seconds` or the kernel holds something to read on
+    it (the server closed it, or sent what nobody asked for): one zero-timeout poll, the
+    kernel's even under gevent (veloz.core.process.readable_now)."""
 
-    def __init__(self, error: Exception, retries: Retry):
+    def __init__(self, base_url: str, *, size: int, idle_seconds: float):
+        url = urlsplit(base_url)
+        self.scheme, self.host = url.scheme, url.hostname or ""
+        self.port = url.port or (443 if self.scheme == "https" else 80)
+        self.size, self.idle_seconds = size, idle_seconds
+        self._tls = ssl.create_default_context() if self.scheme == "https" else None
+        self._kept: list[tuple[http.client.HTTPConnection, float]] = []
+        self._lock = threading.Lock()
+
+    def exchange(self, call: Call, connect_timeout: float, read_timeout: float) -> Answer:
+        """One attempt: the call sent on a kept or new connection and its answer read whole.
+        Raises _NeverSent when connecting failed (nothing was sent), _TimedOut when the service
+        took longer than `read_timeout` to take the call or answer, _Broken when the
+        connection failed on the way."""
+        connection = self._lend() or self._open(connect_timeout)
+        try:
+            connection.sock.settimeout(read_timeout)
+            connection.request(call.method, call.target, body=call.body, headers=call.headers)
+            answer = connection.getresponse()
+            data = answer.read()
+        except TimeoutError as error:
+            connection.close()
+            raise _TimedOut(error) from error
+        except (OSError, http.client.HTTPException) as error:
+            connection.close()
+            raise _Broken(error) from error
+        if connection.sock is not None:  # http.client let go of it if the answer closes it
+            self._keep(connection)
+        return Answer(answer.status, answer.headers, data)
+
+    def _lend(self) -> http.client.HTTPConnection | None:
+        with self._lock:
+            while self._kept:
+                connection, since = self._kept.pop()
+                if (time.monotonic() - since <= self.idle_seconds
+                        and not readable_now(connection.sock.fileno())):
+                    return connection
+                connection.close()
+        return None
+
+    def _open(self, connect_timeout: float) -> http.client.HTTPConnection:
+        connection = (http.client.HTTPSConnection(self.host, self.port, timeout=connect_timeout,
+                                                  context=self._tls)
+                      if self._tls is not None else
+                      http.client.HTTPConnection(self.host, self.port, timeout=connect_timeout))
+        try:
+            connection.connect()
+        except OSError as error:
+            connection.close()
+            raise (_NeverSent(error) if _never_sent(error) else _CannotConnect(error)) from error
+        return connection
+
+    def _keep(self, connection: http.client.HTTPConnection) -> None:
+        with self._lock:
+            if len(self._kept) < self.size:
+                self._kept.append((connection, time.monotonic()))
+                return
+        connection.close()
+
+    def close(self) -> None:
+        with self._lock:
+            kept, self._kept = self._kept, []
+        for connection, _since in kept:
+            connection.close()
+
+
+class _AttemptFailed(Exception):
+    """One attempt of a call failed; `error` says how."""
+
+    def __init__(self, error: BaseException):
         super().__init__(error)
-        self.error, self.retries = error, retries
+        self.error = error
+
+
+class _NeverSent(_AttemptFailed):
+    """Connecting failed, so not one byte of the call reached the service."""
+
+
+class _Broken(_AttemptFailed):
+    """The connection failed after the call may have gone out: sent again only if safe."""
+
+
+class _CannotConnect(_Broken):
+    """Connecting failed in a way waiting rarely cures (a name that does not resolve, a failed
+    TLS handshake): sent again, like a broken call, only if safe."""
+
+
+class _TimedOut(_AttemptFailed):
+    """The service did not take the call or answer within the read timeout."""
 
 
 class _ConnectBudget:
@@ -267,10 +368,10 @@ class _ConnectBudget:
         self.attempts += 1
         return True
 
-    def attempt_timeout(self) -> Timeout:
-        """The call's timeouts, connect cut to what is left of the budget."""
+    def attempt_connect_timeout(self) -> float:
+        """The call's connect timeout, cut to what is left of the budget."""
         left = max(self.deadline - time.monotonic(), MIN_CONNECT_TIMEOUT_SECONDS)
-        return Timeout(connect=min(self.connect_timeout, left), read=self.read_timeout)
+        return min(self.connect_timeout, left)
 
 
 def _connect_backoff(failed_attempts: int) -> float:
@@ -279,82 +380,33 @@ def _connect_backoff(failed_attempts: int) -> float:
     return random.uniform(0, min(ceiling, CONNECT_BACKOFF_CAP_SECONDS))  # noqa: S311 - not crypto
 
 
-def _never_sent(error: Exception) -> bool:
-    """Whether an attempt failed before one byte of the call reached the service, which makes
-    sending it again safe whatever its method. urllib3 writes a call only once connect() has
-    returned, so these failures of connect() qualify:
+def _never_sent(error: OSError) -> bool:
+    """Whether connect() failed in a way that says the service is not there right now, which
+    makes sending the call again safe whatever its method (nothing of it was written):
 
-    - ConnectTimeoutError (itself, not its NewConnectionError subclass): the TCP handshake did not
-      finish in time (the service's accept queue is full, or its host drops the packets);
-    - NewConnectionError from ECONNREFUSED: nothing listens on the port (the service is down,
-      restarting, or its server is respawning workers);
-    - NewConnectionError from ECONNRESET or ECONNABORTED: the handshake was torn down before it
-      completed (the service's listener closing under it);
-    - NewConnectionError from EHOSTUNREACH or ENETUNREACH: no route to the host or its network
-      right now (its container is gone, being replaced).
+    - a timeout: the TCP handshake did not finish in time (the service's accept queue is full,
+      or its host drops the packets);
+    - ECONNREFUSED: nothing listens on the port (the service is down, restarting, or its
+      server is respawning workers);
+    - ECONNRESET or ECONNABORTED: the handshake was torn down before it completed (the
+      service's listener closing under it);
+    - EHOSTUNREACH or ENETUNREACH: no route to the host or its network right now (its
+      container is gone, being replaced).
 
-    Left out: a name that does not resolve, and local failures (out of ports or files), which
-    waiting rarely cures; and anything after connect(): the call may have been read."""
-    if isinstance(error, NewConnectionError):
-        cause = error.__cause__
-        return isinstance(cause, OSError) and cause.errno in _NOT_CONNECTED_ERRNOS
-    return isinstance(error, ConnectTimeoutError)
+    Left out: a name that does not resolve, a failed TLS handshake and local failures (out of
+    ports or files), which waiting rarely cures."""
+    return isinstance(error, TimeoutError) or error.errno in _NOT_CONNECTED_ERRNOS
 
 
-class _Connection(HTTPConnection):
-    """urllib3's connection, asking the kernel itself whether a pooled one was dropped: urllib3
-    asks before every call through the standard library's poll, which gevent replaces with an
-    emulation 14x as costly (veloz.core.process.readable_now)."""
-
-    @property
-    def is_connected(self) -> bool:
-        return self.sock is not None and not readable_now(self.sock.fileno())
-
-
-class _TlsConnection(HTTPSConnection):
-    is_connected = _Connection.is_connected
-
-
-class _ReopensIdleConnections(HTTPConnectionPool):
-    """Closes a pooled connection that sat idle for longer than `idle_seconds` before lending
-    it, as urllib3 does for one it finds dropped; the next call opens it again. When it went
-    back to the pool is written on the connection itself (IDLE_SINCE)."""
-
-    ConnectionCls: type[HTTPConnection] = _Connection
-
-    def __init__(self, *args, idle_seconds: float, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.idle_seconds = idle_seconds
-
-    def _get_conn(self, timeout: float | None = None) -> "BaseHTTPConnection":
-        connection = super()._get_conn(timeout)
-        idle_since = getattr(connection, IDLE_SINCE, None)
-        if idle_since is not None:
-            setattr(connection, IDLE_SINCE, None)
-            if time.monotonic() - idle_since > self.idle_seconds:
-                connection.close()
-        return connection
-
-    def _put_conn(self, conn: "BaseHTTPConnection | None") -> None:
-        if conn is not None:
-            setattr(conn, IDLE_SINCE, time.monotonic())
-        super()._put_conn(conn)
-
-
-IDLE_SINCE = "_veloz_idle_since"
-
-
-class _ReopensIdleTlsConnections(_ReopensIdleConnections, HTTPSConnectionPool):
-    ConnectionCls = _TlsConnection
-
-
-def _pool_for(base_url: str, policy: ClientPolicy) -> HTTPConnectionPool:
-    url = parse_url(base_url)
-    pool = _ReopensIdleTlsConnections if url.scheme == "https" else _ReopensIdleConnections
-    return pool(url.host, url.port, maxsize=policy.pool_size, idle_seconds=policy.idle_seconds)
-
-
-def _read_timed_out(error: HTTPError) -> bool:
-    """With retries, urllib3 wraps the last read timeout in MaxRetryError."""
-    reason = error.reason if isinstance(error, MaxRetryError) else error
-    return isinstance(reason, ReadTimeoutError)
+def _retry_after(answer: Answer) -> float | None:
+    """The seconds a 503's Retry-After asks for (a number of seconds or a date); None without
+    one that can be read."""
+    value = answer.headers.get("Retry-After") if answer.status == 503 else None
+    if not value:
+        return None
+    try:
+        seconds = (float(value) if value.strip().isdigit()
+                   else parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+    return max(seconds, 0.0)
