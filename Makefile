@@ -64,14 +64,15 @@ bench: $(STAMP) bench-tools
 	$(BIN)/python loadtest/bench.py $(BENCH_ARGS)
 	$(BIN)/python loadtest/sql_per_order.py
 	@if command -v valgrind >/dev/null; then $(BIN)/python loadtest/gateway_instructions.py \
-		&& $(BIN)/python loadtest/order_instructions.py; \
+		&& $(BIN)/python loadtest/order_instructions.py \
+		&& $(BIN)/python loadtest/call_instructions.py; \
 		else echo "valgrind not installed (no instruction counts)"; fi
 
 # Debian packages of the bench: nginx, the reference proxy of its reads (started by
 # loadtest/nginx_reference.py on a free port), and valgrind, which counts the gateway's
-# instructions per read (loadtest/gateway_instructions.py) and each app's per paid order
-# (loadtest/order_instructions.py). One apt-get update, and only when
-# one is missing.
+# instructions per read (loadtest/gateway_instructions.py), each app's per paid order
+# (loadtest/order_instructions.py) and a call's per HTTP client
+# (loadtest/call_instructions.py). One apt-get update, and only when one is missing.
 BENCH_TOOLS := nginx:nginx valgrind:valgrind callgrind_control:valgrind
 .PHONY: bench-tools
 bench-tools:
