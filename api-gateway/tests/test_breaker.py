@@ -19,7 +19,7 @@ POLICY = BreakerPolicy(failure_ratio=0.5, minimum_calls=10, window_seconds=10,
 
 @dataclass(frozen=True)
 class Answer:
-    """Stands in for a service's answer (veloz.net.client.Answer): the breaker only looks at its status."""
+    """Stands in for veloz.net.client.Answer: the breaker only looks at its status."""
 
     status: int
 
