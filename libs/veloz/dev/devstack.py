@@ -27,6 +27,7 @@ import requests
 
 from veloz.data.migrate import upgrade
 from veloz.dev.devdb import ensure_database, recreate_database, start_embedded_server
+from veloz.net.client import ClientPolicy
 from veloz.run.server_settings import (
     DRAIN_FILE,
     GRANIAN_WORKERS,
@@ -43,8 +44,11 @@ PROMETHEUS_PORT = 9090
 # How `make restart` finds the running `make up`, and where it reads the answer.
 UP_PID_FILE = LOCAL / "run" / "up.pid"
 # How long a server told to stop keeps answering (each answer with Connection: close) before
-# SIGTERM: the time its keep-alive clients need to use, and so let go of, their connections.
-DRAIN_LINGER_SECONDS = 1.0
+# SIGTERM: longer than the platform client's idle limit and a request. By then each kept
+# connection to the old server was either closed after an answer that said so, or sat idle too
+# long to be lent again; none is lent just as the stopping server closes it (a POST sent on
+# one then fails, and may not be sent again). A pod's preStop waits 10 s (k8s/base).
+DRAIN_LINGER_SECONDS = ClientPolicy.idle_seconds + 1.0
 RESTART_RESULT_FILE = LOCAL / "run" / "restart-result"
 
 
