@@ -14,10 +14,12 @@ from flask import Blueprint, Flask, Response, current_app, request, send_from_di
 from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import GenerateJsonSchema, models_json_schema
 
+from veloz.core.codec import json_bytes
 from veloz.core.errors import BadRequest, Unprocessable, UnsupportedMediaType
 from veloz.core.fields import MAX_ID
 from veloz.data.idempotency import HEADER as IDEMPOTENCY_HEADER
 from veloz.data.idempotency import MAX_KEY_LENGTH
+from veloz.web.codec import JSON_CONTENT_TYPE
 from veloz.web.problems import PROBLEM_MEDIA_TYPE, ProblemDetails
 
 SCHEMA_REF = "#/components/schemas/"
@@ -112,9 +114,10 @@ def respond(payload, status: int = 200, headers: dict | None = None) -> Response
         response = Response(status=status)
         del response.headers["Content-Type"]
     else:
-        response = Response(current_app.json.dumps(_to_wire(payload)), status,
-                            mimetype="application/json")
-    response.headers.update(headers or {})
+        response = Response(json_bytes(_to_wire(payload)), status,
+                            content_type=JSON_CONTENT_TYPE)
+    if headers:
+        response.headers.update(headers)
     return response
 
 

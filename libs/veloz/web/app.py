@@ -7,9 +7,10 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from urllib.parse import unquote
 
-from flask import Blueprint, Flask, Response, request
+from flask import Blueprint, Flask, Request, Response, request
+from flask.sessions import NullSession, SecureCookieSessionInterface
 from werkzeug import exceptions as werkzeug_exceptions
-from werkzeug.routing import IntegerConverter, Map
+from werkzeug.routing import IntegerConverter, Map, MapAdapter
 
 from veloz.core.fields import MAX_ID
 from veloz.data.db import Database
@@ -84,12 +85,43 @@ class ServiceFlask(Flask):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._callables: dict[Callable, Callable] = {}
+        self.session_interface = NoSessions()
 
     def ensure_sync(self, func: Callable) -> Callable:
         synced = self._callables.get(func)
         if synced is None:
             synced = self._callables[func] = super().ensure_sync(func)
         return synced
+
+    def create_url_adapter(self, request: Request | None) -> MapAdapter | None:
+        """A request's routing, from what the request object already read of its environ.
+        Flask's way (`request.host`, then `Map.bind_to_environ`) parses the host again and
+        works out its subdomain and IDNA form, which only host matching and built URLs use:
+        about 50k of a one-route request's 408k instructions (bench/README.md). Hosts matter
+        to none of these apps: no SERVER_NAME, no TRUSTED_HOSTS, no host or subdomain
+        matching, and no URL is built from a request (ExactPathMap never redirects), so the
+        Host header is handed on as it came. With any of those configured, Flask's own way
+        is taken."""
+        if request is None or not self._routes_by_path_alone():
+            return super().create_url_adapter(request)
+        host = request.environ.get("HTTP_HOST") or request.environ.get("SERVER_NAME", "")
+        return MapAdapter(self.url_map, host, request.root_path,
+                          self.url_map.default_subdomain, request.scheme, request.path,
+                          request.method)
+
+    def _routes_by_path_alone(self) -> bool:
+        return (self.config["SERVER_NAME"] is None and self.config["TRUSTED_HOSTS"] is None
+                and not self.url_map.host_matching and not self.subdomain_matching)
+
+
+class NoSessions(SecureCookieSessionInterface):
+    """No service keeps a session (none has a secret key): every request gets the same
+    NullSession, which refuses any write, instead of a new one made per request."""
+
+    _shared = NullSession()
+
+    def make_null_session(self, app: Flask) -> NullSession:
+        return self._shared
 
 
 class DatabaseId(IntegerConverter):
