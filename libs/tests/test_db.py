@@ -3,13 +3,16 @@ what commits, what rolls back, which exceptions surface, and what the pool gets 
 
 import time
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import flask
 import pytest
 import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from veloz.data.db import Database, DriverStatement
+from veloz.data.db import Database, DriverStatement, array_text
 from veloz.dev.devdb import recreate_database
 from veloz.dev.devstack import free_port
 
@@ -313,3 +316,29 @@ def test_every_statement_names_its_rows_as_the_server_names_its_columns(db):
             assert COUNT.run(cursor).fetchone().n == added
             assert MISNAMED.run(cursor).fetchone().b == 1
             assert ADD.run(cursor, body=f"more {added}").fetchone().id > 1
+
+
+ARRAYS_BACK = DriverStatement.of(sa.text(
+    "SELECT CAST(:texts AS varchar[]) AS texts, CAST(:ids AS bigint[]) AS ids, "
+    "CAST(:amounts AS numeric[]) AS amounts"))
+
+
+@settings(max_examples=200, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(texts=st.lists(st.text(st.characters(codec="utf-8", exclude_characters="\x00")),
+                      max_size=4),
+       ids=st.lists(st.integers(-2**63, 2**63 - 1), max_size=4),
+       amounts=st.lists(st.decimals(allow_nan=False, allow_infinity=False, places=2,
+                                    min_value=-10**9, max_value=10**9), max_size=4))
+def test_an_array_in_text_reads_back_as_the_list_it_was_made_of(db, texts, ids, amounts):
+    with db.statements() as cursor:
+        row = ARRAYS_BACK.run(cursor, texts=array_text(texts), ids=array_text(ids),
+                              amounts=array_text(amounts)).fetchone()
+
+    assert (row.texts, row.ids, row.amounts) == (texts, ids, amounts)
+    assert all(isinstance(amount, Decimal) for amount in row.amounts)
+
+
+def test_an_array_in_text_has_no_none():
+    with pytest.raises(TypeError, match="None"):
+        array_text(["a", None])

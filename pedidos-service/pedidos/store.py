@@ -27,7 +27,7 @@ from pedidos.domain import TRANSITIONS, Caller, OrderStatus, transition
 from pedidos.models import IN_FLIGHT, order_events, order_items, orders
 from pedidos.schemas import OrderQuery
 from veloz.core.errors import NotFound
-from veloz.data.db import Database, DriverCursor, DriverStatement, one_row, utcnow
+from veloz.data.db import Database, DriverCursor, DriverStatement, array_text, one_row, utcnow
 from veloz.data.paging import SortKey, keyset_page
 
 FAILURES = (OrderStatus.REJECTED, OrderStatus.PAYMENT_DECLINED, OrderStatus.FAILED)
@@ -156,7 +156,7 @@ class OrderStore:
                 return one_row(_INSERT_PENDING.run(
                     cursor, customer=new.customer, customer_id=new.customer_id,
                     key_scope=new.key_scope, key=new.key, now=utcnow(),
-                    item_ids=list(item_ids), quantities=list(quantities)))[0]
+                    item_ids=array_text(item_ids), quantities=array_text(quantities)))[0]
         except IntegrityError as error:
             if new.key is None or "uq_orders_idempotency" not in str(error.orig):
                 raise
@@ -169,8 +169,9 @@ class OrderStore:
         order, _ = self._take_step(
             order_id, OrderStatus.STOCK_RESERVED, f"stock held by reservation {reservation_id}",
             {"reservation_id": reservation_id, "total": total}, repeat_is_fine=False,
-            statement=_MOVE_AND_PRICE, item_ids=[line.item_id for line in lines],
-            names=[line.name for line in lines], prices=[line.unit_price for line in lines])
+            statement=_MOVE_AND_PRICE, item_ids=array_text(line.item_id for line in lines),
+            names=array_text(line.name for line in lines),
+            prices=array_text(line.unit_price for line in lines))
         return order
 
     def advance(self, order_id: int, target: OrderStatus, reason: str | None, code: str,
@@ -313,8 +314,8 @@ _LINES_OF_ORDER = DriverStatement.of(
     .order_by(order_items.c.item_id))
 _CHANGEABLE = ("reservation_id", "total", "payment_id", "failure_reason",
                "compensation_pending")
-_SOURCES = {target: [str(source) for source, targets in TRANSITIONS.items()
-                     if target in targets]
+_SOURCES = {target: array_text(source for source, targets in TRANSITIONS.items()
+                                if target in targets)
             for target in OrderStatus}
 
 

@@ -17,7 +17,7 @@ a service's work takes which):
 
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -157,6 +157,21 @@ def one_row(cursor: DriverCursor) -> Any:
     row = cursor.fetchone()
     assert row is not None
     return row
+
+
+def array_text(values: Iterable[object]) -> str:
+    """`values` as PostgreSQL writes an array in text, for a parameter its statement casts
+    (`CAST(:ids AS bigint[])`). psycopg's list dumper works out a list's element type on
+    every call: about 22k instructions a list, and a paid order sends seven. Every element
+    is quoted, its backslashes and double quotes escaped, so any text reads back as it was;
+    None has no text here (it would read back as the word), so it is refused."""
+    return "{" + ",".join([_quoted_element(value) for value in values]) + "}"
+
+
+def _quoted_element(value: object) -> str:
+    if value is None:
+        raise TypeError("array_text: an element is None")
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def sqlalchemy_url(url: str) -> str:
