@@ -10,9 +10,9 @@ while one app answers its calls, and reports instructions per call for:
 
 - `bare`: the bare Flask proxy (loadtest/bare_proxy.py);
 - `gateway`: the api-gateway as `make up` builds it;
-- `gateway - <feature>`: the same app with that feature's request hooks taken out (or, for
-  the access line, its logger switched off while the app answers), so the difference is what
-  the feature costs a read;
+- `gateway - <feature>`: the same app with that feature's request hooks and steps taken out
+  (or, for the access line, its logger switched off while the app answers), so the
+  difference is what the feature costs a read;
 - `gateway - hooks`: every hook out: Flask, the proxy view (auth, breaker, header filters,
   the call) and nothing else;
 - `gateway - hooks - <part>`: that, with one part of the proxy view replaced while it answers
@@ -56,14 +56,18 @@ HOOK_LISTS = ("before_request_funcs", "after_request_funcs", "teardown_request_f
 
 
 def without_hooks(app, prefix: str) -> int:
-    """Takes out every request hook whose module-qualified name starts with `prefix`."""
+    """Takes out every request hook and request step (veloz.web.steps) whose module-qualified
+    name starts with `prefix`."""
+    steps = app.extensions["request_steps"]
+    lists = [*(functions for attribute in HOOK_LISTS
+               for functions in getattr(app, attribute).values()),
+             steps.before, steps.after, steps.teardown]
     taken = 0
-    for attribute in HOOK_LISTS:
-        for functions in getattr(app, attribute).values():
-            kept = [function for function in functions
-                    if not f"{function.__module__}.{function.__qualname__}".startswith(prefix)]
-            taken += len(functions) - len(kept)
-            functions[:] = kept
+    for functions in lists:
+        kept = [function for function in functions
+                if not f"{function.__module__}.{function.__qualname__}".startswith(prefix)]
+        taken += len(functions) - len(kept)
+        functions[:] = kept
     return taken
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 from flask import Blueprint, Flask, Request, Response, request
+from flask.ctx import _AppCtxGlobals
 from flask.sessions import NullSession, SecureCookieSessionInterface
 from werkzeug import exceptions as werkzeug_exceptions
 from werkzeug.routing import IntegerConverter, Map, MapAdapter
@@ -20,9 +21,10 @@ from veloz.telemetry.logs import configure_logging, request_id_var
 from veloz.telemetry.tracing import configure_tracing
 from veloz.web.api import OpenApiDocument, docs_blueprint
 from veloz.web.codec import DecimalJSONProvider
-from veloz.web.context import current_request, request_state
+from veloz.web.context import current_request
 from veloz.web.problems import register_problem_handlers
 from veloz.web.request_metrics import measure_requests, route
+from veloz.web.steps import add_request_step
 from veloz.web.tracing import trace_requests
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -244,21 +246,18 @@ def _track_requests(app: Flask) -> None:
     """Per request: its id, answered in X-Request-ID and carried by every log line (what is
     measured of it: veloz.web.request_metrics)."""
 
-    @app.before_request
-    def start():
-        request_id = request_state().request_id = incoming_request_id(
-            current_request().environ)
+    def start(served: Request, state: _AppCtxGlobals) -> None:
+        request_id = state.request_id = incoming_request_id(served.environ)
         request_id_var.set(request_id)
 
-    @app.after_request
-    def finish(response):
-        # Added, not set (which scans every header): only this hook writes it.
-        response.headers.add(REQUEST_ID_HEADER, request_state().get("request_id", ""))
-        return response
+    def finish(served: Request, state: _AppCtxGlobals, response: Response) -> None:
+        # Added, not set (which scans every header): only this step writes it.
+        response.headers.add(REQUEST_ID_HEADER, state.get("request_id", ""))
 
-    @app.teardown_request
-    def forget(error):
+    def forget(state: _AppCtxGlobals, error: BaseException | None) -> None:
         request_id_var.set(None)
+
+    add_request_step(app, before=start, after=finish, teardown=forget)
 
 
 def _close_connections_when_draining(app: Flask) -> None:
@@ -269,11 +268,11 @@ def _close_connections_when_draining(app: Flask) -> None:
     POST could not safely send again."""
     told_to_stop = DrainWatch()
 
-    @app.after_request
-    def close_when_draining(response):
+    def close_when_draining(served: Request, state: _AppCtxGlobals, response: Response) -> None:
         if told_to_stop():
             response.headers["Connection"] = "close"
-        return response
+
+    add_request_step(app, after=close_when_draining)
 
 
 def _refuse_empty_segments(app: Flask) -> None:
@@ -281,10 +280,11 @@ def _refuse_empty_segments(app: Flask) -> None:
     (and `request.path` shows none), so without this one resource would answer at many
     spellings, each a path a rule meant for another could be written to match."""
 
-    @app.before_request
-    def exact_path():
-        if "//" in current_request().environ.get("PATH_INFO", ""):
+    def exact_path(served: Request, state: _AppCtxGlobals) -> None:
+        if "//" in served.environ.get("PATH_INFO", ""):
             raise werkzeug_exceptions.NotFound("No such path: it has an empty segment.")
+
+    add_request_step(app, before=exact_path)
 
 
 def health_blueprint(name: str, readiness: Callable[[], dict[str, bool]]) -> Blueprint:

@@ -5,11 +5,13 @@ which knows no Flask."""
 import logging
 import time
 
-from flask import Flask, Request, current_app
+from flask import Flask, Request, Response, current_app
+from flask.ctx import _AppCtxGlobals
 
 from veloz.telemetry import metrics
 from veloz.telemetry.logs import log_info
-from veloz.web.context import current_request, request_state
+from veloz.web.context import current_request
+from veloz.web.steps import add_request_step
 
 UNMATCHED_ROUTE = "<unmatched>"
 # Not in the RED metrics: the probes and the scrape itself.
@@ -25,33 +27,33 @@ def measure_requests(app: Flask) -> None:
     service = app.config["SERVICE_NAME"]
     in_flight = metrics.REQUESTS_IN_FLIGHT.labels(service)
 
-    @app.before_request
-    def start_measuring():
-        state = request_state()
+    def start_measuring(served: Request, state: _AppCtxGlobals) -> None:
         state.started = time.perf_counter()
-        if current_request().path not in QUIET_PATHS:
+        if served.path not in QUIET_PATHS:
             in_flight.inc()
             state.in_flight = True
 
-    @app.after_request
-    def measure(response):
-        served = current_request()
+    def measure(served: Request, state: _AppCtxGlobals, response: Response) -> None:
         if served.path not in UNMEASURED_PATHS:
-            _record(service, served, response.status_code)
-        return response
+            _record(service, served, state, response.status_code)
 
-    @app.teardown_request
-    def stop_measuring(error):
-        served = current_request()
-        if error is not None and served.path not in UNMEASURED_PATHS:
-            metrics.record_unhandled(service, served.method)
-        if request_state().pop("in_flight", False):
+    def stop_measuring(state: _AppCtxGlobals, error: BaseException | None) -> None:
+        if error is not None:
+            _record_unhandled(service, current_request())
+        if state.pop("in_flight", False):
             in_flight.dec()
 
+    add_request_step(app, before=start_measuring, after=measure, teardown=stop_measuring)
 
-def _record(service: str, served: Request, status: int) -> None:
+
+def _record_unhandled(service: str, served: Request) -> None:
+    if served.path not in UNMEASURED_PATHS:
+        metrics.record_unhandled(service, served.method)
+
+
+def _record(service: str, served: Request, state: _AppCtxGlobals, status: int) -> None:
     """The RED metrics of the request being answered, and its access log line."""
-    seconds = time.perf_counter() - request_state().get("started", time.perf_counter())
+    seconds = time.perf_counter() - state.get("started", time.perf_counter())
     template = route(served)
     metrics.record_request(service, served.method, template, status, seconds)
     if served.path not in QUIET_PATHS:
