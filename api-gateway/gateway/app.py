@@ -1,6 +1,7 @@
 """api-gateway application factory."""
 
-from flask import Flask
+from flask import Flask, Request, Response
+from flask.ctx import _AppCtxGlobals
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from gateway import telemetry
@@ -12,7 +13,7 @@ from gateway.proxy import proxy_blueprint, route_template
 from gateway.ratelimit import install_rate_limits
 from gateway.status import status_blueprint
 from veloz.web.app import create_service_app
-from veloz.web.context import request_state
+from veloz.web.steps import add_request_step
 
 NAME, VERSION = "api-gateway", "1.0.0"
 DESCRIPTION = "Pedidos Veloz: orders, payments and stock, behind one authenticated entry point"
@@ -40,8 +41,9 @@ def create_app(settings: GatewaySettings | None = None) -> Flask:
 
 def _count_rejections(app: Flask) -> None:
     """401/403/429 the gateway answered itself (a relayed backend answer is not counted)."""
-    @app.after_request
-    def count(response):
-        if not request_state().get("relayed"):
+
+    def count(served: Request, state: _AppCtxGlobals, response: Response) -> None:
+        if not state.get("relayed"):
             telemetry.record_gateway_rejection(response.status_code)
-        return response
+
+    add_request_step(app, after=count)

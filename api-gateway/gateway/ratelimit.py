@@ -13,7 +13,8 @@ import threading
 import time
 from typing import NamedTuple
 
-from flask import Flask, Response
+from flask import Flask, Request, Response
+from flask.ctx import _AppCtxGlobals
 from limits import RateLimitItem, parse_many
 from limits.errors import StorageError
 from limits.storage import MemoryStorage, Storage, storage_from_string
@@ -22,7 +23,7 @@ from limits.strategies import FixedWindowRateLimiter
 from gateway.auth import Identity, caller
 from gateway.config import GatewaySettings
 from veloz.core.errors import Problem
-from veloz.web.context import current_request, request_state
+from veloz.web.steps import add_request_step
 
 UNLIMITED_PATHS = frozenset({"/health", "/livez", "/readyz", "/metrics", "/openapi.json"})
 # After the shared storage failed, counts stay per process for this long before it is tried again.
@@ -181,28 +182,26 @@ def install_rate_limits(app: Flask, settings: GatewaySettings) -> None:
     budgets = CallerBudgets(settings.rate_limit_default, settings.rate_limit_anonymous,
                             settings.ratelimit_storage_uri)
 
-    @app.before_request
-    def spend_budget() -> None:
-        served = current_request()
+    def spend_budget(served: Request, state: _AppCtxGlobals) -> None:
         if served.url_rule is None or exempt_path(served.path):
             return  # (before caller(): no token is decoded for a probe)
         identity = caller()
         if identity is not None and identity.is_admin:
             return  # an admin's calls are not counted
         allowed, budget = budgets.charge(identity, served.remote_addr)
-        request_state().budget = budget
+        state.budget = budget
         if not allowed:
             raise _too_many(budget)
 
-    app.after_request(_budget_headers)
+    add_request_step(app, before=spend_budget, after=_budget_headers)
 
 
-def _budget_headers(response: Response) -> Response:
+def _budget_headers(served: Request, state: _AppCtxGlobals, response: Response) -> None:
     """Tell every limited caller its budget: the IETF draft's RateLimit-* (reset in seconds)
     and the customary X-RateLimit-* (reset as a Unix time)."""
-    budget: Budget | None = request_state().get("budget")
+    budget: Budget | None = state.get("budget")
     if budget is None:
-        return response
+        return
     reset_in = max(0, math.ceil(budget.reset_at - time.time()))
     limit, remaining = str(budget.limit.amount), str(budget.remaining)
     # Added, not set: setting a header scans every header already there, and no answer has
@@ -212,7 +211,6 @@ def _budget_headers(response: Response) -> Response:
         ("RateLimit-Reset", str(reset_in)), ("X-RateLimit-Limit", limit),
         ("X-RateLimit-Remaining", remaining),
         ("X-RateLimit-Reset", str(math.ceil(budget.reset_at)))))
-    return response
 
 
 def _too_many(budget: Budget) -> TooManyRequests:

@@ -21,7 +21,6 @@ from veloz.telemetry.logs import configure_logging, request_id_var
 from veloz.telemetry.tracing import configure_tracing
 from veloz.web.api import OpenApiDocument, docs_blueprint
 from veloz.web.codec import DecimalJSONProvider
-from veloz.web.context import current_request
 from veloz.web.problems import register_problem_handlers
 from veloz.web.request_metrics import measure_requests, route
 from veloz.web.steps import add_request_step
@@ -214,11 +213,11 @@ def serve_metrics_only_on(app: Flask, port: int) -> None:
     `//metrics` is not redirected either): request counts by route and status are for
     Prometheus, not for whoever reaches the public port."""
 
-    @app.before_request
-    def metrics_on_their_own_port():
-        served = current_request()
+    def metrics_on_their_own_port(served: Request, state: _AppCtxGlobals) -> None:
         if (arrival_port(served.environ) == port) != names_metrics(served.path):
             raise werkzeug_exceptions.NotFound()
+
+    add_request_step(app, before=metrics_on_their_own_port)
 
 
 def arrival_port(environ: dict) -> int | None:
