@@ -109,3 +109,13 @@ def test_no_request_keeps_a_session():
             flask.session["seen"] = True
     assert app.test_client().get("/remember").status_code == 500
     assert app.test_client().get("/items").headers.get("Set-Cookie") is None
+
+
+def test_a_host_flask_would_refuse_is_not_read():
+    """No app reads the Host header, so one werkzeug cannot encode (an empty IDNA label) is
+    answered like any other, where stock Flask answers 400."""
+    response = APP.test_client().get("/items/7", headers={"Host": "bad..host"})
+
+    assert response.status_code == 200
+    assert flask.Flask("stock").test_client().get(
+        "/", headers={"Host": "bad..host"}).status_code == 400

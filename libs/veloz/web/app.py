@@ -101,8 +101,9 @@ class ServiceFlask(Flask):
         about 50k of a one-route request's 408k instructions (bench/README.md). Hosts matter
         to none of these apps: no SERVER_NAME, no TRUSTED_HOSTS, no host or subdomain
         matching, and no URL is built from a request (ExactPathMap never redirects), so the
-        Host header is handed on as it came. With any of those configured, Flask's own way
-        is taken."""
+        Host header is handed on as it came: one Flask would refuse as a bad IDNA name (400)
+        is answered like any other. With any of those configured, Flask's own way is
+        taken."""
         if request is None or not self._routes_by_path_alone():
             return super().create_url_adapter(request)
         host = request.environ.get("HTTP_HOST") or request.environ.get("SERVER_NAME", "")
