@@ -1,7 +1,6 @@
 """api-gateway application factory."""
 
 from flask import Flask, Request, Response
-from flask.ctx import _AppCtxGlobals
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from gateway import telemetry
@@ -13,6 +12,7 @@ from gateway.proxy import proxy_blueprint, route_template
 from gateway.ratelimit import install_rate_limits
 from gateway.status import status_blueprint
 from veloz.web.app import create_service_app
+from veloz.web.context import RequestState
 from veloz.web.steps import add_request_step
 
 NAME, VERSION = "api-gateway", "1.0.0"
@@ -42,7 +42,7 @@ def create_app(settings: GatewaySettings | None = None) -> Flask:
 def _count_rejections(app: Flask) -> None:
     """401/403/429 the gateway answered itself (a relayed backend answer is not counted)."""
 
-    def count(served: Request, state: _AppCtxGlobals, response: Response) -> None:
+    def count(served: Request, state: RequestState, response: Response) -> None:
         if not state.get("relayed"):
             telemetry.record_gateway_rejection(response.status_code)
 

@@ -14,7 +14,6 @@ import time
 from typing import NamedTuple
 
 from flask import Flask, Request, Response
-from flask.ctx import _AppCtxGlobals
 from limits import RateLimitItem, parse_many
 from limits.errors import StorageError
 from limits.storage import MemoryStorage, Storage, storage_from_string
@@ -23,6 +22,7 @@ from limits.strategies import FixedWindowRateLimiter
 from gateway.auth import Identity, caller
 from gateway.config import GatewaySettings
 from veloz.core.errors import Problem
+from veloz.web.context import RequestState
 from veloz.web.steps import add_request_step
 
 UNLIMITED_PATHS = frozenset({"/health", "/livez", "/readyz", "/metrics", "/openapi.json"})
@@ -182,7 +182,7 @@ def install_rate_limits(app: Flask, settings: GatewaySettings) -> None:
     budgets = CallerBudgets(settings.rate_limit_default, settings.rate_limit_anonymous,
                             settings.ratelimit_storage_uri)
 
-    def spend_budget(served: Request, state: _AppCtxGlobals) -> None:
+    def spend_budget(served: Request, state: RequestState) -> None:
         if served.url_rule is None or exempt_path(served.path):
             return  # (before caller(): no token is decoded for a probe)
         identity = caller()
@@ -196,7 +196,7 @@ def install_rate_limits(app: Flask, settings: GatewaySettings) -> None:
     add_request_step(app, before=spend_budget, after=_budget_headers)
 
 
-def _budget_headers(served: Request, state: _AppCtxGlobals, response: Response) -> None:
+def _budget_headers(served: Request, state: RequestState, response: Response) -> None:
     """Tell every limited caller its budget: the IETF draft's RateLimit-* (reset in seconds)
     and the customary X-RateLimit-* (reset as a Unix time)."""
     budget: Budget | None = state.get("budget")

@@ -8,7 +8,6 @@ from pathlib import Path
 from urllib.parse import unquote
 
 from flask import Blueprint, Flask, Request, Response, request
-from flask.ctx import _AppCtxGlobals
 from flask.sessions import NullSession, SecureCookieSessionInterface
 from werkzeug import exceptions as werkzeug_exceptions
 from werkzeug.routing import IntegerConverter, Map, MapAdapter
@@ -21,6 +20,7 @@ from veloz.telemetry.logs import configure_logging, request_id_var
 from veloz.telemetry.tracing import configure_tracing
 from veloz.web.api import OpenApiDocument, docs_blueprint
 from veloz.web.codec import DecimalJSONProvider
+from veloz.web.context import RequestState
 from veloz.web.problems import register_problem_handlers
 from veloz.web.request_metrics import measure_requests, route
 from veloz.web.steps import add_request_step
@@ -214,7 +214,7 @@ def serve_metrics_only_on(app: Flask, port: int) -> None:
     `//metrics` is not redirected either): request counts by route and status are for
     Prometheus, not for whoever reaches the public port."""
 
-    def metrics_on_their_own_port(served: Request, state: _AppCtxGlobals) -> None:
+    def metrics_on_their_own_port(served: Request, state: RequestState) -> None:
         if (arrival_port(served.environ) == port) != names_metrics(served.path):
             raise werkzeug_exceptions.NotFound()
 
@@ -246,15 +246,15 @@ def _track_requests(app: Flask) -> None:
     """Per request: its id, answered in X-Request-ID and carried by every log line (what is
     measured of it: veloz.web.request_metrics)."""
 
-    def start(served: Request, state: _AppCtxGlobals) -> None:
+    def start(served: Request, state: RequestState) -> None:
         request_id = state.request_id = incoming_request_id(served.environ)
         request_id_var.set(request_id)
 
-    def finish(served: Request, state: _AppCtxGlobals, response: Response) -> None:
+    def finish(served: Request, state: RequestState, response: Response) -> None:
         # Added, not set (which scans every header): only this step writes it.
         response.headers.add(REQUEST_ID_HEADER, state.get("request_id", ""))
 
-    def forget(state: _AppCtxGlobals, error: BaseException | None) -> None:
+    def forget(state: RequestState, error: BaseException | None) -> None:
         request_id_var.set(None)
 
     add_request_step(app, before=start, after=finish, teardown=forget)
@@ -268,7 +268,7 @@ def _close_connections_when_draining(app: Flask) -> None:
     POST could not safely send again."""
     told_to_stop = DrainWatch()
 
-    def close_when_draining(served: Request, state: _AppCtxGlobals, response: Response) -> None:
+    def close_when_draining(served: Request, state: RequestState, response: Response) -> None:
         if told_to_stop():
             response.headers["Connection"] = "close"
 
@@ -280,7 +280,7 @@ def _refuse_empty_segments(app: Flask) -> None:
     (and `request.path` shows none), so without this one resource would answer at many
     spellings, each a path a rule meant for another could be written to match."""
 
-    def exact_path(served: Request, state: _AppCtxGlobals) -> None:
+    def exact_path(served: Request, state: RequestState) -> None:
         if "//" in served.environ.get("PATH_INFO", ""):
             raise werkzeug_exceptions.NotFound("No such path: it has an empty segment.")
 

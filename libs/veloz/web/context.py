@@ -13,6 +13,10 @@ def current_request() -> Request:
     return request._get_current_object()  # type: ignore[attr-defined]
 
 
-def request_state() -> _AppCtxGlobals:
+# What the hooks and request steps of one request hand each other: `flask.g`'s own type.
+RequestState = _AppCtxGlobals
+
+
+def request_state() -> RequestState:
     """`flask.g` itself: what the hooks of one request hand each other."""
     return g._get_current_object()

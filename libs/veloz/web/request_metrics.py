@@ -6,11 +6,10 @@ import logging
 import time
 
 from flask import Flask, Request, Response, current_app
-from flask.ctx import _AppCtxGlobals
 
 from veloz.telemetry import metrics
 from veloz.telemetry.logs import log_info
-from veloz.web.context import current_request
+from veloz.web.context import RequestState, current_request
 from veloz.web.steps import add_request_step
 
 UNMATCHED_ROUTE = "<unmatched>"
@@ -27,17 +26,17 @@ def measure_requests(app: Flask) -> None:
     service = app.config["SERVICE_NAME"]
     in_flight = metrics.REQUESTS_IN_FLIGHT.labels(service)
 
-    def start_measuring(served: Request, state: _AppCtxGlobals) -> None:
+    def start_measuring(served: Request, state: RequestState) -> None:
         state.started = time.perf_counter()
         if served.path not in QUIET_PATHS:
             in_flight.inc()
             state.in_flight = True
 
-    def measure(served: Request, state: _AppCtxGlobals, response: Response) -> None:
+    def measure(served: Request, state: RequestState, response: Response) -> None:
         if served.path not in UNMEASURED_PATHS:
             _record(service, served, state, response.status_code)
 
-    def stop_measuring(state: _AppCtxGlobals, error: BaseException | None) -> None:
+    def stop_measuring(state: RequestState, error: BaseException | None) -> None:
         if error is not None:
             _record_unhandled(service, current_request())
         if state.pop("in_flight", False):
@@ -51,7 +50,7 @@ def _record_unhandled(service: str, served: Request) -> None:
         metrics.record_unhandled(service, served.method)
 
 
-def _record(service: str, served: Request, state: _AppCtxGlobals, status: int) -> None:
+def _record(service: str, served: Request, state: RequestState, status: int) -> None:
     """The RED metrics of the request being answered, and its access log line."""
     seconds = time.perf_counter() - state.get("started", time.perf_counter())
     template = route(served)

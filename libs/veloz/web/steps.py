@@ -17,13 +17,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from flask import Flask, Request, Response
-from flask.ctx import _AppCtxGlobals
 
-from veloz.web.context import current_request, request_state
+from veloz.web.context import RequestState, current_request, request_state
 
-Before = Callable[[Request, _AppCtxGlobals], None]
-After = Callable[[Request, _AppCtxGlobals, Response], None]
-Teardown = Callable[[_AppCtxGlobals, BaseException | None], None]
+Before = Callable[[Request, RequestState], None]
+After = Callable[[Request, RequestState, Response], None]
+Teardown = Callable[[RequestState, BaseException | None], None]
 
 
 @dataclass
