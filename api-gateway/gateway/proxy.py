@@ -131,13 +131,20 @@ def _forwarded_name(key: str) -> str | None:
 
 
 def _relayed_headers(upstream: Answer, backend: Backend) -> list[tuple[str, str]]:
-    dropped = _dropped_with(NOT_RETURNED, upstream.headers.get("Connection"))
-    relayed = []
-    for name, value in upstream.headers.items():
+    """The service's headers the client may see, in the order and spelling sent. Read with
+    `raw_items()`: `items()` and `get()` pass every value through the email policy, which
+    changes only a value holding undecodable bytes, and the client's reader decodes every
+    answer as Latin-1, so there is none (`items()` and `get()` cost twice this function)."""
+    kept, connection = [], []
+    for name, value in upstream.headers.raw_items():
         lowered = name.lower()
-        if lowered not in dropped and not lowered.startswith("proxy-"):
-            relayed.append((name, _gateway_links(value, backend) if lowered == "link" else value))
-    return relayed
+        if lowered == "connection":  # every one of them: a hop may send it more than once
+            connection.append(value)
+        elif lowered not in NOT_RETURNED and not lowered.startswith("proxy-"):
+            kept.append((lowered, name, value))
+    listed = _connection_listed(",".join(connection), NOT_RETURNED)
+    return [(name, _gateway_links(value, backend) if lowered == "link" else value)
+            for lowered, name, value in kept if lowered not in listed]
 
 
 def _gateway_links(value: str, backend: Backend) -> str:
@@ -153,10 +160,3 @@ def _connection_listed(connection: str | None, always: frozenset[str]) -> frozen
     if not connection:
         return frozenset()
     return frozenset({token.strip().lower() for token in connection.split(",")} - always - {""})
-
-
-def _dropped_with(always: frozenset[str], connection: str | None) -> frozenset[str]:
-    """`always`, and the headers this hop's `Connection` header names: the names not to pass
-    on (nor any `proxy-*`, checked in the loop, which lower-cases each name once)."""
-    listed = _connection_listed(connection, always)
-    return always | listed if listed else always

@@ -52,6 +52,35 @@ def test_hop_by_hop_headers_stay_at_the_gateway_and_end_to_end_ones_pass(client)
     assert {"accept-language", "x-custom", "x-forwarded-for"} <= received
 
 
+def test_a_services_hop_by_hop_and_gateway_only_headers_stay_behind_the_gateway(client):
+    answered = ("Connection: X-Hop-Only,X-Hop-Only: 1,Keep-Alive: timeout=5,"
+                "Proxy-Authenticate: Basic,RateLimit-Remaining: 7,Server: granian,"
+                "X-Kept: yes,Cache-Control: no-store")
+    response = client.get("/items", headers={"X-Echo-Header": answered})
+    assert response.status_code == 200
+    names = [name.lower() for name, _ in response.headers]
+    assert not {"x-hop-only", "keep-alive", "proxy-authenticate", "server"} & set(names)
+    assert response.headers.getlist("RateLimit-Remaining") != ["7"]  # the gateway's own
+    assert names.index("x-served-by") < names.index("x-kept") < names.index("cache-control")
+    assert response.headers["Link"].startswith("</items?after=2")
+
+
+def test_every_connection_header_of_an_answer_names_headers_to_drop():
+    from http.client import HTTPMessage
+
+    from gateway.backends import Backend
+    from gateway.proxy import _relayed_headers
+    from veloz.net.client import Answer
+
+    sent = HTTPMessage()
+    for name, value in [("Connection", "close"), ("X-First", "1"), ("Connection", "X-Second"),
+                        ("X-Second", "2"), ("X-Third", "3")]:
+        sent[name] = value
+    backend = Backend.__new__(Backend)  # only its client's address is read, for Link
+    assert _relayed_headers(Answer(200, sent, b""), backend) == [("X-First", "1"),
+                                                                  ("X-Third", "3")]
+
+
 def test_the_request_id_is_passed_on_and_echoed(client):
     response = client.get("/items", headers={"X-Request-ID": "trace-42",
                                              "X-Echo-Header": "X-Request-ID: the-service-own"})
@@ -190,10 +219,10 @@ def test_nothing_is_built_at_import_time(settings_for):
 def reference_outgoing_headers(served, identity) -> dict[str, str]:
     """What the gateway passed on when it read the caller's headers through werkzeug's
     `request.headers`: the meaning `_outgoing_headers` keeps while it reads the environ."""
-    from gateway.proxy import NOT_FORWARDED, _dropped_with
+    from gateway.proxy import NOT_FORWARDED, _connection_listed
 
     sent = served.headers
-    dropped = _dropped_with(NOT_FORWARDED, sent.get("Connection"))
+    dropped = NOT_FORWARDED | _connection_listed(sent.get("Connection"), NOT_FORWARDED)
     headers = {name: value for name, value in sent.items()
                if name.lower() not in dropped and not name.lower().startswith("proxy-")}
     forwarded_for, client = sent.get("X-Forwarded-For"), served.remote_addr or "unknown"
