@@ -260,8 +260,21 @@ def value_at(results: dict, path: str) -> Any:
 
 
 def values_at(*paths: str) -> Cell:
-    return lambda results: " / ".join(
-        NO_FIGURE if (value := value_at(results, path)) is None else str(value) for path in paths)
+    """The figures at `paths`, NO_FIGURE for each one a run lacks or left empty (a run with
+    --skip-million has the catalog's 10k figures and no 1M ones); KeyError when it has none."""
+    def cell(results: dict) -> str:
+        figures = [_figure(results, path) for path in paths]
+        if all(figure is None for figure in figures):
+            raise KeyError(paths[0])
+        return " / ".join(NO_FIGURE if figure is None else str(figure) for figure in figures)
+    return cell
+
+
+def _figure(results: dict, path: str) -> Any:
+    try:
+        return value_at(results, path)
+    except (KeyError, TypeError):
+        return None
 
 
 def saga_share(results: dict) -> str:
