@@ -264,7 +264,39 @@ class ClosesAfterEachAnswer(ScriptedServer):
         self.closed.set()
 
 
+class DiesWithItsConnections(ScriptedServer):
+    """Answers every call, the first two only once both arrived (so the client keeps two
+    connections), until `die()`: from then on a connection it already had resets the next call
+    it reads, as a worker that crashed took its connections with it, and so does a connection
+    made within DYING_SECONDS of such a reset, as one that landed in the dead worker's listening
+    queue. A connection made later is answered, as by the worker that replaced it."""
+
+    DYING_SECONDS = 0.02
+
+    def __init__(self):
+        super().__init__()
+        self.both_arrived, self.before_death = threading.Barrier(2, timeout=5), set()
+        self.reset_at = -1.0
+
+    def die(self):
+        self.before_death = {number for number, _ in self.calls}
+
+    def _serve(self, connection, number):
+        made = time.monotonic()
+        with connection:
+            while self._read_call(connection, number):
+                if number in self.before_death or made - self.reset_at < self.DYING_SECONDS:
+                    self.reset_at = time.monotonic()
+                    connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                          struct.pack("ii", 1, 0))
+                    return
+                if len(self.calls) <= 2:
+                    self.both_arrived.wait()
+                connection.sendall(OK)
+
+
 hangs_up = serving(HangsUpOnTheSecondCall)
+dies_with_its_connections = serving(DiesWithItsConnections)
 closes_after_each_answer = serving(ClosesAfterEachAnswer)
 
 
@@ -297,6 +329,21 @@ def test_safe_call_goes_out_again_when_the_service_closes_its_connection(hangs_u
 
     assert answers == [200, 200]
     assert hangs_up.calls == [(1, "GET"), (1, "GET"), (2, "GET")]
+
+
+def test_a_safe_call_broken_with_its_connection_goes_out_again_on_a_new_one(
+        dies_with_its_connections):
+    """Not on the other kept connection, which died with the same worker but does not show it
+    yet, nor at once, when a new connection could land in the dead worker's listening queue:
+    either way the resend would break too, and the reader get a 503."""
+    server, client = dies_with_its_connections, _client(dies_with_its_connections.url, retries=1)
+    with ThreadPoolExecutor(2) as both:
+        assert [answer.status for answer in both.map(
+            lambda _: client.request("GET", "/items/1"), range(2))] == [200, 200]
+    server.die()
+
+    assert client.request("GET", "/items/1").status == 200
+    assert [number for number, _ in server.calls] in ([1, 2, 1, 3], [1, 2, 2, 3])
 
 
 def test_plain_post_is_not_sent_again_on_a_new_connection(hangs_up):

@@ -47,6 +47,11 @@ MIN_CONNECT_TIMEOUT_SECONDS = 0.01
 BACKOFF_JITTER_SECONDS = 0.1
 # A service asking for more than this before a resend is answered with its own 503 instead.
 MAX_RETRY_AFTER_SECONDS = 5.0
+# A worker that dies resets every connection it held, kept ones that do not show it yet among
+# them, and its listening socket goes an instant later: a connection opened at once can land in
+# that socket's queue and be reset with it. So a safe call whose connection broke goes out
+# again on a new connection, no sooner than this after the break.
+SETTLE_AFTER_BREAK_SECONDS = 0.05
 # connect() errors of a service that is not listening (down, restarting, respawning its workers)
 # or not reachable right now; see _never_sent.
 _NOT_CONNECTED_ERRNOS = frozenset({
@@ -160,10 +165,11 @@ class ServiceClient:
         budget lasts (any method); after a broken connection, a read timeout (when the policy
         says so) or a 502/503/504 (idem) `retries` times in all, if the call is safe."""
         resends, failures, connect = self.policy.retries if call.retry_safe else 0, 0, None
+        fresh = False  # on a new connection, not a kept one
         while True:
             try:
                 answer = self._connections().exchange(call, connect or budget.connect_timeout,
-                                                      budget.read_timeout)
+                                                      budget.read_timeout, fresh=fresh)
             except _NeverSent:
                 if not budget.wait_for_next_attempt():
                     raise
@@ -173,6 +179,9 @@ class ServiceClient:
                 if not (resends and self._resends_after(failed)):
                     raise
                 wait = self._backoff(failures + 1)
+                fresh = isinstance(failed, _Broken)  # see SETTLE_AFTER_BREAK_SECONDS
+                if fresh:
+                    wait = max(wait, SETTLE_AFTER_BREAK_SECONDS)
             else:
                 resend_in = self._wait_to_resend(answer, failures + 1) if resends else None
                 if resend_in is None:
@@ -261,12 +270,13 @@ class ConnectionPool:
         self._kept: list[tuple[http.client.HTTPConnection, float]] = []
         self._lock = threading.Lock()
 
-    def exchange(self, call: Call, connect_timeout: float, read_timeout: float) -> Answer:
-        """One attempt: the call sent on a kept or new connection and its answer read whole.
-        Raises _NeverSent when connecting failed (nothing was sent), _TimedOut when the service
-        took longer than `read_timeout` to take the call or answer, _Broken when the
-        connection failed on the way."""
-        connection = self._lend() or self._open(connect_timeout)
+    def exchange(self, call: Call, connect_timeout: float, read_timeout: float, *,
+                 fresh: bool = False) -> Answer:
+        """One attempt: the call sent on a kept connection, or a new one (always with `fresh`),
+        and its answer read whole. Raises _NeverSent when connecting failed (nothing was sent),
+        _TimedOut when the service took longer than `read_timeout` to take the call or answer,
+        _Broken when the connection failed on the way."""
+        connection = (None if fresh else self._lend()) or self._open(connect_timeout)
         try:
             connection.sock.settimeout(read_timeout)
             connection.request(call.method, call.target, body=call.body, headers=call.headers)
