@@ -178,10 +178,8 @@ class ServiceClient:
             except (_Broken, _TimedOut) as failed:
                 if not (resends and self._resends_after(failed)):
                     raise
-                wait = self._backoff(failures + 1)
+                wait = self._wait_after(failed, failures + 1)
                 fresh = isinstance(failed, _Broken)  # see SETTLE_AFTER_BREAK_SECONDS
-                if fresh:
-                    wait = max(wait, SETTLE_AFTER_BREAK_SECONDS)
             else:
                 resend_in = self._wait_to_resend(answer, failures + 1) if resends else None
                 if resend_in is None:
@@ -189,6 +187,12 @@ class ServiceClient:
                 wait = resend_in
             resends, failures = resends - 1, failures + 1
             time.sleep(wait)
+
+    def _wait_after(self, failed: "_AttemptFailed", failures: int) -> float:
+        """Seconds before the resend after `failures` failed attempts in a row, the last one
+        `failed`: after a broken connection, SETTLE_AFTER_BREAK_SECONDS at least."""
+        wait = self._backoff(failures)
+        return max(wait, SETTLE_AFTER_BREAK_SECONDS) if isinstance(failed, _Broken) else wait
 
     def _resends_after(self, failed: "_AttemptFailed") -> bool:
         return not isinstance(failed, _TimedOut) or self.policy.retry_read_timeouts
