@@ -7,7 +7,8 @@ Phases, all from this machine to 127.0.0.1, bounded in requests and seconds:
    can do (loadtest/bare_proxy.py), in windows taken in turns: req/s, and the proxies' CPU
    per request;
 2. orders for one hot item (a flash sale: every buyer on one row), then spread over 1,000
-   items: orders/s, p50/p95/p99, failures, CPU ms per paid order per service, and a check
+   items: orders/s, p50/p95/p99, failures, CPU ms per paid order per service (and beside
+   them, PostgreSQL's and the load generator's, which share the two cores), and a check
    that the stock adds up (sold = paid orders, nothing left held);
 3. the database floor for the same SQL work (loadtest/floor.py, pgbench), both shapes;
 4. the cost of `GET /orders?limit=50` (and `&status=paid`) with 10,000 and 1,000,000 orders;
@@ -330,6 +331,9 @@ def rows(*runs: dict) -> list[tuple[str, Cell]]:
          values_at("orders_hot_item.cpu_ms_per_order_total",
                  "orders_1000_items.cpu_ms_per_order_total")),
         *((f"  {service} (spread)", service_cpu(service)) for service in services(*runs)),
+        ("CPU ms per paid order beside them: PostgreSQL / load generator (spread)",
+         values_at("orders_1000_items.cpu_ms_per_order_beside.postgresql",
+                   "orders_1000_items.cpu_ms_per_order_beside.load generator")),
         ("POST /orders p50 / p95 / p99 ms (spread)",
          values_at(*(f"orders_1000_items.{p}_ms" for p in ("p50", "p95", "p99")))),
         ("failed orders; stock adds up (hot / spread)", failures),

@@ -1,11 +1,14 @@
 """CPU per paid order, per service: the figure that stays steady on a shared machine.
 
-Starts the platform on free ports (as `make up` runs it: the gateway under gunicorn, the others
-under granian, 2 workers x 4 threads per service, the background workers beside them), seeds
-one item with plenty of stock, warms up, then has CLIENTS threads post one-item orders through
-the gateway with the approving test card until ORDERS are placed. CPU = the growth of
-utime+stime (from /proc) of every process of each service over that window, divided by the paid
-orders. Traffic goes to 127.0.0.1 only and the run is bounded in orders and time.
+Starts the platform on free ports (as `make up` runs it: the gateway under gunicorn with 2
+workers, the others under granian with 1 worker x 4 threads, the background workers beside
+them), seeds one item with plenty of stock, warms up, then has CLIENTS threads post one-item
+orders through the gateway with the approving test card until ORDERS are placed. CPU = the
+growth of utime+stime (from /proc) of every process of each service over that window, divided
+by the paid orders. Beside the services, and not in their total, the same for what shares the
+machine with them: the PostgreSQL server (its main process and every backend, when it runs on
+this machine) and this load generator's own process. Traffic goes to 127.0.0.1 only and the
+run is bounded in orders and time.
 
     .venv/bin/python loadtest/cpu_per_order.py [--orders 600] [--clients 16]
 """
@@ -22,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
+import psycopg
 import requests
 
 from veloz.dev.devstack import Platform, free_service_ports, server_url_from_environment
@@ -29,10 +33,23 @@ from veloz.dev.devstack import Platform, free_service_ports, server_url_from_env
 SECRET = "cpu-bench-" + "k" * 40
 APPROVING_CARD = "4242424242424242"
 TICKS = os.sysconf("SC_CLK_TCK")
+# What shares the machine with the services, measured beside them (not in their total).
+DATABASE, LOAD_GENERATOR = "postgresql", "load generator"
 
 
 def cpu_seconds(group: int) -> float:
     """utime+stime of every live process whose process group is `group`."""
+    return _cpu_of(lambda fields: int(fields[2]) == group)  # pgrp is the 5th field of stat
+
+
+def cpu_seconds_of_tree(root: int) -> float:
+    """utime+stime of process `root` and of every live child of it (PostgreSQL's backends)."""
+    return _cpu_of(lambda fields, pid=str(root): fields[1] == pid, also=root)
+
+
+def _cpu_of(chosen, also: int | None = None) -> float:
+    """utime+stime of every live process whose stat fields (from the state on) are `chosen`,
+    and of process `also`."""
     total = 0
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -41,13 +58,32 @@ def cpu_seconds(group: int) -> float:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[2]) == group:  # fields[0] is the state; pgrp is the 5th field of stat
+        if chosen(fields) or int(entry.name) == also:  # fields[0] is the state, [1] the ppid
             total += int(fields[11]) + int(fields[12])
     return total / TICKS
 
 
-def snapshot(platform: Platform) -> dict[str, float]:
-    return {name: cpu_seconds(process.pid) for name, process in platform.processes.items()}
+def database_server_pid(server_url: str) -> int | None:
+    """The PostgreSQL server's main process, the parent of the backend that answers a query,
+    when that backend runs on this machine; None when the server is elsewhere."""
+    with psycopg.connect(server_url.replace("postgresql+psycopg://", "postgresql://"),
+                         connect_timeout=5) as connection:
+        backend = connection.execute("SELECT pg_backend_pid()").fetchone()[0]
+    try:
+        return int((Path("/proc") / str(backend) / "stat").read_text().rsplit(")", 1)[1]
+                   .split()[1])
+    except OSError:
+        return None
+
+
+def snapshot(platform: Platform, database_pid: int | None) -> dict[str, float]:
+    """CPU seconds so far of each service, and beside them of PostgreSQL (when it runs here)
+    and of this load generator."""
+    spent = {name: cpu_seconds(process.pid) for name, process in platform.processes.items()}
+    if database_pid is not None:
+        spent[DATABASE] = cpu_seconds_of_tree(database_pid)
+    spent[LOAD_GENERATOR] = time.process_time()
+    return spent
 
 
 def place_orders(gateway: str, token: str, item_ids: list[int], count: int, clients: int,
@@ -76,21 +112,23 @@ def place_orders(gateway: str, token: str, item_ids: list[int], count: int, clie
 def measure_orders(platform: Platform, token: str, item_ids: list[int], orders: int,
                    clients: int) -> dict:
     """Warm up, then place `orders` and report rate, latency and CPU per paid order."""
-    gateway = platform.url("api-gateway")
+    gateway, database_pid = platform.url("api-gateway"), database_server_pid(platform.server_url)
     warm = place_orders(gateway, token, item_ids, clients * 4, clients, time.monotonic() + 60)
-    before, started = snapshot(platform), time.perf_counter()
+    before, started = snapshot(platform, database_pid), time.perf_counter()
     results = place_orders(gateway, token, item_ids, orders, clients, time.monotonic() + 300)
-    elapsed, after = time.perf_counter() - started, snapshot(platform)
+    elapsed, after = time.perf_counter() - started, snapshot(platform, database_pid)
     paid = sum(1 for status, _ in results if status == 201)
     latencies = sorted(seconds for status, seconds in results if status == 201)
-    per_service = {name: round(1000 * (after[name] - before[name]) / max(paid, 1), 2)
-                   for name in before}
+    spent = {name: round(1000 * (after[name] - before[name]) / max(paid, 1), 2)
+             for name in before}
+    beside = {name: spent.pop(name) for name in (DATABASE, LOAD_GENERATOR) if name in spent}
     return {"paid": paid, "failed": len(results) - paid, "seconds": round(elapsed, 2),
             "paid_total": paid + sum(1 for status, _ in warm if status == 201),
             "orders_per_second": round(paid / elapsed, 1),
             **{f"p{p}_ms": _percentile(latencies, p) for p in (50, 95, 99)},
-            "cpu_ms_per_order": per_service,
-            "cpu_ms_per_order_total": round(sum(per_service.values()), 2)}
+            "cpu_ms_per_order": spent,
+            "cpu_ms_per_order_total": round(sum(spent.values()), 2),
+            "cpu_ms_per_order_beside": beside}
 
 
 def _percentile(ordered: list[float], p: int) -> float | None:
