@@ -262,11 +262,11 @@ def value_at(results: dict, path: str) -> Any:
 
 def values_at(*paths: str) -> Cell:
     """The figures at `paths`, NO_FIGURE for each one a run lacks or left empty (a run with
-    --skip-million has the catalog's 10k figures and no 1M ones); KeyError when it has none."""
+    --skip-million has the catalog's 10k figures and no 1M ones), one NO_FIGURE for none."""
     def cell(results: dict) -> str:
         figures = [_figure(results, path) for path in paths]
         if all(figure is None for figure in figures):
-            raise KeyError(paths[0])
+            return NO_FIGURE
         return " / ".join(NO_FIGURE if figure is None else str(figure) for figure in figures)
     return cell
 

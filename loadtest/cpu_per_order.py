@@ -25,10 +25,10 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
-import psycopg
 import requests
 
 from veloz.dev.devstack import Platform, free_service_ports, server_url_from_environment
+from veloz.dev.faultload import postgres_processes
 
 SECRET = "cpu-bench-" + "k" * 40
 APPROVING_CARD = "4242424242424242"
@@ -39,49 +39,49 @@ DATABASE, LOAD_GENERATOR = "postgresql", "load generator"
 
 def cpu_seconds(group: int) -> float:
     """utime+stime of every live process whose process group is `group`."""
-    return _cpu_of(lambda fields: int(fields[2]) == group)  # pgrp is the 5th field of stat
-
-
-def cpu_seconds_of_tree(root: int) -> float:
-    """utime+stime of process `root` and of every live child of it (PostgreSQL's backends)."""
-    return _cpu_of(lambda fields, pid=str(root): fields[1] == pid, also=root)
-
-
-def _cpu_of(chosen, also: int | None = None) -> float:
-    """utime+stime of every live process whose stat fields (from the state on) are `chosen`,
-    and of process `also`."""
-    total = 0
+    total = 0.0
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if chosen(fields) or int(entry.name) == also:  # fields[0] is the state, [1] the ppid
-            total += int(fields[11]) + int(fields[12])
-    return total / TICKS
+        fields = _stat_fields(entry)
+        if fields and int(fields[2]) == group:  # fields[0] is the state; pgrp the 5th of stat
+            total += _spent(fields)
+    return total
 
 
-def database_server_pid(server_url: str) -> int | None:
-    """The PostgreSQL server's main process, the parent of the backend that answers a query,
-    when that backend runs on this machine; None when the server is elsewhere."""
-    with psycopg.connect(server_url.replace("postgresql+psycopg://", "postgresql://"),
-                         connect_timeout=5) as connection:
-        backend = connection.execute("SELECT pg_backend_pid()").fetchone()[0]
+def cpu_seconds_of(pids: list[int]) -> float:
+    """utime+stime of each of `pids` still alive."""
+    return sum(_spent(fields) for pid in pids if (fields := _stat_fields(Path(f"/proc/{pid}"))))
+
+
+def _stat_fields(process: Path) -> list[str]:
+    """A process's stat fields from its state on; none when it is gone."""
     try:
-        return int((Path("/proc") / str(backend) / "stat").read_text().rsplit(")", 1)[1]
-                   .split()[1])
+        return (process / "stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return []
+
+
+def _spent(fields: list[str]) -> float:
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def database_cpu_seconds(server_url: str) -> float | None:
+    """utime+stime of the PostgreSQL server's processes now (postmaster and backends); None
+    when the server runs on another machine (its data directory is not here)."""
+    try:
+        return cpu_seconds_of(postgres_processes(server_url))
     except OSError:
         return None
 
 
-def snapshot(platform: Platform, database_pid: int | None) -> dict[str, float]:
+def snapshot(platform: Platform) -> dict[str, float]:
     """CPU seconds so far of each service, and beside them of PostgreSQL (when it runs here)
     and of this load generator."""
     spent = {name: cpu_seconds(process.pid) for name, process in platform.processes.items()}
-    if database_pid is not None:
-        spent[DATABASE] = cpu_seconds_of_tree(database_pid)
+    database = database_cpu_seconds(platform.server_url)
+    if database is not None:
+        spent[DATABASE] = database
     spent[LOAD_GENERATOR] = time.process_time()
     return spent
 
@@ -112,15 +112,15 @@ def place_orders(gateway: str, token: str, item_ids: list[int], count: int, clie
 def measure_orders(platform: Platform, token: str, item_ids: list[int], orders: int,
                    clients: int) -> dict:
     """Warm up, then place `orders` and report rate, latency and CPU per paid order."""
-    gateway, database_pid = platform.url("api-gateway"), database_server_pid(platform.server_url)
+    gateway = platform.url("api-gateway")
     warm = place_orders(gateway, token, item_ids, clients * 4, clients, time.monotonic() + 60)
-    before, started = snapshot(platform, database_pid), time.perf_counter()
+    before, started = snapshot(platform), time.perf_counter()
     results = place_orders(gateway, token, item_ids, orders, clients, time.monotonic() + 300)
-    elapsed, after = time.perf_counter() - started, snapshot(platform, database_pid)
+    elapsed, after = time.perf_counter() - started, snapshot(platform)
     paid = sum(1 for status, _ in results if status == 201)
     latencies = sorted(seconds for status, seconds in results if status == 201)
     spent = {name: round(1000 * (after[name] - before[name]) / max(paid, 1), 2)
-             for name in before}
+             for name in before if name in after}
     beside = {name: spent.pop(name) for name in (DATABASE, LOAD_GENERATOR) if name in spent}
     return {"paid": paid, "failed": len(results) - paid, "seconds": round(elapsed, 2),
             "paid_total": paid + sum(1 for status, _ in warm if status == 201),

@@ -62,10 +62,12 @@ def timed(tree: Path, orders: int) -> dict:
     return json.loads(finished.stdout)
 
 
-def ratios(ours: list[dict], theirs: list[dict]) -> dict[str, float]:
-    """Each figure's sum over `ours` divided by its sum over `theirs`."""
-    return {figure: sum(run[figure] for run in ours) / sum(run[figure] for run in theirs)
-            for figure in FIGURES}
+def ratios(ours: list[dict], theirs: list[dict]) -> str:
+    """Each figure's sum over `ours` divided by its sum over `theirs`, as one line."""
+    def total(runs: list[dict], figure: str) -> float:
+        return sum(run[figure] for run in runs)
+    return ", ".join(f"{figure} {total(ours, figure) / total(theirs, figure):.2f}"
+                     for figure in FIGURES)
 
 
 def describe(name: str, run: dict) -> str:
@@ -88,19 +90,15 @@ def main() -> None:
         revision = archived(args.against, Path(scratch))
         runs: dict[str, list[dict]] = {"this tree": [], args.against: []}
         for number in range(1, args.rounds + 1):
-            round_runs: dict[str, list[dict]] = {"this tree": [], args.against: []}
             for name, tree in (("this tree", TREE), (args.against, revision),
                                (args.against, revision), ("this tree", TREE)):
-                run = timed(tree, args.orders)
-                round_runs[name].append(run)
-                runs[name].append(run)
-                print(f"round {number}  {describe(name, run)}", flush=True)
-            print(f"round {number}  this tree ÷ {args.against}: " + ", ".join(
-                f"{figure} {ratio:.2f}" for figure, ratio in
-                ratios(round_runs["this tree"], round_runs[args.against]).items()), flush=True)
-        print(f"all runs  this tree ÷ {args.against}: " + ", ".join(
-            f"{figure} {ratio:.2f}" for figure, ratio in
-            ratios(runs["this tree"], runs[args.against]).items()))
+                runs[name].append(timed(tree, args.orders))
+                print(f"round {number}  {describe(name, runs[name][-1])}", flush=True)
+            this_round = {name: done[-2:] for name, done in runs.items()}  # two runs a round
+            print(f"round {number}  this tree ÷ {args.against}: "
+                  f"{ratios(this_round['this tree'], this_round[args.against])}", flush=True)
+        print(f"all runs  this tree ÷ {args.against}: "
+              f"{ratios(runs['this tree'], runs[args.against])}")
 
 
 if __name__ == "__main__":
