@@ -30,6 +30,9 @@ NOT_RETURNED = HOP_BY_HOP | BUDGET_HEADERS | {"content-length", "content-encodin
 SUBRESOURCES = frozenset({"cancel", "events", "commit", "release", "restock", "reserve",
                           "write-off", "refund"})
 MAX_ROUTE_DEPTH = 3
+# Idempotency-Key in a WSGI environ: `in request.headers` raises and catches a KeyError
+# when the header is absent (about 20k instructions), which it is on every read.
+_KEY_IN_ENVIRON = "HTTP_IDEMPOTENCY_KEY"
 
 
 def proxy_blueprint() -> Blueprint:
@@ -42,7 +45,7 @@ def proxy_blueprint() -> Blueprint:
 
 def forward(collection: str, rest: str = "") -> Response:
     served = current_request()
-    method, path, sent = served.method, served.path, served.headers
+    method, path = served.method, served.path
     if not clean_path(path):
         raise NotFound("No such path.")
     identity = authorize(method, path)
@@ -50,7 +53,7 @@ def forward(collection: str, rest: str = "") -> Response:
     upstream = backend.send(method, _target(path, served.query_string),
                             headers=_outgoing_headers(served, identity),
                             body=served.get_data() or None,
-                            idempotent=_retry_safe(method, "Idempotency-Key" in sent))
+                            idempotent=_retry_safe(method, _KEY_IN_ENVIRON in served.environ))
     request_state().relayed = True  # the backend's answer, not one the gateway made
     return Response(upstream.data, status=upstream.status,
                     headers=_relayed_headers(upstream, backend))

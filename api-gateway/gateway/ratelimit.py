@@ -13,7 +13,7 @@ import threading
 import time
 from typing import NamedTuple
 
-from flask import Flask, Request, Response
+from flask import Flask, Request
 from limits import RateLimitItem, parse_many
 from limits.errors import StorageError
 from limits.storage import MemoryStorage, Storage, storage_from_string
@@ -23,7 +23,7 @@ from gateway.auth import Identity, caller
 from gateway.config import GatewaySettings
 from veloz.core.errors import Problem
 from veloz.web.context import RequestState
-from veloz.web.steps import add_request_step
+from veloz.web.steps import add_answer_headers, add_request_step
 
 UNLIMITED_PATHS = frozenset({"/health", "/livez", "/readyz", "/metrics", "/openapi.json"})
 # After the shared storage failed, counts stay per process for this long before it is tried again.
@@ -189,28 +189,23 @@ def install_rate_limits(app: Flask, settings: GatewaySettings) -> None:
         if identity is not None and identity.is_admin:
             return  # an admin's calls are not counted
         allowed, budget = budgets.charge(identity, served.remote_addr)
-        state.budget = budget
+        add_answer_headers(served, *budget_headers(budget))
         if not allowed:
             raise _too_many(budget)
 
-    add_request_step(app, before=spend_budget, after=_budget_headers)
+    add_request_step(app, before=spend_budget)
 
 
-def _budget_headers(served: Request, state: RequestState, response: Response) -> None:
-    """Tell every limited caller its budget: the IETF draft's RateLimit-* (reset in seconds)
-    and the customary X-RateLimit-* (reset as a Unix time)."""
-    budget: Budget | None = state.get("budget")
-    if budget is None:
-        return
+def budget_headers(budget: Budget) -> tuple[tuple[str, str], ...]:
+    """What every limited caller is told of its budget as this call is counted: the IETF
+    draft's RateLimit-* (reset in seconds) and the customary X-RateLimit-* (reset as a Unix
+    time). Digits only: stated as they are (veloz.web.steps.add_answer_headers)."""
     reset_in = max(0, math.ceil(budget.reset_at - time.time()))
     limit, remaining = str(budget.limit.amount), str(budget.remaining)
-    # Added, not set: setting a header scans every header already there, and no answer has
-    # these yet (the proxy drops a service's: BUDGET_HEADERS).
-    response.headers.extend((
-        ("RateLimit-Limit", limit), ("RateLimit-Remaining", remaining),
-        ("RateLimit-Reset", str(reset_in)), ("X-RateLimit-Limit", limit),
-        ("X-RateLimit-Remaining", remaining),
-        ("X-RateLimit-Reset", str(math.ceil(budget.reset_at)))))
+    return (("RateLimit-Limit", limit), ("RateLimit-Remaining", remaining),
+            ("RateLimit-Reset", str(reset_in)), ("X-RateLimit-Limit", limit),
+            ("X-RateLimit-Remaining", remaining),
+            ("X-RateLimit-Reset", str(math.ceil(budget.reset_at))))
 
 
 def _too_many(budget: Budget) -> TooManyRequests:

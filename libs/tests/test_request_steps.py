@@ -3,7 +3,7 @@
 import flask
 from werkzeug.exceptions import Forbidden
 
-from veloz.web.steps import add_request_step
+from veloz.web.steps import add_answer_headers, add_request_step
 
 
 def _app_with_steps(ran: list[str]) -> flask.Flask:
@@ -69,3 +69,36 @@ def test_a_step_sees_the_request_and_g():
     app.test_client().get("/here")
 
     assert seen == {"path": "/here"}
+
+
+def _app_stating(header: tuple[str, str]) -> flask.Flask:
+    app = flask.Flask("stated-headers-probe")
+    add_request_step(app, before=lambda served, state: add_answer_headers(served, header))
+
+    @app.before_request
+    def refuse():
+        if flask.request.path == "/refused":
+            raise Forbidden()
+
+    @app.get("/ok")
+    def ok():
+        return {}, 200, {"X-View": "its own"}
+
+    @app.get("/broken")
+    def broken():
+        raise RuntimeError("an error no handler takes")
+
+    return app
+
+
+def test_a_stated_header_is_on_every_answer_once_beside_the_views_own():
+    client = _app_stating(("X-Stated", "7")).test_client()
+
+    answers = {path: client.get(path) for path in ("/ok", "/refused", "/nowhere", "/broken")}
+
+    assert {path: answer.status_code for path, answer in answers.items()} == {
+        "/ok": 200, "/refused": 403, "/nowhere": 404, "/broken": 500}
+    for answer in answers.values():
+        assert answer.headers.getlist("X-Stated") == ["7"]
+    assert answers["/ok"].headers["X-View"] == "its own"
+    assert client.get("/ok").headers.getlist("X-Stated") == ["7"]  # not one per request so far

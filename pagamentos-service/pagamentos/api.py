@@ -1,6 +1,6 @@
 """HTTP routes of pagamentos: validate, call one use case (a read: the store), serialize."""
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, current_app
 
 from pagamentos.bootstrap import Pagamentos
 from pagamentos.domain import (
@@ -11,9 +11,9 @@ from pagamentos.domain import (
 )
 from pagamentos.schemas import ChargeRequest, OrderClosureOut, PaymentListQuery, PaymentOut
 from veloz.core.contracts import PaymentDeclined
-from veloz.core.errors import Unauthorized
-from veloz.core.identity import ROLES_HEADER, USER_ID_HEADER, Caller
+from veloz.core.identity import Caller
 from veloz.web.api import IDEMPOTENCY_KEY, operation, respond
+from veloz.web.context import forwarded_caller
 from veloz.web.idempotency import answers, key_from_request
 from veloz.web.paging import split_page
 from veloz.web.problems import problem_response
@@ -24,16 +24,6 @@ TAGS = ("payments",)
 
 def _pagamentos() -> Pagamentos:
     return current_app.extensions["pagamentos"]
-
-
-def _caller() -> Caller:
-    """Who asks: a person the gateway vouches for (it strips any copy of the identity headers a
-    client sends and sets its own), or, with no identity headers, pedidos calling directly."""
-    try:
-        return Caller.from_headers(request.headers.get(USER_ID_HEADER),
-                                   request.headers.get(ROLES_HEADER))
-    except ValueError as error:
-        raise Unauthorized(f"The caller's identity is not valid: {error}.") from None
 
 
 @bp.post("/payments")
@@ -49,7 +39,7 @@ def _caller() -> Caller:
                     "placing an order.",
                503: "The database or the payment processor is unavailable."})
 def charge(body: ChargeRequest):
-    if not _caller().is_internal:
+    if not forwarded_caller(Caller).is_internal:
         raise order_route_for_charge(body.order_id)
     # The stored fingerprint must not let anyone brute-force the card number back out of it.
     fingerprinted = body.model_copy(update={"card_number": card_last4(body.card_number)})
@@ -87,7 +77,7 @@ def get_payment(payment_id: int):
                            "is sent to its order's cancel route (payment-through-order, with "
                            "`order_id` and `order_route`): only pedidos refunds here."})
 def refund(payment_id: int):
-    by_person = not _caller().is_internal
+    by_person = not forwarded_caller(Caller).is_internal
     return respond(_pagamentos().payments.refund(payment_id, by_person=by_person))
 
 
@@ -100,6 +90,6 @@ def refund(payment_id: int):
                            "`order_route`).",
                       503: "The database or the payment processor is unavailable."})
 def close_order(order_id: int):
-    if not _caller().is_internal:
+    if not forwarded_caller(Caller).is_internal:
         raise order_route_for_closing(order_id)
     return respond(_pagamentos().payments.close_order(order_id))

@@ -1,15 +1,15 @@
 """HTTP routes of pedidos: validate, call one use case (a read: the store), serialize."""
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, current_app
 
 from pedidos.bootstrap import Pedidos
 from pedidos.domain import Caller
 from pedidos.saga import PlaceOrder, PurchaseSaga, SagaOutcome
 from pedidos.schemas import EventOut, OrderCreate, OrderOut, OrderQuery, PlacedOrder
 from pedidos.store import NewOrder
-from veloz.core.errors import Unauthorized
 from veloz.core.identity import MAX_SUBJECT_LENGTH, ROLES_HEADER, USER_ID_HEADER
 from veloz.web.api import IDEMPOTENCY_KEY, HeaderParameter, operation, respond
+from veloz.web.context import forwarded_caller
 from veloz.web.idempotency import answers, key_from_request
 from veloz.web.paging import split_page
 from veloz.web.problems import problem_response
@@ -32,15 +32,6 @@ UPSTREAM_SLOW = "estoque or pagamentos did not answer in time."
 
 def _pedidos() -> Pedidos:
     return current_app.extensions["pedidos"]
-
-
-def _caller() -> Caller:
-    """Identity as forwarded by the gateway, which strips any copy a client sends."""
-    try:
-        return Caller.from_headers(request.headers.get(USER_ID_HEADER),
-                                   request.headers.get(ROLES_HEADER))
-    except ValueError as error:
-        raise Unauthorized(f"The caller's identity is not valid: {error}.") from None
 
 
 def _order(order) -> OrderOut:
@@ -76,7 +67,7 @@ def _saga_response(outcome: SagaOutcome) -> Response:
                     "(order `failed`, everything given back).",
                504: UPSTREAM_SLOW})
 def place_order(body: OrderCreate):
-    caller = _caller()
+    caller = forwarded_caller(Caller)
     key = key_from_request(caller.idempotency_scope, body.redacted())
     saga = _pedidos().saga
     command = PlaceOrder(NewOrder(
@@ -97,7 +88,7 @@ def _settled_answer(saga: PurchaseSaga, order: NewOrder) -> Response | None:
 @operation("List orders (keyset paged); a customer sees only its own", query=OrderQuery,
            headers=CALLER, responses={200: [OrderOut], 401: UNKNOWN_CALLER}, tags=TAGS)
 def list_orders(query: OrderQuery):
-    rows, headers = split_page(_pedidos().store.page(query, _caller()), query)
+    rows, headers = split_page(_pedidos().store.page(query, forwarded_caller(Caller)), query)
     return respond([_order(row) for row in rows], 200, headers)
 
 
@@ -105,14 +96,14 @@ def list_orders(query: OrderQuery):
 @operation("Get an order", headers=CALLER, tags=TAGS,
            responses={200: OrderOut, 401: UNKNOWN_CALLER, 404: NOT_VISIBLE})
 def get_order(order_id: int):
-    return respond(_order(_pedidos().store.visible(order_id, _caller())))
+    return respond(_order(_pedidos().store.visible(order_id, forwarded_caller(Caller))))
 
 
 @bp.get("/orders/<int:order_id>/events")
 @operation("Status history of an order, oldest first", headers=CALLER, tags=TAGS,
            responses={200: [EventOut], 401: UNKNOWN_CALLER, 404: NOT_VISIBLE})
 def order_events(order_id: int):
-    events = _pedidos().store.events(order_id, _caller())
+    events = _pedidos().store.events(order_id, forwarded_caller(Caller))
     return respond([EventOut.model_validate(event) for event in events])
 
 
@@ -124,4 +115,4 @@ def order_events(order_id: int):
                503: "The database, estoque or pagamentos is unavailable; cancel again.",
                504: UPSTREAM_SLOW})
 def cancel_order(order_id: int):
-    return respond(_order(_pedidos().cancellation.cancel(order_id, _caller())))
+    return respond(_order(_pedidos().cancellation.cancel(order_id, forwarded_caller(Caller))))

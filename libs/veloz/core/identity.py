@@ -8,6 +8,7 @@ never mistaken for "no user" (an internal caller).
 
 import re
 from dataclasses import dataclass
+from typing import Self
 
 USER_ID_HEADER, ROLES_HEADER = "X-User-Id", "X-User-Roles"
 KNOWN_ROLES = frozenset({"admin", "customer"})
@@ -29,7 +30,7 @@ class Caller:
     roles: frozenset[str] = frozenset()
 
     @classmethod
-    def from_headers(cls, user_id: str | None, roles: str | None) -> "Caller":
+    def from_headers(cls, user_id: str | None, roles: str | None) -> Self:
         """ValueError when a header is present but names no valid user or role."""
         if user_id is None:
             if roles is not None:

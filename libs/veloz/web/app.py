@@ -23,7 +23,7 @@ from veloz.web.codec import DecimalJSONProvider
 from veloz.web.context import RequestState
 from veloz.web.problems import register_problem_handlers
 from veloz.web.request_metrics import measure_requests, route
-from veloz.web.steps import add_request_step
+from veloz.web.steps import add_answer_headers, add_request_step
 from veloz.web.tracing import trace_requests
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -249,15 +249,13 @@ def _track_requests(app: Flask) -> None:
     def start(served: Request, state: RequestState) -> None:
         request_id = state.request_id = incoming_request_id(served.environ)
         request_id_var.set(request_id)
-
-    def finish(served: Request, state: RequestState, response: Response) -> None:
-        # Added, not set (which scans every header): only this step writes it.
-        response.headers.add(REQUEST_ID_HEADER, state.get("request_id", ""))
+        # The caller's id passed _VALID_REQUEST_ID; a new one is hex digits and dashes.
+        add_answer_headers(served, (REQUEST_ID_HEADER, request_id))
 
     def forget(state: RequestState, error: BaseException | None) -> None:
         request_id_var.set(None)
 
-    add_request_step(app, before=start, after=finish, teardown=forget)
+    add_request_step(app, before=start, teardown=forget)
 
 
 def _close_connections_when_draining(app: Flask) -> None:

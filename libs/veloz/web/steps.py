@@ -11,6 +11,12 @@ The order is Flask's: `before` steps in the order they were added (the first tha
 ends the phase: its error is the answer); `after` and `teardown` steps in the reverse order.
 An app's own hooks (the gateway's rate limit) run as Flask runs them, after every `before`
 step and, for `after` and `teardown`, before every step.
+
+A step states the answer's headers that are its own (the request id, the caller's budget)
+with `add_answer_headers`: they join the answer's headers as the server receives them,
+instead of going through werkzeug's `Headers`, which checks each value on the way in and
+copies every header again on the way out (about 9.5k instructions a header, where a
+bare read's answer has two headers and the gateway's nine).
 """
 
 from collections.abc import Callable
@@ -23,6 +29,7 @@ from veloz.web.context import RequestState, current_request, request_state
 Before = Callable[[Request, RequestState], None]
 After = Callable[[Request, RequestState, Response], None]
 Teardown = Callable[[RequestState, BaseException | None], None]
+_ANSWER_HEADERS = "veloz.answer_headers"  # the stated headers' list, in the request's environ
 
 
 @dataclass
@@ -48,12 +55,38 @@ def add_request_step(app: Flask, *, before: Before | None = None, after: After |
         steps.teardown.insert(0, teardown)
 
 
+def add_answer_headers(served: Request, *headers: tuple[str, str]) -> None:
+    """Headers the answer to `served` will carry, whatever answers it (the view, an error,
+    a refusal). Only for values the platform builds itself and knows to be one line of
+    visible ASCII (ids, numbers, `close`): nothing checks them again."""
+    served.environ[_ANSWER_HEADERS].extend(headers)
+
+
 def _steps_of(app: Flask) -> RequestSteps:
     steps = app.extensions.get("request_steps")
     if steps is None:
         steps = app.extensions["request_steps"] = RequestSteps()
         _run_steps(app, steps)
+        _state_answer_headers(app)
     return steps
+
+
+def _state_answer_headers(app: Flask) -> None:
+    """Around Flask's WSGI app: each request starts with no stated header, and its answer
+    starts with the ones its steps stated, after Flask's own."""
+    answer = app.wsgi_app
+
+    def with_stated_headers(environ, start_response):
+        stated: list[tuple[str, str]] = []
+        environ[_ANSWER_HEADERS] = stated
+
+        def start(status, headers, exc_info=None):
+            headers.extend(stated)
+            return start_response(status, headers, exc_info)
+
+        return answer(environ, start)
+
+    app.wsgi_app = with_stated_headers  # type: ignore[method-assign]
 
 
 def _run_steps(app: Flask, steps: RequestSteps) -> None:
