@@ -271,6 +271,8 @@ class ConnectionPool:
         self.port = url.port or (443 if self.scheme == "https" else 80)
         self.size, self.idle_seconds = size, idle_seconds
         self._tls = ssl.create_default_context() if self.scheme == "https" else None
+        self._host = headers.host_header(self.host, self.port,
+                                         443 if self.scheme == "https" else 80)
         self._kept: list[tuple[http.client.HTTPConnection, float]] = []
         self._lock = threading.Lock()
 
@@ -283,7 +285,7 @@ class ConnectionPool:
         connection = (None if fresh else self._lend()) or self._open(connect_timeout)
         try:
             connection.sock.settimeout(read_timeout)
-            connection.request(call.method, call.target, body=call.body, headers=call.headers)
+            self._send_request(connection, call)
             answer = connection.getresponse()
             data = answer.read()
         except TimeoutError as error:
@@ -295,6 +297,16 @@ class ConnectionPool:
         if connection.sock is not None:  # http.client let go of it if the answer closes it
             self._keep(connection)
         return Answer(answer.status, answer.headers, data)
+
+    def _send_request(self, connection: http.client.HTTPConnection, call: Call) -> None:
+        """`connection.request(...)`, its header lines written by veloz.net.headers in one
+        pass instead of one `putheader` call each (the request line is still http.client's,
+        which keeps the connection's state)."""
+        connection.putrequest(call.method, call.target, skip_host=True,
+                              skip_accept_encoding=True)
+        connection._output(  # type: ignore[attr-defined]  # http.client's own line buffer
+            headers.request_head(self._host, call.method, call.headers, call.body))
+        connection.endheaders(call.body)
 
     def _lend(self) -> http.client.HTTPConnection | None:
         with self._lock:
