@@ -12,7 +12,7 @@ from gateway.ratelimit import BUDGET_HEADERS
 from veloz.core.errors import NotFound
 from veloz.core.identity import ROLES_HEADER, USER_ID_HEADER
 from veloz.net.client import Answer
-from veloz.web.context import current_request, request_state
+from veloz.web.context import current_request, environ_key, request_state
 
 # OPTIONS goes on to the service like any method: its 405 lists what the path really takes.
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
@@ -30,9 +30,7 @@ NOT_RETURNED = HOP_BY_HOP | BUDGET_HEADERS | {"content-length", "content-encodin
 SUBRESOURCES = frozenset({"cancel", "events", "commit", "release", "restock", "reserve",
                           "write-off", "refund"})
 MAX_ROUTE_DEPTH = 3
-# Idempotency-Key in a WSGI environ: `in request.headers` raises and catches a KeyError
-# when the header is absent (about 20k instructions), which it is on every read.
-_KEY_IN_ENVIRON = "HTTP_IDEMPOTENCY_KEY"
+_KEY_IN_ENVIRON = environ_key("Idempotency-Key")  # absent on every read
 
 
 def proxy_blueprint() -> Blueprint:

@@ -189,14 +189,14 @@ def install_rate_limits(app: Flask, settings: GatewaySettings) -> None:
         if identity is not None and identity.is_admin:
             return  # an admin's calls are not counted
         allowed, budget = budgets.charge(identity, served.remote_addr)
-        add_answer_headers(served, *budget_headers(budget))
+        add_answer_headers(served, *_budget_headers(budget))
         if not allowed:
             raise _too_many(budget)
 
     add_request_step(app, before=spend_budget)
 
 
-def budget_headers(budget: Budget) -> tuple[tuple[str, str], ...]:
+def _budget_headers(budget: Budget) -> tuple[tuple[str, str], ...]:
     """What every limited caller is told of its budget as this call is counted: the IETF
     draft's RateLimit-* (reset in seconds) and the customary X-RateLimit-* (reset as a Unix
     time). Digits only: stated as they are (veloz.web.steps.add_answer_headers)."""

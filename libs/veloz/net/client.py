@@ -268,11 +268,11 @@ class ConnectionPool:
     def __init__(self, base_url: str, *, size: int, idle_seconds: float):
         url = urlsplit(base_url)
         self.scheme, self.host = url.scheme, url.hostname or ""
-        self.port = url.port or (443 if self.scheme == "https" else 80)
+        default_port = 443 if self.scheme == "https" else 80
+        self.port = url.port or default_port
         self.size, self.idle_seconds = size, idle_seconds
         self._tls = ssl.create_default_context() if self.scheme == "https" else None
-        self._host = headers.host_header(self.host, self.port,
-                                         443 if self.scheme == "https" else 80)
+        self._host = headers.host_header(self.host, self.port, default_port)
         self._kept: list[tuple[http.client.HTTPConnection, float]] = []
         self._lock = threading.Lock()
 

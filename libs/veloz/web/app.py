@@ -20,14 +20,14 @@ from veloz.telemetry.logs import configure_logging, request_id_var
 from veloz.telemetry.tracing import configure_tracing
 from veloz.web.api import OpenApiDocument, docs_blueprint
 from veloz.web.codec import DecimalJSONProvider
-from veloz.web.context import RequestState
+from veloz.web.context import RequestState, environ_key
 from veloz.web.problems import register_problem_handlers
 from veloz.web.request_metrics import measure_requests, route
 from veloz.web.steps import add_answer_headers, add_request_step
 from veloz.web.tracing import trace_requests
 
 REQUEST_ID_HEADER = "X-Request-ID"
-_REQUEST_ID_KEY = "HTTP_X_REQUEST_ID"  # the header's name in a WSGI environ
+_REQUEST_ID_KEY = environ_key(REQUEST_ID_HEADER)
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _SLASHES = re.compile(r"/{2,}")
 # RFC 9562 variant: the top two bits of the 17th hex digit are 10.

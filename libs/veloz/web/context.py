@@ -14,11 +14,18 @@ from veloz.core.errors import Unauthorized
 from veloz.core.identity import ROLES_HEADER, USER_ID_HEADER, Caller
 
 C = TypeVar("C", bound=Caller)
-# The identity headers in a WSGI environ. Read there: werkzeug's `headers.get` finds a header
-# that is not there by raising and catching a KeyError (about 20k instructions), and a call
-# from another service (pedidos charging, reserving) carries neither.
-_USER_ID_KEY, _ROLES_KEY = (f"HTTP_{name.upper().replace('-', '_')}"
-                            for name in (USER_ID_HEADER, ROLES_HEADER))
+
+
+def environ_key(header: str) -> str:
+    """Where a WSGI environ holds a request header: `Idempotency-Key` ->
+    `HTTP_IDEMPOTENCY_KEY`. A header that is often absent is read there, not through
+    `request.headers`, which finds a missing header by raising and catching a KeyError
+    (about 20k instructions a lookup)."""
+    return "HTTP_" + header.upper().replace("-", "_")
+
+
+# A call from another service (pedidos charging, reserving) carries neither.
+_USER_ID_KEY, _ROLES_KEY = environ_key(USER_ID_HEADER), environ_key(ROLES_HEADER)
 
 
 def current_request() -> Request:

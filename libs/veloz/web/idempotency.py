@@ -35,8 +35,9 @@ from veloz.data.idempotency import (
     StoredAnswer,
     fingerprint_of,
 )
+from veloz.web.context import environ_key
 
-_KEY_IN_ENVIRON = "HTTP_" + HEADER.upper().replace("-", "_")
+_KEY_IN_ENVIRON = environ_key(HEADER)  # most orders come without one
 
 
 def keep_answers(app: Flask, table: Table, takeover_seconds: float = 60.0) -> None:
@@ -52,8 +53,6 @@ def answers() -> "EdgeReplay":
 
 def key_from_request(scope: str, body: BaseModel) -> IdempotencyKey | None:
     """The request's key with a fingerprint of its validated body, or None without a key."""
-    # From the WSGI environ: werkzeug's `headers.get` finds an absent header by raising and
-    # catching a KeyError (about 20k instructions), and most orders come without a key.
     key = request.environ.get(_KEY_IN_ENVIRON)
     if key is None:
         return None

@@ -58,7 +58,7 @@ def add_request_step(app: Flask, *, before: Before | None = None, after: After |
 def add_answer_headers(served: Request, *headers: tuple[str, str]) -> None:
     """Headers the answer to `served` will carry, whatever answers it (the view, an error,
     a refusal). Only for values the platform builds itself and knows to be one line of
-    visible ASCII (ids, numbers, `close`): nothing checks them again."""
+    visible ASCII (ids, numbers): nothing checks them again."""
     served.environ[_ANSWER_HEADERS].extend(headers)
 
 
