@@ -14,13 +14,19 @@ gateway of another source tree (say `git archive <commit> | tar -x -C DIR`), sta
 the platform's against the same services: before and after in one session. `--token
 customer` sends a customer's bearer token with every read (anonymous otherwise).
 
+`--without FEATURE[,FEATURE]` adds this tree's gateway without those features
+(loadtest/gateway_without.py), `--without each` one without each feature and one without all
+of them: the table at the end says what each costs a read, in ms and as a share of the bare
+proxy's, measured in the same rounds as the whole gateway.
+
 `--profile OUT` then samples each gateway with py-spy (only the thread holding the GIL) under
 the same load: a speedscope profile and collapsed stacks per target, and `features.txt`, the
 CPU per read charged to the gateway's features (`FEATURES`), in µs.
 
     .venv/bin/python loadtest/gateway_cost.py [--rounds 3] [--seconds 8] [--slices 4]
         [--clients 16]
-        [--token customer] [--compare before=/tmp/before] [--profile bench/profiles/<name>]
+        [--token customer] [--compare before=/tmp/before] [--without each]
+        [--profile bench/profiles/<name>]
 
 Traffic goes to 127.0.0.1 only, bounded in rounds and seconds.
 """
@@ -41,6 +47,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import gateway_without
 import requests
 from bare_proxy import bare_flask_proxy
 from cpu_per_order import SECRET, cpu_seconds, fresh_platform
@@ -51,6 +58,9 @@ from veloz.dev.devstack import Platform, free_ports
 ENV = {"JWT_SECRET": SECRET, "PAYMENT_DECLINE_RATE": "0",
        "RATE_LIMIT_DEFAULT": "100000/minute", "RATE_LIMIT_ANONYMOUS": "1000000/minute"}
 BARE = "bare"
+GATEWAY = "gateway"
+HERE = Path(__file__).resolve().parent
+EACH = "each"
 
 
 @dataclass(frozen=True)
@@ -120,14 +130,44 @@ def rounds(targets: list[Target], path: str, headers: dict, args) -> list[dict]:
         results.append(round_figures)
         print(f"round {number + 1} ({', '.join(t.name for t in order)}):", flush=True)
         for name, figure in round_figures.items():
-            print(f"  {name:<10} {figure['cpu_ms']:6.3f} ms/read  "
+            print(f"  {name:<12} {figure['cpu_ms']:6.3f} ms/read  "
                   f"{figure['requests_per_second']:7.1f} req/s  cpu x{figure['cpu_ratio']:.3f}"
                   f"  rate x{figure['rate_ratio']:.3f}", flush=True)
     return results
 
 
+def ablations(requested: list[str]) -> list[str]:
+    """GATEWAY_WITHOUT values of the gateways `--without` asks for, each checked."""
+    values = []
+    for value in requested:
+        if value == EACH:
+            values += [*gateway_without.FEATURES, gateway_without.ALL]
+        else:
+            values.append(",".join(gateway_without.taken_out(value)))
+    return list(dict.fromkeys(values))
+
+
+def feature_costs(results: list[dict]) -> str:
+    """What the features each `--without` gateway lacks cost a read: the whole gateway's CPU
+    per read less that gateway's, in ms and as a share of the bare proxy's, per round and
+    over all rounds (the rounds' mean)."""
+    names = [name for name in results[0] if name.startswith("-")]
+    lines = ["what the features cost a read (the gateway's CPU less the one without them):",
+             "without".ljust(28) + "ms per round".ljust(30) + "x bare per round".ljust(30)
+             + "mean ms  mean x bare"]
+    for name in names:
+        saved = [round_figures[GATEWAY]["cpu_ms"] - round_figures[name]["cpu_ms"]
+                 for round_figures in results]
+        shares = [cut / round_figures[BARE]["cpu_ms"]
+                  for cut, round_figures in zip(saved, results, strict=True)]
+        lines.append(name[1:][:27].ljust(28) + " ".join(f"{cut:6.3f}" for cut in saved).ljust(30)
+                     + " ".join(f"{share:6.3f}" for share in shares).ljust(30)
+                     + f"{sum(saved) / len(saved):7.3f}  {sum(shares) / len(shares):11.3f}")
+    return "\n".join(lines) + "\n"
+
+
 def gateway_environment(platform: Platform, source: Path, run_dir: Path, port: int,
-                        metrics_port: int) -> dict:
+                        metrics_port: int, without: str = "") -> dict:
     """The platform gateway's environment for a gateway built from another source tree."""
     metrics = run_dir / "metrics"
     metrics.mkdir(parents=True, exist_ok=True)
@@ -136,19 +176,23 @@ def gateway_environment(platform: Platform, source: Path, run_dir: Path, port: i
     return {**os.environ, "BIND": f"127.0.0.1:{port}", "METRICS_BIND": f"127.0.0.1:{metrics_port}",
             "PROMETHEUS_MULTIPROC_DIR": str(metrics), "PYTHONUNBUFFERED": "1",
             "SERVICE_NAME": "api-gateway", "DRAIN_FILE": str(run_dir / "draining"),
-            "PYTHONPATH": f"{source / 'libs'}:{source / 'api-gateway'}", **backends, **ENV}
+            "PYTHONPATH": f"{source / 'libs'}:{source / 'api-gateway'}:{HERE}",
+            gateway_without.VARIABLE: without, **backends, **ENV}
 
 
 @contextlib.contextmanager
-def gateway_from(platform: Platform, name: str, source: Path) -> Iterator[Target]:
+def gateway_from(platform: Platform, name: str, source: Path,
+                 without: str = "") -> Iterator[Target]:
     """The gateway of the tree `source`, as the platform runs its own (gunicorn with
-    veloz.run.gunicorn_conf), against the platform's services."""
+    veloz.run.gunicorn_conf), against the platform's services; with `without`, this tree's
+    gateway without those features (loadtest/gateway_without.py)."""
     run_dir, (port, metrics_port) = Path(tempfile.mkdtemp(prefix=f"veloz-{name}-")), free_ports(2)
     with (run_dir / "out.log").open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-c", "python:veloz.run.gunicorn_conf",
-             "gateway.app:create_app()"], cwd=source,
-            env=gateway_environment(platform, source, run_dir, port, metrics_port),
+             "gateway_without:create_app()" if without else "gateway.app:create_app()"],
+            cwd=source, env=gateway_environment(platform, source, run_dir, port, metrics_port,
+                                                without),
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True)
     try:
@@ -301,6 +345,11 @@ def main() -> None:
     parser.add_argument("--compare", action="append", default=[],
                         help="[NAME=]DIR: another source tree whose gateway is read through "
                              "too (named NAME, else compare1, compare2...)")
+    parser.add_argument("--without", action="append", default=[],
+                        help="FEATURE[,FEATURE...]: this tree's gateway without those features "
+                             f"is read through too ({', '.join(gateway_without.FEATURES)}, "
+                             f"{gateway_without.ALL}); `{EACH}`: one gateway without each "
+                             "feature, and one without all")
     parser.add_argument("--profile", type=Path, help="folder for py-spy profiles")
     parser.add_argument("--json", type=Path, help="write every round's figures here")
     parser.add_argument("--charge", type=Path, help="only redo a --profile folder's table")
@@ -315,17 +364,22 @@ def main() -> None:
         item = requests.post(f"{platform.url('api-gateway')}/items", headers=admin, timeout=10,
                              json={"name": "Vitrine", "quantity": 1, "price": 1}).json()
         path = f"/items/{item['id']}"
-        targets = [Target("gateway", platform.url("api-gateway"),
+        targets = [Target(GATEWAY, platform.url("api-gateway"),
                           platform.processes["api-gateway"].pid)]
         for number, compared in enumerate(args.compare):
             name, _, source = compared.rpartition("=")
             targets.append(stack.enter_context(gateway_from(
                 platform, name or f"compare{number + 1}", Path(source).resolve())))
+        for without in ablations(args.without):
+            targets.append(stack.enter_context(gateway_from(
+                platform, f"-{without}", HERE.parent, without)))
         bare = stack.enter_context(bare_flask_proxy(platform.url("estoque-service")))
         targets.append(Target(BARE, bare.url, bare.pid))
         for target in targets:  # warm up: pools, caches, first imports
             measure(target, path, headers, args.clients, 1)
         results = rounds(targets, path, headers, args)
+        if args.without:
+            print(feature_costs(results), end="")
         if args.json:
             args.json.parent.mkdir(parents=True, exist_ok=True)
             args.json.write_text(json.dumps({"compare": args.compare,

@@ -10,9 +10,10 @@ while one app answers its calls, and reports instructions per call for:
 
 - `bare`: the bare Flask proxy (loadtest/bare_proxy.py);
 - `gateway`: the api-gateway as `make up` builds it;
-- `gateway - <feature>`: the same app with that feature's request hooks and steps taken out
-  (or, for the access line, its logger switched off while the app answers), so the
-  difference is what the feature costs a read;
+- `gateway - <feature>`: the same app without that feature, taken out as
+  `gateway_cost.py --without` takes it out when timing (loadtest/gateway_without.py: the
+  same names), while the app is built and while it answers, so the difference is what the
+  feature costs a read; `gateway - all` without every one of them;
 - `gateway - hooks`: every hook out: Flask, the proxy view (auth, breaker, header filters,
   the call) and nothing else;
 - `gateway - hooks - <part>`: that, with one part of the proxy view replaced while it answers
@@ -30,56 +31,39 @@ Traffic goes to 127.0.0.1 only, bounded in calls.
 """
 
 import functools
-import logging
 import tempfile
-from contextlib import contextmanager, nullcontext
+from contextlib import ExitStack, contextmanager, nullcontext
 from pathlib import Path
 from unittest.mock import patch
 
 import callgrind_count
+import gateway_without
 from cpu_per_order import fresh_platform
 from gateway_inprocess import ENV, build_apps, item_read, quiet_stdout
 
 from veloz.net.client import Call
 
-# Each feature by the function that installs its hooks (their qualified names start with it).
-FEATURES = {
-    "request id": "veloz.web.app._track_requests",
-    "RED metrics and access line": "veloz.web.request_metrics.measure_requests",
-    "exact path": "veloz.web.app._refuse_empty_segments",
-    "tracing": "veloz.web.tracing.trace_requests",
-    "drain": "veloz.web.app._close_connections_when_draining",
-    "rate limit": "gateway.ratelimit.",
-    "rejection count": "gateway.app._count_rejections",
-}
 HOOK_LISTS = ("before_request_funcs", "after_request_funcs", "teardown_request_funcs")
 
 
-def without_hooks(app, prefix: str) -> int:
-    """Takes out every request hook and request step (veloz.web.steps) whose module-qualified
-    name starts with `prefix`."""
+def without_hooks(app) -> None:
+    """Takes out every request hook and request step (veloz.web.steps) of `app`."""
     steps = app.extensions["request_steps"]
-    lists = [*(functions for attribute in HOOK_LISTS
-               for functions in getattr(app, attribute).values()),
-             steps.before, steps.after, steps.teardown]
-    taken = 0
-    for functions in lists:
-        kept = [function for function in functions
-                if not f"{function.__module__}.{function.__qualname__}".startswith(prefix)]
-        taken += len(functions) - len(kept)
-        functions[:] = kept
-    return taken
+    for functions in [*(functions for attribute in HOOK_LISTS
+                        for functions in getattr(app, attribute).values()),
+                      steps.before, steps.after, steps.teardown]:
+        functions.clear()
 
 
 @contextmanager
-def access_line_off():
-    """The access logger switched off: the hooks still run up to `access_log.info`."""
-    logger = logging.getLogger("veloz.access")
-    logger.disabled = True
-    try:
+def without(*features: str):
+    """This tree's gateway without `features` (gateway_without.FEATURES) in this block."""
+    with ExitStack() as stack:
+        for feature in features:
+            gateway_without.take_out(feature, lambda owner, attribute, replacement:
+                                     stack.enter_context(patch.object(owner, attribute,
+                                                                      replacement)))
         yield
-    finally:
-        logger.disabled = False
 
 
 def view_switches() -> dict:
@@ -112,13 +96,14 @@ def variants(platform) -> dict:
     gateway, and the gateway without each feature."""
     apps = {name: (app, nullcontext) for name, app in build_apps(platform).items()}
     from gateway.app import create_app
-    apps["gateway - access line"] = (apps["gateway"][0], access_line_off)
-    for feature, prefix in {**FEATURES, "hooks": ""}.items():
-        app = create_app()
-        if not without_hooks(app, prefix):
-            raise RuntimeError(f"no hook of {feature!r} ({prefix}) in the gateway")
-        apps[f"gateway - {feature}"] = (app, nullcontext)
-    hookless = apps["gateway - hooks"][0]
+    for name in [*gateway_without.FEATURES, gateway_without.ALL]:
+        features = gateway_without.taken_out(name)
+        with without(*features):
+            app = create_app()
+        apps[f"gateway - {name}"] = (app, functools.partial(without, *features))
+    hookless = create_app()
+    without_hooks(hookless)
+    apps["gateway - hooks"] = (hookless, nullcontext)
     for part, switch in view_switches().items():
         apps[f"gateway - hooks - {part}"] = (hookless, switch)
     return apps
