@@ -10,6 +10,13 @@ it, 16 clients, one-item orders through the gateway) with its own code on PYTHON
 ABBA order per round (this tree, the revision, the revision, this tree), so a drift of the
 host's speed during a round falls on both alike.
 
+Each tree's own load generator posts its orders. This tree's posts through veloz.net's pooled
+client (0.3 ms of CPU per order, since 2026-12-07); a revision's from before then posts through
+`requests` (1.0 ms), which shares the two cores with the platform too: against such a revision
+this tree's orders/s and p99 gain from its lighter load generator as well (+6-9 % orders/s in
+two ABAB pairs of the two generators against the same code). CPU per paid order counts the
+services' processes only and is not moved by it.
+
 The revision comes from `git archive` into a temporary folder and runs with this tree's
 virtualenv; it needs a `loadtest/cpu_per_order.py` of its own that prints the same JSON
 (every revision since a4bc7f3 has one) and no package this virtualenv lacks (90d22e6, the
