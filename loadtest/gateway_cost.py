@@ -168,7 +168,8 @@ def feature_costs(results: list[dict]) -> str:
 
 def gateway_environment(platform: Platform, source: Path, run_dir: Path, port: int,
                         metrics_port: int, without: str = "") -> dict:
-    """The platform gateway's environment for a gateway built from another source tree."""
+    """The platform gateway's environment for a gateway built from another source tree, or
+    from this one without the features `without` names."""
     metrics = run_dir / "metrics"
     metrics.mkdir(parents=True, exist_ok=True)
     backends = {f"{name.upper()}_URL": platform.url(f"{name}-service")
@@ -382,7 +383,7 @@ def main() -> None:
             print(feature_costs(results), end="")
         if args.json:
             args.json.parent.mkdir(parents=True, exist_ok=True)
-            args.json.write_text(json.dumps({"compare": args.compare,
+            args.json.write_text(json.dumps({"compare": args.compare, "without": args.without,
                                              "token": args.token, "rounds": results},
                                             indent=2) + "\n")
         if args.profile:
