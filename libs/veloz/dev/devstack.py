@@ -422,11 +422,17 @@ def _prometheus_lines(prometheus: subprocess.Popen | None) -> list[str]:
 
 
 def admin_token() -> str | None:
+    """An admin token for the announcement, or None when none could be minted: the token tool
+    is not installed, or it failed or was stopped (Ctrl-C reaches the whole process group,
+    this child too, while `make up` is still starting)."""
     if importlib.util.find_spec("gateway.token") is None:
         return None
-    result = subprocess.run([sys.executable, "-m", "gateway.token", "--role", "admin"],
-                            env={**os.environ, "JWT_SECRET": jwt_secret()}, cwd=REPO_ROOT,
-                            capture_output=True, text=True, timeout=30, check=True)
+    try:
+        result = subprocess.run([sys.executable, "-m", "gateway.token", "--role", "admin"],
+                                env={**os.environ, "JWT_SECRET": jwt_secret()}, cwd=REPO_ROOT,
+                                capture_output=True, text=True, timeout=30, check=True)
+    except (subprocess.SubprocessError, OSError):
+        return None
     return result.stdout.strip()
 
 
@@ -445,6 +451,8 @@ def _announce(platform: Platform, prometheus: subprocess.Popen | None) -> None:
     token = admin_token()
     if token:
         lines += ["", "Admin token (1 h):", f"  export TOKEN={token}"]
+    else:
+        lines += ["", "Admin token: export TOKEN=$(make -s token ROLE=admin)"]
     lines += ["", "Ctrl-C stops everything.", ""]
     print("\n".join(lines), flush=True)
 
@@ -466,7 +474,8 @@ def up() -> int:
     signal.signal(signal.SIGHUP, request_restart)
     with platform:
         prometheus = start_prometheus(platform)
-        _announce(platform, prometheus)
+        if not stopping:  # Ctrl-C while starting: stop, without saying it is up
+            _announce(platform, prometheus)
         UP_PID_FILE.write_text(str(os.getpid()))
         while not stopping and not platform.exited():
             if restarting:
