@@ -2,6 +2,8 @@
 is still starting reaches that child too (the whole foreground process group gets it), and
 `make up` must then stop cleanly, not end in a traceback."""
 
+import sys
+
 import jwt
 
 from veloz.dev import devstack
@@ -19,8 +21,10 @@ def test_the_announcement_mints_an_admin_token(monkeypatch):
 
 def test_a_token_child_stopped_by_ctrl_c_leaves_no_token_and_no_error(tmp_path, monkeypatch):
     monkeypatch.setenv("JWT_SECRET", SECRET)
-    interrupted = tmp_path / "python"
-    interrupted.write_text("#!/bin/sh\nkill -INT $$\n")
+    interrupted = tmp_path / "python"  # dies of SIGINT, even where it starts ignored (CI)
+    interrupted.write_text(f"#!{sys.executable}\nimport os, signal\n"
+                           "signal.signal(signal.SIGINT, signal.SIG_DFL)\n"
+                           "os.kill(os.getpid(), signal.SIGINT)\n")
     interrupted.chmod(0o755)
     monkeypatch.setattr(devstack.sys, "executable", str(interrupted))
     assert devstack.admin_token() is None

@@ -433,7 +433,7 @@ def admin_token() -> str | None:
                                 capture_output=True, text=True, timeout=30, check=True)
     except (subprocess.SubprocessError, OSError):
         return None
-    return result.stdout.strip()
+    return result.stdout.strip() or None
 
 
 def server_url_from_environment() -> str:
