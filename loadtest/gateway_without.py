@@ -14,8 +14,8 @@ name takes out what it says and that reads are still relayed.
 Never a way to run the platform: only the bench starts it, on 127.0.0.1.
 """
 
-import importlib
 import os
+import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -91,19 +91,10 @@ def take_out(name: str, replace: Callable[[Any, str, object], None] = setattr) -
     pytest's `monkeypatch.setattr` in the tests). An attribute that is not there any more
     raises, as the feature would otherwise silently stay in."""
     for dotted, attribute, replacement in FEATURES[name].replaced:
-        target = _owner(dotted)
+        target = pkgutil.resolve_name(dotted)
         if not hasattr(target, attribute):
             raise AttributeError(f"{dotted}.{attribute} is gone: update {__name__}.FEATURES")
         replace(target, attribute, replacement)
-
-
-def _owner(dotted: str) -> Any:
-    """The module, or the class in a module, named `dotted`."""
-    try:
-        return importlib.import_module(dotted)
-    except ModuleNotFoundError:
-        module, _, name = dotted.rpartition(".")
-        return getattr(importlib.import_module(module), name)
 
 
 def create_app() -> Flask:
